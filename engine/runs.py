@@ -1,0 +1,306 @@
+"""Run directories, run.json, the lock that keeps one engine per run, and the run registry.
+
+Torch-free: the TUI imports this module. See DESIGN.md, "Run directory".
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from engine import __version__
+from engine.events import EVENTS_FILE, parse_line
+
+RUN_JSON = "run.json"
+LOCK_FILE = "engine.lock"
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "engine.log"
+
+# Statuses stored in run.json; "live" and "crashed" are derived (see RunInfo.state).
+RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
+
+
+class RunLockedError(RuntimeError):
+    def __init__(self, run_dir: Path, pid: int | None) -> None:
+        self.run_dir, self.pid = run_dir, pid
+        holder = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"{run_dir}: already in use by a running engine ({holder}); "
+            "stop it first or pick another run"
+        )
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].strip("-") or "run"
+
+
+def new_run_id(name: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{slugify(name)}"
+
+
+def create_run_dir(output_dir: str | Path, name: str) -> Path:
+    """Make runs/<run-id>/ (a suffix -2, -3... where that id exists already)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id(name)
+    for n in range(1, 1000):
+        candidate = output_dir / (run_id if n == 1 else f"{run_id}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{output_dir}: could not create a new run directory")
+
+
+def read_run_json(run_dir: str | Path) -> dict[str, Any]:
+    try:
+        data = json.loads((Path(run_dir) / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_run_json(run_dir: str | Path, data: dict[str, Any]) -> None:
+    path = Path(run_dir) / RUN_JSON
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def update_run_json(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
+    data = read_run_json(run_dir)
+    data.update(fields)
+    write_run_json(run_dir, data)
+    return data
+
+
+def start_record(run_dir: Path, argv: list[str], total_steps: int) -> dict[str, Any]:
+    """run.json as an engine starts (fresh or resumed)."""
+    data = read_run_json(run_dir)
+    data.update(
+        run_id=run_dir.name,
+        status=RUNNING,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started=data.get("started") or time.time(),
+        resumed=time.time() if data.get("started") else None,
+        ended=None,
+        engine_version=__version__,
+        argv=argv,
+        total_steps=total_steps,
+    )
+    write_run_json(run_dir, data)
+    return data
+
+
+class RunLock:
+    """An exclusive flock on RUN_DIR/engine.lock, released by the kernel if the process dies."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise RunLockedError(self.run_dir, lock_holder(self.run_dir)) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(run_dir: str | Path) -> int | None:
+    try:
+        text = (Path(run_dir) / LOCK_FILE).read_text().strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_locked(run_dir: str | Path) -> bool:
+    """True while an engine holds the run's lock (i.e. the run is live)."""
+    path = Path(run_dir) / LOCK_FILE
+    if not path.exists():
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM) -> bool:
+    """Ask a live run's engine to stop (SIGTERM: finish the step, checkpoint, exit 0)."""
+    if not is_locked(run_dir):
+        return False
+    pid = read_run_json(run_dir).get("pid") or lock_holder(run_dir)
+    if not pid_alive(pid):
+        return False
+    os.kill(pid, sig)
+    return True
+
+
+def _tail_lines(path: Path, max_bytes: int = 256 << 10) -> list[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except OSError:
+        return []
+    lines = data.split(b"\n")
+    if size > max_bytes:
+        lines = lines[1:]  # the first one is probably cut
+    return lines
+
+
+@dataclass
+class RunInfo:
+    run_dir: Path
+    run_id: str
+    status: str  # from run.json: running | completed | stopped | failed | unknown
+    live: bool
+    step: int = 0
+    total_steps: int | None = None
+    last_loss: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    method: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state(self) -> str:
+        """live | completed | stopped | failed | crashed (status running, engine gone)."""
+        if self.live:
+            return "live"
+        if self.status == RUNNING:
+            return "crashed"
+        return self.status
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None:
+            return None
+        end = time.time() if self.live else (self.ended or None)
+        return None if end is None else max(0.0, end - self.started)
+
+    @property
+    def resumable(self) -> bool:
+        return not self.live and self.state in ("stopped", "failed", "crashed")
+
+
+def run_info(run_dir: str | Path) -> RunInfo:
+    run_dir = Path(run_dir)
+    meta = read_run_json(run_dir)
+    info = RunInfo(
+        run_dir=run_dir,
+        run_id=meta.get("run_id") or run_dir.name,
+        status=meta.get("status") or "unknown",
+        live=is_locked(run_dir),
+        total_steps=meta.get("total_steps"),
+        started=meta.get("started"),
+        ended=meta.get("ended"),
+        method=meta.get("method"),
+    )
+    for raw in reversed(_tail_lines(run_dir / EVENTS_FILE)):
+        event = parse_line(raw)
+        if event is None:
+            continue
+        kind = event.get("type")
+        if kind == "step" and info.last_loss is None:
+            info.step = int(event.get("step") or 0)
+            loss = event.get("loss")
+            info.last_loss = float(loss) if isinstance(loss, (int, float)) else None
+        elif kind == "error" and info.error is None:
+            info.error = str(event.get("message", ""))
+        elif kind == "finished" and info.last_loss is None and not info.step:
+            info.step = int(event.get("step") or 0)
+        if info.last_loss is not None:
+            break
+    return info
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / RUN_JSON).exists() or (path / EVENTS_FILE).exists())
+
+
+def list_runs(output_dir: str | Path) -> list[RunInfo]:
+    """Every run under output_dir, newest first."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    runs = [run_info(p) for p in output_dir.iterdir() if is_run_dir(p)]
+    runs.sort(key=lambda r: (r.started or 0.0, r.run_id), reverse=True)
+    return runs
+
+
+def live_runs(output_dir: str | Path) -> list[RunInfo]:
+    return [r for r in list_runs(output_dir) if r.live]
+
+
+def latest_resumable(output_dir: str | Path) -> RunInfo | None:
+    """The newest run under output_dir whose status is not completed (and not live)."""
+    for info in list_runs(output_dir):
+        if info.status != COMPLETED and not info.live:
+            return info
+    return None
+
+
+def utc_iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
