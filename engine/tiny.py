@@ -215,3 +215,13 @@ def ensure_tiny(cache_dir: str | Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def builtin_path(kind: str, cache_dir: str | Path | None = None) -> Path:
+    """Where `builtin:tiny` points for a model ("model") or data ("images"); torch-free."""
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    return root / ("model" if kind == "model" else "images")
+
+
+def is_built(cache_dir: str | Path | None = None) -> bool:
+    return (builtin_path("model", cache_dir) / "model_index.json").exists()
