@@ -142,11 +142,11 @@ def make_messy_folder(folder: Path, size: int = 64) -> dict:
     rgba.paste(clear, (size // 2, 0))  # right half fully transparent (black underneath)
     rgba.save(folder / "rgba.png")
 
-    concept_image(0, size, seed=1).quantize(colors=16).save(folder / "palette.png")
+    concept_image(5, size).quantize(colors=16).save(folder / "palette.png")
 
     # stored landscape, EXIF orientation 6 (rotate 90 deg clockwise to display): portrait
     stored_w, stored_h = size, size * 3 // 4
-    rotated = draw_concept((stored_w, stored_h))
+    rotated = draw_concept((stored_w, stored_h), center=(0.3, 0.6), radius=0.25)
     ImageDraw.Draw(rotated).rectangle((0, 0, stored_w - 1, max(stored_h // 8, 2)), fill=(0, 0, 255))
     exif = Image.Exif()
     exif[0x0112] = 6
