@@ -1,0 +1,167 @@
+"""Checkpoints: whole or absent (written to a temp folder, then renamed), newest N kept.
+
+checkpoints/step-000500/
+  state.json                        step, method, train_text_encoder, world_size
+  unet.safetensors                  the UNet's trainable parameters (LoRA: the adapter weights)
+  text_encoder.safetensors          when the text encoder is trained
+  pytorch_lora_weights.safetensors  LoRA runs: diffusers format, for `load_lora_weights`
+  optimizer.pt  scheduler.pt        optimizer and LR scheduler state
+  rng-<rank>.pt                     every RNG state of each process
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine import faults
+
+CHECKPOINTS = "checkpoints"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return run_dir / CHECKPOINTS / f"step-{step:06d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    root = run_dir / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and (p / "state.json").exists():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        name: p.detach().to("cpu", copy=True).contiguous()
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
+
+
+def load_trainable(model: torch.nn.Module, path: Path) -> None:
+    state = load_file(str(path))
+    params = dict(model.named_parameters())
+    missing = [k for k in state if k not in params]
+    if missing:
+        raise RuntimeError(
+            f"{path}: {len(missing)} weights do not fit the model (e.g. {missing[0]})"
+        )
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+
+
+def rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def temp_dir(run_dir: Path, step: int) -> Path:
+    return run_dir / CHECKPOINTS / f".tmp-step-{step:06d}"
+
+
+def write_rank_state(tmp: Path, rank: int) -> None:
+    """Every rank writes its own RNG state into the temp folder (before the main one renames)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+
+
+def write_checkpoint(
+    run_dir: Path,
+    step: int,
+    unet,
+    text_encoder,
+    optimizer,
+    lr_scheduler,
+    meta: dict[str, Any],
+    lora_writer=None,
+) -> Path:
+    """Main process: write the temp folder, fsync, rename. Raises OSError (disk full...)."""
+    tmp = temp_dir(run_dir, step)
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        faults.check_disk(step)
+        save_file(trainable_state(unet), str(tmp / "unet.safetensors"))
+        if text_encoder is not None:
+            save_file(trainable_state(text_encoder), str(tmp / "text_encoder.safetensors"))
+        if lora_writer is not None:
+            lora_writer(tmp)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **meta}, indent=2))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        final = checkpoint_dir(run_dir, step)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def prune(run_dir: Path, keep: int | None) -> list[Path]:
+    if not keep:
+        return []
+    found = list_checkpoints(run_dir)
+    removed = []
+    for _, path in found[:-keep] if len(found) > keep else []:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    return json.loads((path / "state.json").read_text())
+
+
+def load_checkpoint(path: Path, unet, text_encoder, optimizer, lr_scheduler, rank: int) -> int:
+    """Restore weights, optimizer, scheduler and this rank's RNG; returns the step."""
+    state = read_state(path)
+    load_trainable(unet, path / "unet.safetensors")
+    if text_encoder is not None and (path / "text_encoder.safetensors").exists():
+        load_trainable(text_encoder, path / "text_encoder.safetensors")
+    optimizer.load_state_dict(
+        torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
+    )
+    lr_scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    rng = path / f"rng-{rank}.pt"
+    if rng.exists():
+        set_rng_state(torch.load(rng, weights_only=False))
+    return int(state["step"])

@@ -1,0 +1,333 @@
+"""`dreambooth-tui` and `python -m engine`: the app, the demo and the headless verbs.
+
+Importing this module is cheap (no torch): the verbs that need torch import it when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from engine import __version__
+
+VERBS = ("demo", "train", "check", "generate", "runs", "push-dataset", "push-model", "tiny", "run")
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------------------- app / demo
+def sample_configs_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "sample_configs", here / "sample_configs"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "sample_configs"
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    config = Path(args.config) if args.config else None
+    if config is not None and not config.exists():
+        return fail(f"{config}: config file not found")
+    from tui.app import run_app
+
+    return run_app(config_path=config, images=args.images) or 0
+
+
+def ensure_tiny_subprocess() -> int:
+    """Build the tiny model in a child process, so this (app) process never imports torch."""
+    from engine.tiny import is_built
+
+    if is_built():
+        return 0
+    print("building the tiny demo model (once, about 15 s)...", file=sys.stderr)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "tiny", "--cache"], stdin=subprocess.DEVNULL
+    )
+    return proc.returncode
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    code = ensure_tiny_subprocess()
+    if code:
+        return fail("could not build the tiny demo model", 1)
+    config = Path(args.config or "dreambooth-demo.yaml")
+    if not config.exists():
+        config.write_text(
+            (sample_configs_dir() / "demo.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+        print(f"wrote {config} (the demo config: tiny model, CPU)", file=sys.stderr)
+    if args.no_app:
+        return 0
+    from tui.app import run_app
+
+    return run_app(config_path=config, demo=True, images=args.images) or 0
+
+
+def cmd_tiny(args: argparse.Namespace) -> int:
+    from engine import tiny
+
+    if args.cache or not args.dir:
+        folder = tiny.ensure_tiny(args.dir or None)
+    else:
+        folder = tiny.build(args.dir)
+    print(f"tiny model: {folder / 'model'}\nimages:     {folder / 'images'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- config loading
+def load_cli_config(path: str, overrides: dict | None = None):
+    from engine.config import ConfigError, check_paths, read_config
+
+    try:
+        cfg, warnings = read_config(path, overrides)
+        check_paths(cfg, source=path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return cfg
+
+
+def train_overrides(args: argparse.Namespace) -> dict:
+    train: dict = {}
+    if getattr(args, "output_dir", None):
+        train["output_dir"] = args.output_dir
+    if getattr(args, "max_train_steps", None):
+        train["max_train_steps"] = args.max_train_steps
+    if getattr(args, "num_processes", None):
+        train["num_processes"] = args.num_processes
+    return {"train": train} if train else {}
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = load_cli_config(args.config, train_overrides(args))
+    if cfg is None:
+        return 2
+    from engine.config import BUILTIN_TINY, is_local_path, summary
+
+    tc = cfg.train
+    folders = [("train.instance_data", tc.instance_data)]
+    if tc.prior_preservation:
+        folders.append(("train.class_data", tc.class_data))
+    num_images = None
+    for key, value in folders:
+        if value == BUILTIN_TINY:
+            from engine.tiny import builtin_path
+
+            value = str(builtin_path("images"))
+            if not Path(value).is_dir():
+                print(f"{key}: builtin:tiny (built at the first run)")
+                continue
+        if not is_local_path(value) and not Path(value).exists():
+            print(f"{key}: Hub dataset '{value}' (checked when training starts)")
+            continue
+        from engine.doctor import check_folder
+
+        report = check_folder(Path(value).expanduser(), resolution=tc.resolution)
+        if key == "train.instance_data":
+            num_images = report.count
+            if report.count == 0:
+                return fail(
+                    f"{value}: no usable image; add .jpg, .jpeg, .png, .webp or .bmp "
+                    "images (see train.instance_data)"
+                )
+        print(f"{key}: {value}")
+        for line in report.summary_lines():
+            print(f"  {line}")
+    print(summary(cfg, num_images))
+    print("config OK")
+    return 0
+
+
+# ---------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.config import dump_config, load_config
+    from engine.launch import prepare_run, spawn_engine
+    from engine.runs import CONFIG_FILE, latest_resumable
+
+    cfg = load_cli_config(args.config, train_overrides(args))
+    if cfg is None:
+        return 2
+    resume = None
+    if args.resume:
+        if args.resume == "latest":
+            info = latest_resumable(cfg.train.output_dir)
+            if info is None:
+                return fail(
+                    f"{cfg.train.output_dir}: no unfinished run to resume "
+                    "(--resume latest takes the newest run that is not completed)"
+                )
+            run_dir, resume = info.run_dir, "latest"
+        else:
+            ckpt = Path(args.resume).expanduser().resolve()
+            if not (ckpt / "state.json").exists():
+                return fail(
+                    f"{args.resume}: not a checkpoint folder (no state.json); pass "
+                    "RUN/checkpoints/step-NNNNNN or --resume latest"
+                )
+            run_dir, resume = ckpt.parent.parent, str(ckpt)
+        if args.max_train_steps:  # extend/shorten the resumed run as asked
+            text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
+            run_cfg = load_config(run_dir / CONFIG_FILE)
+            run_cfg.train.max_train_steps = args.max_train_steps
+            (run_dir / CONFIG_FILE).write_text(dump_config(run_cfg, text), encoding="utf-8")
+        cfg = load_config(run_dir / CONFIG_FILE)
+    else:
+        template = Path(args.config).read_text(encoding="utf-8")
+        run_dir = prepare_run(cfg, template)
+    proc = spawn_engine(run_dir, cfg.train.num_processes, resume, args.accelerate_config)
+    return follow(run_dir, proc, quiet=args.quiet)
+
+
+def follow(run_dir: Path, proc: subprocess.Popen, quiet: bool = False) -> int:
+    """Render the run's events until the engine exits; forward SIGINT/SIGTERM to it."""
+    from engine.progress import ProgressRenderer
+
+    def forward(signum, frame):  # stop = save: the engine finishes the step and checkpoints
+        try:
+            os.kill(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    renderer = ProgressRenderer(run_dir, quiet=quiet)
+    try:
+        with renderer:
+            while proc.poll() is None:
+                renderer.update()
+                time.sleep(0.2)
+            renderer.update()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    code = proc.returncode
+    if code < 0:
+        code = 1
+    if not renderer.finished and code != 0:
+        print(
+            f"error: the engine exited with code {proc.returncode}; see {run_dir / 'engine.log'}",
+            file=sys.stderr,
+        )
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.train import run
+
+    return run(args.run_dir, args.resume, sys.argv)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from engine.runs import list_runs, utc_iso
+
+    runs = list_runs(args.output_dir)
+    if not runs:
+        print(f"no runs under {args.output_dir}")
+        return 0
+    table = Table("run", "status", "step", "loss", "started", "duration")
+    for r in runs:
+        dur = f"{r.duration:.0f} s" if r.duration is not None else ""
+        loss = f"{r.last_loss:.4f}" if r.last_loss is not None else ""
+        table.add_row(
+            r.run_id, r.state, f"{r.step}/{r.total_steps or '?'}", loss, utc_iso(r.started), dur
+        )
+    Console().print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dreambooth-tui",
+        description="DreamBooth fine-tuning of Stable Diffusion: the app (no verb) and "
+        "headless verbs.",
+    )
+    parser.add_argument("--version", action="version", version=f"dreambooth-tui {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = sub.add_parser("demo", help="open the app on the built-in tiny model (CPU, offline)")
+    p.add_argument(
+        "config", nargs="?", help="demo config to write/open (default ./dreambooth-demo.yaml)"
+    )
+    p.add_argument("--images", choices=["auto", "kitty", "sixel", "halfcell", "unicode"])
+    p.add_argument("--no-app", action="store_true", help="build the demo, don't open the app")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train from a config (headless, with a progress bar)")
+    p.add_argument("config")
+    p.add_argument("--output-dir", help="where runs go (overrides train.output_dir)")
+    p.add_argument(
+        "--resume",
+        metavar="latest|PATH",
+        help="continue the newest unfinished run, or from a checkpoint folder",
+    )
+    p.add_argument("--max-train-steps", type=int)
+    p.add_argument("--num-processes", type=int, help="processes (GPUs) via accelerate launch")
+    p.add_argument(
+        "--accelerate-config", help="an accelerate config file (several machines, DeepSpeed, FSDP)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar, only the result")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("check", help="validate the config and the data; train nothing")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("runs", help="list runs (live and past)")
+    p.add_argument("--output-dir", default="runs")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("tiny", help="write DIR/model (diffusers folder) and DIR/images")
+    p.add_argument("dir", nargs="?")
+    p.add_argument("--cache", action="store_true", help="build into the demo cache (once)")
+    p.set_defaults(func=cmd_tiny)
+
+    p = sub.add_parser("run", help="(internal) the engine process for a prepared run dir")
+    p.add_argument("run_dir")
+    p.add_argument("--resume", help="latest or a checkpoint folder")
+    p.set_defaults(func=cmd_run)
+
+    for module in ("engine.cli_generate", "engine.cli_hub"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if (
+        not argv
+        or (argv[0] not in VERBS and not argv[0].startswith("-"))
+        or argv[0] in ("--images",)
+    ):
+        app = argparse.ArgumentParser(prog="dreambooth-tui")
+        app.add_argument("config", nargs="?")
+        app.add_argument("--images", choices=["auto", "kitty", "sixel", "halfcell", "unicode"])
+        return cmd_app(app.parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if not getattr(args, "func", None):
+        build_parser().print_help()
+        return 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

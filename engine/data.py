@@ -1,0 +1,220 @@
+"""Training data: image folders or Hub datasets -> pixel tensors and prompts; the sample order.
+
+Images are decoded once (engine.images does the robust reading: EXIF, modes, bad files), cropped
+to the training resolution and kept as uint8 tensors; DreamBooth sets are small. The order in
+which examples are drawn is a pure function of (seed, position), so a resumed run continues
+exactly where it stopped without replaying a data loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from engine.config import BUILTIN_TINY, is_local_path
+from engine.images import caption_for, open_rgb, scan_images
+
+
+class DataError(RuntimeError):
+    def __init__(self, message: str, hint: str = "", kind: str = "data") -> None:
+        super().__init__(message)
+        self.hint, self.kind = hint, kind
+
+
+@dataclass
+class ImageSet:
+    """Cropped uint8 images [3, H, W] and one prompt each."""
+
+    pixels: list[torch.Tensor]
+    prompts: list[str]
+    names: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+
+def resolve_data(value: str) -> str:
+    if value == BUILTIN_TINY:
+        from engine.tiny import builtin_path, ensure_tiny
+
+        ensure_tiny()
+        return str(builtin_path("images"))
+    if is_local_path(value):
+        return str(Path(value).expanduser())
+    return value
+
+
+def crop_box(
+    width: int, height: int, size: int, center: bool, gen: torch.Generator | None
+) -> tuple[int, int]:
+    """Top-left corner of a size x size crop from an image whose shorter side is size."""
+    if center or gen is None:
+        return (width - size) // 2, (height - size) // 2
+    left = int(torch.randint(0, width - size + 1, (1,), generator=gen))
+    top = int(torch.randint(0, height - size + 1, (1,), generator=gen))
+    return left, top
+
+
+def to_training_pixels(
+    img: Image.Image, size: int, center_crop: bool, gen: torch.Generator | None = None
+) -> torch.Tensor:
+    """Resize the shorter side to `size` (bilinear, as the reference), crop, -> uint8 [3,H,W]."""
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = crop_box(nw, nh, size, center_crop, gen)
+    img = img.crop((left, top, left + size, top + size))
+    data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.view(size, size, 3).permute(2, 0, 1).contiguous()
+
+
+def normalize(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 [.., 3, H, W] -> float in [-1, 1]."""
+    return pixels.float().div_(127.5).sub_(1.0)
+
+
+def load_folder(
+    folder: Path,
+    prompt: str,
+    size: int,
+    center_crop: bool,
+    captions: bool,
+    seed: int = 0,
+    warn=None,
+) -> ImageSet:
+    if not folder.exists():
+        raise DataError(f"{folder}: folder not found", hint="check train.instance_data")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder", hint="point train.instance_data at a folder")
+    scan = scan_images(folder)
+    for path, reason in scan.skipped:
+        if warn:
+            warn(f"skipped {path.name}: {reason}")
+    if not scan.good:
+        found = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        what = ", ".join(found[:8]) + (" ..." if len(found) > 8 else "") if found else "nothing"
+        raise DataError(
+            f"{folder}: no usable image (found: {what})",
+            hint="add .jpg, .jpeg, .png, .webp or .bmp images",
+        )
+    gen = torch.Generator().manual_seed(seed)
+    out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
+    for path in scan.good:
+        out.pixels.append(to_training_pixels(open_rgb(path), size, center_crop, gen))
+        out.prompts.append((captions and caption_for(path)) or prompt)
+        out.names.append(path.name)
+    return out
+
+
+def load_hub_dataset(
+    repo_id: str,
+    prompt: str,
+    size: int,
+    center_crop: bool,
+    captions: bool,
+    revision: str | None = None,
+    seed: int = 0,
+) -> ImageSet:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(repo_id, split="train", revision=revision)
+    except Exception as exc:  # datasets raises many kinds; all mean "could not get it"
+        raise DataError(
+            f"cannot load the Hub dataset '{repo_id}' ({exc.__class__.__name__})",
+            hint="check the network and the dataset id, or use a local image folder",
+            kind="network",
+        ) from exc
+    image_cols = [k for k, f in ds.features.items() if isinstance(f, datasets.Image)]
+    if not image_cols:
+        raise DataError(
+            f"Hub dataset '{repo_id}' has no image column",
+            hint="its features must include an Image column",
+        )
+    text_cols = [k for k in ("text", "caption", "prompt") if k in ds.features]
+    gen = torch.Generator().manual_seed(seed)
+    out = ImageSet([], [], [])
+    for i, row in enumerate(ds):
+        img = row[image_cols[0]]
+        if img is None:
+            out.skipped.append((f"row {i}", "no image"))
+            continue
+        from PIL import ImageOps
+
+        img = ImageOps.exif_transpose(img)
+        if img.mode != "RGB":
+            bg = Image.new("RGB", img.size, (255, 255, 255))
+            img = img.convert("RGBA")
+            bg.paste(img, mask=img.getchannel("A"))
+            img = bg
+        out.pixels.append(to_training_pixels(img, size, center_crop, gen))
+        cap = row.get(text_cols[0]) if (captions and text_cols) else None
+        out.prompts.append(cap.strip() if isinstance(cap, str) and cap.strip() else prompt)
+        out.names.append(f"row {i}")
+    if not out.pixels:
+        raise DataError(f"Hub dataset '{repo_id}' holds no usable image")
+    return out
+
+
+def load_images(
+    value: str,
+    prompt: str,
+    size: int,
+    center_crop: bool,
+    captions: bool,
+    revision: str | None = None,
+    seed: int = 0,
+    warn=None,
+) -> ImageSet:
+    source = resolve_data(value)
+    if is_local_path(source) or Path(source).exists():
+        return load_folder(Path(source), prompt, size, center_crop, captions, seed, warn)
+    return load_hub_dataset(source, prompt, size, center_crop, captions, revision, seed)
+
+
+def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
+    return tokenizer(
+        prompts,
+        padding="max_length",
+        truncation=True,
+        max_length=tokenizer.model_max_length,
+        return_tensors="pt",
+    ).input_ids
+
+
+def _mix(*parts: int) -> int:
+    """A deterministic 63-bit seed from a few integers (splitmix-style)."""
+    x = 0x9E3779B97F4A7C15
+    for p in parts:
+        x = (x ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+def stream_indices(
+    n: int, start: int, count: int, seed: int, shuffle: bool, stream: int = 0
+) -> list[int]:
+    """Items [start, start+count) of the endless sequence of per-epoch orders of n examples.
+
+    Epoch e's order is a permutation seeded by (seed, stream, e): derived, never stored.
+    """
+    out: list[int] = []
+    pos = start
+    cache: dict[int, list[int]] = {}
+    while len(out) < count:
+        epoch, offset = divmod(pos, n)
+        if epoch not in cache:
+            if shuffle:
+                g = torch.Generator().manual_seed(_mix(seed, stream, epoch))
+                cache[epoch] = torch.randperm(n, generator=g).tolist()
+            else:
+                cache[epoch] = list(range(n))
+        take = min(count - len(out), n - offset)
+        out.extend(cache[epoch][offset : offset + take])
+        pos += take
+    return out

@@ -1,0 +1,31 @@
+"""Fault injection for tests of the failure paths (NaN loss, disk full while saving).
+
+DREAMBOOTH_TUI_FAULTS="nan@5,disk@10" makes step 5's loss NaN and the checkpoint write at
+step 10 fail with ENOSPC. Unset in normal use; read once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+
+def _parse() -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for item in os.environ.get("DREAMBOOTH_TUI_FAULTS", "").split(","):
+        name, _, step = item.strip().partition("@")
+        if name and step.isdigit():
+            out.setdefault(name, set()).add(int(step))
+    return out
+
+
+FAULTS = _parse()
+
+
+def nan_at(step: int) -> bool:
+    return step in FAULTS.get("nan", ())
+
+
+def check_disk(step: int) -> None:
+    if step in FAULTS.get("disk", ()):
+        raise OSError(errno.ENOSPC, "No space left on device (injected)")

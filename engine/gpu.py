@@ -1,0 +1,90 @@
+"""Device facts, memory figures and the NVML monitor that emits `gpu` events every ~2 s."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+from typing import Any
+
+import torch
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return {"kind": "cuda", "name": props.name, "total_mem": props.total_memory}
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"kind": device.type, "name": device.type, "total_mem": total}
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def memory(device: torch.device) -> dict[str, int]:
+    """allocated/reserved/peak bytes on a GPU; process RSS (and peak RSS) on a CPU."""
+    if device.type == "cuda":
+        return {
+            "allocated": torch.cuda.memory_allocated(device),
+            "reserved": torch.cuda.memory_reserved(device),
+            "peak": torch.cuda.max_memory_allocated(device),
+        }
+    rss = rss_bytes()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"allocated": rss, "reserved": rss, "peak": max(peak, rss)}
+
+
+class GpuMonitor:
+    """Polls NVML in a daemon thread; emits nothing (and raises nothing) without a driver."""
+
+    def __init__(self, emit, device_index: int = 0, interval: float = 2.0) -> None:
+        self.emit, self.index, self.interval = emit, device_index, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handle = None
+
+    def start(self) -> GpuMonitor:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
+        except Exception:  # no driver, no library, no device: no gpu events
+            return self
+        self._thread = threading.Thread(target=self._run, name="gpu-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def read(self) -> dict[str, Any]:
+        import pynvml
+
+        h = self._handle
+        util = pynvml.nvmlDeviceGetUtilizationRates(h)
+        mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+        out: dict[str, Any] = {"util": util.gpu, "mem_used": mem.used, "mem_total": mem.total}
+        try:
+            out["temp_c"] = pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
+        except Exception:
+            out["temp_c"] = None
+        try:
+            out["power_w"] = pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0
+        except Exception:
+            out["power_w"] = None
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.emit("gpu", **self.read())
+            except Exception:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

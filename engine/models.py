@@ -1,0 +1,119 @@
+"""Load the parts of a Stable Diffusion pipeline for training, and attach LoRA adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import BUILTIN_TINY, is_local_path
+
+UNET_LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
+TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be loaded; `kind` is "config" (bad path) or "network" (hub)."""
+
+    def __init__(self, message: str, kind: str = "config", hint: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.hint = kind, hint
+
+
+def resolve_model(value: str) -> str:
+    """builtin:tiny -> the built tiny model folder; local paths expanded; hub ids unchanged."""
+    if value == BUILTIN_TINY:
+        from engine.tiny import builtin_path, ensure_tiny
+
+        ensure_tiny()
+        return str(builtin_path("model"))
+    if is_local_path(value):
+        return str(Path(value).expanduser())
+    return value
+
+
+@dataclass
+class Components:
+    tokenizer: Any
+    text_encoder: torch.nn.Module
+    vae: torch.nn.Module
+    unet: torch.nn.Module
+    noise_scheduler: Any
+    source: str  # the resolved model path or hub id
+
+
+def _from_pretrained(cls: Any, source: str, subfolder: str, revision: str | None) -> Any:
+    try:
+        return cls.from_pretrained(source, subfolder=subfolder, revision=revision)
+    except OSError as exc:
+        if is_local_path(source) or Path(source).exists():
+            raise ModelLoadError(
+                f"{source}: cannot load '{subfolder}' ({exc.__class__.__name__})",
+                hint="the folder must be a diffusers Stable Diffusion pipeline "
+                "(model_index.json with tokenizer/, text_encoder/, vae/, unet/, scheduler/)",
+            ) from exc
+        raise ModelLoadError(
+            f"cannot download '{source}' from the Hugging Face Hub",
+            kind="network",
+            hint="check the network (and HF_HUB_OFFLINE), the model id and revision, "
+            "or use a local diffusers folder",
+        ) from exc
+
+
+def load_components(model: str, revision: str | None = None) -> Components:
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    source = resolve_model(model)
+    tokenizer = _from_pretrained(CLIPTokenizer, source, "tokenizer", revision)
+    text_encoder = _from_pretrained(CLIPTextModel, source, "text_encoder", revision)
+    vae = _from_pretrained(AutoencoderKL, source, "vae", revision)
+    unet = _from_pretrained(UNet2DConditionModel, source, "unet", revision)
+    noise_scheduler = _from_pretrained(DDPMScheduler, source, "scheduler", revision)
+    return Components(tokenizer, text_encoder, vae, unet, noise_scheduler, source)
+
+
+def add_lora(
+    unet: torch.nn.Module, rank: int, alpha: int, text_encoder: torch.nn.Module | None = None
+) -> None:
+    """Attach peft LoRA adapters (UNet attention projections; the text encoder's when given)."""
+    from peft import LoraConfig
+
+    unet.add_adapter(
+        LoraConfig(
+            r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=UNET_LORA_TARGETS
+        )
+    )
+    if text_encoder is not None:
+        text_encoder.add_adapter(
+            LoraConfig(
+                r=rank,
+                lora_alpha=alpha,
+                init_lora_weights="gaussian",
+                target_modules=TEXT_LORA_TARGETS,
+            )
+        )
+
+
+def lora_state_dicts(unet: torch.nn.Module, text_encoder: torch.nn.Module | None) -> dict:
+    """The adapters in diffusers' format, ready for save_lora_weights."""
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    out = {"unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))}
+    if text_encoder is not None:
+        out["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(
+            get_peft_model_state_dict(text_encoder)
+        )
+    return out
+
+
+def save_lora(folder: Path, unet: torch.nn.Module, text_encoder: torch.nn.Module | None) -> Path:
+    from diffusers import StableDiffusionPipeline
+
+    StableDiffusionPipeline.save_lora_weights(
+        folder, safe_serialization=True, **lora_state_dicts(unet, text_encoder)
+    )
+    return folder / "pytorch_lora_weights.safetensors"

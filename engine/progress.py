@@ -1,0 +1,130 @@
+"""The headless CLI's view of a run: its event stream rendered with rich (torch-free)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+from engine.events import EVENTS_FILE, EventTail
+
+
+def fmt_bytes(n: float | None) -> str:
+    if not n:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class ProgressRenderer:
+    """Follows RUN_DIR/events.jsonl; prints phases, logs, samples, errors; a live bar for steps."""
+
+    def __init__(self, run_dir: Path, quiet: bool = False, console: Console | None = None) -> None:
+        self.run_dir = run_dir
+        self.tail = EventTail(run_dir / EVENTS_FILE)
+        self.console = console or Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self.finished: dict[str, Any] | None = None
+        self.errors: list[dict[str, Any]] = []
+        self.progress = Progress(
+            TextColumn("[bold]step"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=quiet,
+        )
+        self.task = None
+
+    def __enter__(self) -> ProgressRenderer:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def say(self, text: str | Text, style: str = "") -> None:
+        if not self.quiet:
+            self.progress.console.print(text if isinstance(text, Text) else Text(text, style=style))
+
+    def update(self) -> None:
+        for event in self.tail.poll():
+            self.handle(event)
+
+    def handle(self, e: dict[str, Any]) -> None:
+        kind = e.get("type")
+        if kind == "run_started":
+            total = int(e.get("total_steps") or 0)
+            dev = e.get("device") or {}
+            resumed = e.get("resumed_from_step")
+            self.say(
+                f"run {e.get('run_id')} on {dev.get('name', '?')}"
+                + (f", resumed from step {resumed}" if resumed else "")
+                + f"  ({self.run_dir})",
+                "bold",
+            )
+            if self.task is None:
+                self.task = self.progress.add_task(
+                    "train", total=total, stats="", completed=resumed or 0
+                )
+            else:
+                self.progress.update(self.task, total=total, completed=resumed or 0)
+        elif kind == "phase":
+            self.say(f"· {e.get('name')} {e.get('detail') or ''}".rstrip(), "cyan")
+        elif kind == "step" and self.task is not None:
+            mem = (e.get("mem") or {}).get("peak")
+            loss = e.get("loss")
+            stats = f"loss {loss:.4f}" if isinstance(loss, (int, float)) else f"loss {loss}"
+            stats += f"  {e.get('it_s') or 0:.2f} it/s  mem {fmt_bytes(mem)}"
+            self.progress.update(self.task, completed=e.get("step", 0), stats=stats)
+        elif kind == "sample":
+            paths = e.get("paths") or []
+            self.say(
+                f"  samples at step {e.get('step')}: {len(paths)} image(s) for "
+                f"{e.get('prompt')!r} in {self.run_dir / Path(paths[0]).parent}"
+                if paths
+                else "",
+                "green",
+            )
+        elif kind == "checkpoint":
+            self.say(f"  checkpoint {self.run_dir / e.get('path', '')}", "green")
+        elif kind == "log":
+            level = e.get("level", "info")
+            if level in ("warning", "error"):
+                self.say(f"  {level}: {e.get('message')}", "yellow")
+            elif not self.quiet:
+                self.say(f"  {e.get('message')}", "dim")
+        elif kind == "error":
+            self.errors.append(e)
+            self.progress.console.print(Text(f"error: {e.get('message')}", style="bold red"))
+            if e.get("hint"):
+                self.progress.console.print(Text(f"hint: {e.get('hint')}", style="red"))
+        elif kind == "finished":
+            self.finished = e
+            status = e.get("status")
+            outputs = e.get("outputs") or {}
+            line = f"{status} at step {e.get('step')} in {e.get('duration_s') or 0:.0f} s"
+            if outputs.get("final"):
+                line += f"; model: {self.run_dir / outputs['final']}"
+            style = {"completed": "bold green", "stopped": "bold yellow"}.get(status, "bold red")
+            self.progress.console.print(Text(line, style=style))
+            if status == "stopped":
+                self.progress.console.print(
+                    Text(
+                        f"resume with: dreambooth-tui train {self.run_dir / 'config.yaml'} "
+                        "--resume latest",
+                        style="yellow",
+                    )
+                )
+
+
+def print_line(text: str) -> None:
+    print(text, file=sys.stderr)
