@@ -1,0 +1,428 @@
+"""The TUI's side of the engine: start, stop, resume and delete runs; follow their event streams.
+
+Torch-free (DESIGN.md): this module imports only engine.events, engine.runs and (lazily)
+engine.launch. Nothing here touches Textual either, so it is unit-tested without an app.
+
+`RunModel` is the state of a run as derived from its events; `RunModel.apply(events)` is pure
+(no I/O). `RunFollower` pairs a model with an `EventTail`: a worker thread calls
+`follower.read()` (file I/O and JSON parsing), the UI thread calls `follower.model.apply(...)`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.events import EVENTS_FILE, EventTail, iter_events
+from engine.runs import is_locked, read_run_json
+from engine.runs import stop_run as _stop_run
+
+__all__ = [
+    "ErrorInfo",
+    "RunFollower",
+    "RunModel",
+    "SampleInfo",
+    "delete_run",
+    "engine_env",
+    "load_loss_history",
+    "resume_run",
+    "start_generate",
+    "start_run",
+    "stop_run",
+]
+
+HISTORY_LEN = 200_000  # loss / lr points kept per run (a long run at full resolution)
+LOG_LEN = 500
+TAIL_CHUNK = 1 << 20  # bytes read per poll: a burst is handed over in several batches
+
+
+def _float(value: Any) -> float | None:
+    """A JSON number (or the writer's "nan"/"inf" strings) -> float; None when absent."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    return None
+
+
+@dataclass
+class SampleInfo:
+    step: int | None
+    prompt: str
+    paths: list[Path]  # absolute
+    seed: int | None = None
+
+
+@dataclass
+class ErrorInfo:
+    kind: str
+    message: str
+    hint: str = ""
+
+
+@dataclass
+class RunModel:
+    """A run's state, derived from its event stream. `apply` is pure: events in, fields updated.
+
+    `status` is what the events say: `waiting` (nothing yet), `running` (a run_started with no
+    finished after it), or the finished event's status. Whether the engine is still alive is not
+    in the events: `RunFollower` sets `engine_alive`, and `display_status` combines the two
+    (`live`, or `crashed` for a running status whose engine is gone).
+    """
+
+    run_dir: Path | None = None
+    run_id: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    total_steps: int | None = None
+    step: int = 0
+    phase: str | None = None
+    phase_detail: str = ""
+    status: str = "waiting"
+    losses: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_LEN))
+    lrs: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=HISTORY_LEN))
+    loss: float | None = None
+    lr: float | None = None
+    grad_norm: float | None = None
+    it_s: float | None = None
+    eta_s: float | None = None
+    mem: dict[str, Any] = field(default_factory=dict)
+    gpu: dict[str, Any] = field(default_factory=dict)
+    device: dict[str, Any] = field(default_factory=dict)
+    world_size: int = 1
+    resumed_from_step: int | None = None
+    samples: list[SampleInfo] = field(default_factory=list)
+    checkpoints: list[tuple[int, str]] = field(default_factory=list)
+    log: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=LOG_LEN))
+    log_count: int = 0  # log lines ever appended (the UI writes the ones it has not shown)
+    errors: list[ErrorInfo] = field(default_factory=list)
+    finished: dict[str, Any] | None = None
+    started_t: float | None = None
+    last_t: float | None = None
+    engine_alive: bool | None = None  # set by RunFollower; None = not checked
+    stopping: bool = False  # the UI sent SIGTERM and waits for `finished`
+    version: int = 0  # bumped by every apply() that changed something
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def display_status(self) -> str:
+        """live | completed | stopped | failed | crashed | starting | waiting."""
+        if self.status == "running":
+            if self.engine_alive is False:
+                return "crashed"
+            return "stopping" if self.stopping else "live"
+        if self.status == "waiting" and self.engine_alive:
+            return "starting"
+        return self.status
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("running", "waiting") and bool(self.engine_alive)
+
+    @property
+    def progress_text(self) -> str:
+        total = self.total_steps if self.total_steps is not None else "?"
+        return f"step {self.step}/{total}"
+
+    def resolve(self, path: str | Path) -> Path:
+        path = Path(path)
+        if path.is_absolute() or self.run_dir is None:
+            return path
+        return self.run_dir / path
+
+    # -- events -------------------------------------------------------------------------------
+    def apply(self, events: list[dict[str, Any]]) -> bool:
+        """Fold events into the state. Unknown types and fields are ignored. True if changed."""
+        changed = False
+        for event in events:
+            handler = _HANDLERS.get(event.get("type"))  # type: ignore[arg-type]
+            if handler is None:
+                continue
+            handler(self, event)
+            t = _float(event.get("t"))
+            if t is not None:
+                self.last_t = t
+            changed = True
+        if changed:
+            self.version += 1
+        return changed
+
+    def _on_run_started(self, e: dict[str, Any]) -> None:
+        self.run_id = str(e.get("run_id") or self.run_id or "")
+        if isinstance(e.get("config"), dict):
+            self.config = e["config"]
+        total = _int(e.get("total_steps"))
+        if total is not None:
+            self.total_steps = total
+        if isinstance(e.get("device"), dict):
+            self.device = e["device"]
+        self.world_size = _int(e.get("world_size")) or 1
+        resumed = _int(e.get("resumed_from_step"))
+        self.resumed_from_step = resumed
+        if resumed is not None:
+            # Steps after the checkpoint were lost with the old process: they will be redone.
+            _truncate(self.losses, resumed)
+            _truncate(self.lrs, resumed)
+            self.step = resumed
+        self.status = "running"
+        self.finished = None
+        self.stopping = False
+        self.phase, self.phase_detail = None, ""
+        self.eta_s = self.it_s = None
+        if self.started_t is None:
+            self.started_t = _float(e.get("t"))
+
+    def _on_phase(self, e: dict[str, Any]) -> None:
+        self.phase = str(e.get("name") or "")
+        self.phase_detail = str(e.get("detail") or "")
+
+    def _on_step(self, e: dict[str, Any]) -> None:
+        step = _int(e.get("step"))
+        if step is None:
+            return
+        if self.losses and self.losses[-1][0] >= step:
+            _truncate(self.losses, step - 1)  # a step seen twice: the later one wins
+            _truncate(self.lrs, step - 1)
+        self.step = step
+        loss, lr = _float(e.get("loss")), _float(e.get("lr"))
+        self.loss, self.lr = loss, lr
+        if loss is not None:
+            self.losses.append((step, loss))
+        if lr is not None:
+            self.lrs.append((step, lr))
+        self.grad_norm = _float(e.get("grad_norm"))
+        self.it_s = _float(e.get("it_s"))
+        self.eta_s = _float(e.get("eta_s"))
+        if isinstance(e.get("mem"), dict):
+            self.mem = e["mem"]
+        if self.phase is None:
+            self.phase = "training"
+
+    def _on_gpu(self, e: dict[str, Any]) -> None:
+        self.gpu = {k: v for k, v in e.items() if k not in ("v", "t", "type")}
+
+    def _on_sample(self, e: dict[str, Any]) -> None:
+        paths = e.get("paths") or []
+        if isinstance(paths, str):
+            paths = [paths]
+        self.samples.append(
+            SampleInfo(
+                step=_int(e.get("step")),
+                prompt=str(e.get("prompt") or ""),
+                paths=[self.resolve(p) for p in paths if isinstance(p, str)],
+                seed=_int(e.get("seed")),
+            )
+        )
+
+    def _on_checkpoint(self, e: dict[str, Any]) -> None:
+        step = _int(e.get("step"))
+        if step is not None:
+            self.checkpoints.append((step, str(e.get("path") or "")))
+
+    def _on_log(self, e: dict[str, Any]) -> None:
+        self.log.append((str(e.get("level") or "info"), str(e.get("message") or "")))
+        self.log_count += 1
+
+    def _on_error(self, e: dict[str, Any]) -> None:
+        info = ErrorInfo(
+            kind=str(e.get("kind") or "internal"),
+            message=str(e.get("message") or ""),
+            hint=str(e.get("hint") or ""),
+        )
+        self.errors.append(info)
+        self.log.append(("error", f"{info.kind}: {info.message}"))
+        self.log_count += 1
+
+    def _on_finished(self, e: dict[str, Any]) -> None:
+        self.finished = {k: v for k, v in e.items() if k not in ("v", "type")}
+        self.status = str(e.get("status") or "completed")
+        step = _int(e.get("step"))
+        if step is not None:
+            self.step = step
+        self.stopping = False
+        self.eta_s = None
+
+
+_HANDLERS = {
+    "run_started": RunModel._on_run_started,
+    "phase": RunModel._on_phase,
+    "step": RunModel._on_step,
+    "gpu": RunModel._on_gpu,
+    "sample": RunModel._on_sample,
+    "checkpoint": RunModel._on_checkpoint,
+    "log": RunModel._on_log,
+    "error": RunModel._on_error,
+    "finished": RunModel._on_finished,
+}
+
+
+def _truncate(points: deque[tuple[int, float]], last_step: int) -> None:
+    """Drop points after `last_step` (they are at the end: steps only grow within an attempt)."""
+    while points and points[-1][0] > last_step:
+        points.pop()
+
+
+class RunFollower:
+    """Follows one run directory's events.jsonl from its start.
+
+    `read()` is for a worker thread: it checks whether the engine holds the run's lock (before
+    reading, so a `finished` written just before exit is never missed) and returns the complete
+    events added since the last call, at most `TAIL_CHUNK` bytes' worth. The UI thread applies
+    them with `model.apply(events)` and sets `model.engine_alive`.
+    """
+
+    def __init__(self, run_dir: str | Path, events_file: str = EVENTS_FILE) -> None:
+        self.run_dir = Path(run_dir)
+        self.tail = EventTail(self.run_dir / events_file, max_bytes=TAIL_CHUNK)
+        self.model = RunModel(run_dir=self.run_dir, run_id=self.run_dir.name)
+
+    def read(self) -> tuple[list[dict[str, Any]], bool]:
+        alive = is_locked(self.run_dir)
+        return self.tail.poll(), alive
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Read and apply in one go (single-threaded use: the headless code and tests)."""
+        events, alive = self.read()
+        self.model.apply(events)
+        self.model.engine_alive = alive
+        return events
+
+
+def load_loss_history(run_dir: str | Path) -> list[tuple[int, float]]:
+    """(step, loss) for every step of a run, in step order. A resumed run redoes the steps after
+    its checkpoint: the later value wins, and steps lost with a crashed attempt are dropped."""
+    losses: dict[int, float] = {}
+    for event in iter_events(Path(run_dir) / EVENTS_FILE):
+        kind = event.get("type")
+        if kind == "run_started":
+            resumed = _int(event.get("resumed_from_step"))
+            if resumed is not None:
+                losses = {s: v for s, v in losses.items() if s <= resumed}
+        elif kind == "step":
+            step, loss = _int(event.get("step")), _float(event.get("loss"))
+            if step is not None and loss is not None:
+                losses[step] = loss
+    return sorted(losses.items())
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def engine_env() -> dict[str, str]:
+    """The environment for an engine child: this checkout importable, output unbuffered."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def start_run(cfg: Any, template_text: str | None = None) -> Path:
+    """Create a run directory for `cfg` (an engine.config.Config) and start the engine on it,
+    detached. Returns the run directory."""
+    from engine.launch import prepare_run, spawn_engine
+
+    run_dir = prepare_run(cfg, template_text)
+    spawn_engine(run_dir, num_processes=int(getattr(cfg.train, "num_processes", 1) or 1))
+    return run_dir
+
+
+def resume_run(run_dir: str | Path) -> subprocess.Popen:
+    """Start the engine again on a stopped or crashed run, from its latest checkpoint."""
+    from engine.launch import spawn_engine
+
+    run_dir = Path(run_dir)
+    if is_locked(run_dir):
+        raise RuntimeError(f"{run_dir.name} is live already")
+    try:
+        from engine.config import load_config
+
+        num_processes = int(load_config(run_dir / "config.yaml").train.num_processes or 1)
+    except Exception:  # an unreadable config: the engine itself will report it
+        num_processes = int(read_run_json(run_dir).get("num_processes") or 1)
+    return spawn_engine(run_dir, num_processes=num_processes, resume="latest")
+
+
+def stop_run(run_dir: str | Path) -> bool:
+    """SIGTERM to a live run's engine (it finishes the step, checkpoints, emits finished)."""
+    return _stop_run(run_dir)
+
+
+def delete_run(run_dir: str | Path) -> None:
+    """Remove a run directory. Refuses a live run."""
+    run_dir = Path(run_dir)
+    if is_locked(run_dir):
+        raise RuntimeError(f"{run_dir.name} is live: stop it before deleting it")
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run")
+    shutil.rmtree(run_dir)
+
+
+GENERATE_LOG = "generate.log"
+
+
+def start_generate(args: list[str], output_dir: str | Path) -> subprocess.Popen:
+    """Run `python -m engine generate ARGS --output-dir DIR` as a child of the app.
+
+    stdin from /dev/null, stdout+stderr into DIR/generate.log; it writes DIR/events.jsonl
+    (`sample` per image, then `finished`), which the caller follows with an EventTail.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "engine", "generate", *args, "--output-dir", str(output_dir)]
+    with open(output_dir / GENERATE_LOG, "ab") as log:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=engine_env(),
+            close_fds=True,
+        )
+
+
+def log_tail(path: str | Path, max_lines: int = 20) -> list[str]:
+    """The last lines of a log file (for an error message when a child died)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 16384))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return data.splitlines()[-max_lines:]
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """73 -> '1m 13s'; 3700 -> '1h 01m'; None -> '–'."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"

@@ -1,0 +1,162 @@
+"""Memory and GPU meters for a run: allocated / reserved / peak against the card's total,
+utilisation, temperature and power; on a CPU run the process memory (RSS) instead.
+
+`meter_lines(device, mem, gpu, width)` is pure and unit-tested; `GpuMeter` renders it and
+redraws only when the Train screen's timer gives it new values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.text import Text
+from textual.widget import Widget
+
+__all__ = ["GpuMeter", "bar", "fmt_bytes", "meter_lines"]
+
+GIB = 1 << 30
+
+
+def fmt_bytes(n: float | None) -> str:
+    """1288490188 -> '1.20 GiB'; 5242880 -> '5.0 MiB'; None -> '–'."""
+    if n is None or not isinstance(n, (int, float)) or not math.isfinite(n) or n < 0:
+        return "–"
+    if n >= GIB:
+        return f"{n / GIB:.2f} GiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.0f} KiB"
+    return f"{int(n)} B"
+
+
+def bar(fraction: float | None, width: int, style: str = "green") -> Text:
+    """A bar of `width` cells, filled with eighth blocks; grey track when fraction is None."""
+    width = max(0, width)
+    text = Text(no_wrap=True)
+    if fraction is None or not math.isfinite(fraction):
+        text.append("─" * width, style="dim")
+        return text
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = int(round(fraction * width * 8))
+    full, part = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[part] if part else ""
+    text.append("█" * full + partial, style=style)
+    rest = width - full - len(partial)
+    text.append("░" * rest, style="grey30")
+    return text
+
+
+def _num(d: dict[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _level_style(fraction: float | None) -> str:
+    if fraction is None:
+        return "green"
+    return "red" if fraction >= 0.9 else "yellow" if fraction >= 0.75 else "green"
+
+
+def meter_lines(
+    device: dict[str, Any] | None,
+    mem: dict[str, Any] | None,
+    gpu: dict[str, Any] | None,
+    width: int,
+) -> list[Text]:
+    """Rows for the meter: a title, one bar per memory figure, then utilisation/temp/power.
+
+    `device` is run_started's {kind, name, total_mem}; `mem` the latest step's
+    {allocated, reserved, peak} (bytes; RSS on a CPU); `gpu` the latest gpu event.
+    """
+    device, mem, gpu = device or {}, mem or {}, gpu or {}
+    width = max(20, width)
+    kind = str(device.get("kind") or "")
+    name = str(device.get("name") or kind or "device")
+    total = _num(device, "total_mem") or _num(gpu, "mem_total")
+    cpu = kind == "cpu"
+    lines = [Text(name, style="bold", no_wrap=True, overflow="ellipsis")]
+    if total:
+        lines[0].append(f"  {fmt_bytes(total)}", style="dim")
+    if cpu:
+        rows = [("RSS", _num(mem, "allocated")), ("peak", _num(mem, "peak"))]
+    else:
+        rows = [
+            ("alloc", _num(mem, "allocated")),
+            ("reserved", _num(mem, "reserved")),
+            ("peak", _num(mem, "peak")),
+        ]
+        used = _num(gpu, "mem_used")
+        if used is not None:
+            rows.append(("card", used))
+    label_w = max(len(r[0]) for r in rows)
+    total_txt = fmt_bytes(total) if total else ""
+    for label, value in rows:
+        figure = fmt_bytes(value) + (f" / {total_txt}" if total_txt else "")
+        if label_w + len(figure) + 6 > width:  # narrow: the total moves to the title
+            figure = fmt_bytes(value)
+        bar_w = max(4, width - label_w - len(figure) - 2)
+        fraction = value / total if (value is not None and total) else None
+        row = Text(no_wrap=True, overflow="crop")
+        row.append(label.ljust(label_w) + " ")
+        row.append_text(bar(fraction, bar_w, _level_style(fraction)))
+        row.append(" " + figure)
+        lines.append(row)
+    if cpu:
+        lines.append(Text("process memory (CPU run)", style="dim", no_wrap=True))
+        return lines
+    util, temp, power = _num(gpu, "util"), _num(gpu, "temp_c"), _num(gpu, "power_w")
+    if util is not None:
+        row = Text(no_wrap=True, overflow="crop")
+        figure = f"{util:.0f}%"
+        row.append("util".ljust(label_w) + " ")
+        row.append_text(bar(util / 100, max(4, width - label_w - len(figure) - 2), "cyan"))
+        row.append(" " + figure)
+        lines.append(row)
+    parts = []
+    if temp is not None:
+        parts.append(f"temp {temp:.0f}°C")
+    if power is not None:
+        parts.append(f"power {power:.0f} W")
+    if parts:
+        lines.append(Text("  ".join(parts), no_wrap=True))
+    elif not gpu:
+        lines.append(Text("no GPU readings (NVML)", style="dim", no_wrap=True))
+    return lines
+
+
+class GpuMeter(Widget):
+    DEFAULT_CSS = """
+    GpuMeter {
+        height: auto;
+        min-height: 4;
+    }
+    """
+
+    def __init__(
+        self, *, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.device: dict[str, Any] = {}
+        self.mem: dict[str, Any] = {}
+        self.gpu: dict[str, Any] = {}
+
+    def update_values(
+        self,
+        device: dict[str, Any] | None = None,
+        mem: dict[str, Any] | None = None,
+        gpu: dict[str, Any] | None = None,
+    ) -> None:
+        new = (device or {}, mem or {}, gpu or {})
+        if new != (self.device, self.mem, self.gpu):
+            self.device, self.mem, self.gpu = new
+            self.refresh(layout=True)
+
+    def render(self) -> Text:
+        if not self.device and not self.mem:
+            return Text("waiting for the engine…", style="dim")
+        lines = meter_lines(self.device, self.mem, self.gpu, self.content_size.width or 40)
+        return Text("\n", no_wrap=True, overflow="crop").join(lines)

@@ -1,0 +1,372 @@
+"""A grid of image files shown inline (textual-image), each with a literal caption.
+
+Files are decoded and shrunk in a thread worker (`engine.images.open_rgb`, Pillow only); the
+tile swaps its placeholder for the image when the `Decoded` message arrives. `enter` on a tile
+(or `ImageGrid.open_selected()`) opens it large in `ImageModal`.
+
+The protocol (kitty / sixel / halfcell / unicode / auto) comes from `app.state.image_protocol`
+when the app has one and it is not "auto", else from DREAMBOOTH_TUI_IMAGES, else detection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image as PILImage
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Static
+from textual_image.widget import get_cell_size
+
+from tui.widgets.image_protocol import image_widget_class
+
+__all__ = ["ImageGrid", "ImageItem", "ImageModal", "ImageTile", "decode_thumbnail", "protocol_for"]
+
+IMAGES_ENV = "DREAMBOOTH_TUI_IMAGES"
+
+
+def protocol_for(app: object) -> str:
+    state = getattr(app, "state", None)
+    forced = getattr(state, "image_protocol", None) or "auto"
+    if forced != "auto":
+        return forced
+    env = (os.environ.get(IMAGES_ENV) or "auto").strip().lower()
+    return {"tgp": "kitty", "half-cell": "halfcell"}.get(env, env)
+
+
+def decode_thumbnail(path: Path, cols: int, rows: int) -> PILImage.Image:
+    """The image at `path`, RGB, shrunk to fit `cols` x `rows` terminal cells at full pixel
+    resolution (so Kitty/Sixel stay sharp and half-cells scale a small image). Raises
+    engine.images.ImageLoadError for an unusable file."""
+    from engine.images import open_rgb
+
+    image = open_rgb(path)
+    cell = get_cell_size()
+    box = (max(1, cols * cell.width), max(1, rows * cell.height))
+    if image.width > box[0] or image.height > box[1]:
+        image.thumbnail(box, PILImage.Resampling.LANCZOS)
+    return image
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    path: Path
+    caption: str = ""
+
+
+class ImageTile(Vertical, can_focus=True):
+    """One image and its caption. Focusable: enter opens it large."""
+
+    BINDINGS = [
+        Binding(
+            "enter",
+            "open",
+            "Open large",
+            id="image.open",
+            tooltip="Show this image large (escape closes it)",
+        ),
+    ]
+
+    DEFAULT_CSS = """
+    ImageTile {
+        width: auto;
+        height: auto;
+        padding: 0 1;
+        border: blank;
+    }
+    ImageTile:focus {
+        border: round $accent;
+    }
+    ImageTile > .image-slot {
+        height: auto;
+        width: auto;
+    }
+    ImageTile > .placeholder {
+        color: $text-muted;
+        content-align: center middle;
+    }
+    ImageTile > .caption {
+        height: auto;
+        max-height: 2;
+        color: $text-muted;
+    }
+    """
+
+    class Decoded(Message):
+        def __init__(self, tile: ImageTile, image: PILImage.Image | None, error: str | None):
+            super().__init__()
+            self.tile = tile
+            self.image = image
+            self.error = error
+
+    class OpenRequested(Message):
+        def __init__(self, item: ImageItem) -> None:
+            super().__init__()
+            self.item = item
+
+    def __init__(
+        self, item: ImageItem, rows: int = 8, cols: int | None = None, id: str | None = None
+    ) -> None:
+        super().__init__(id=id, classes="image-tile")
+        self.item = item
+        self.rows = rows
+        self.cols = cols or rows * 2
+        self.loaded = False
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        placeholder = Static("…", classes="placeholder")
+        placeholder.styles.width = self.cols
+        placeholder.styles.height = self.rows
+        yield placeholder
+        caption = Static(Text(self.item.caption, no_wrap=False), classes="caption", markup=False)
+        caption.styles.width = self.cols
+        yield caption
+
+    def on_mount(self) -> None:
+        self._decode()
+
+    @work(thread=True, group="image-decode", exit_on_error=False)
+    def _decode(self) -> None:
+        try:
+            image = decode_thumbnail(self.item.path, self.cols, self.rows)
+        except Exception as exc:  # an unreadable file is shown as such, never a crash
+            self.post_message(self.Decoded(self, None, str(exc)))
+        else:
+            self.post_message(self.Decoded(self, image, None))
+
+    def show_image(self, image: PILImage.Image | None, error: str | None) -> None:
+        placeholder = self.query(".placeholder")
+        if error or image is None:
+            self.error = error or "cannot read"
+            for p in placeholder:
+                p.update(Text(self.error, style="red"))  # type: ignore[attr-defined]
+            return
+        widget_cls = image_widget_class(protocol_for(self.app))
+        widget: Widget = widget_cls(image, classes="image-slot")
+        widget.styles.height = self.rows
+        widget.styles.width = "auto"
+        widget.styles.max_width = self.cols
+        placeholder.remove()
+        self.mount(widget, before=0)
+        self.loaded = True
+
+    def action_open(self) -> None:
+        self.post_message(self.OpenRequested(self.item))
+
+
+class ImageGrid(VerticalScroll):
+    """Tiles in as many columns as fit. `set_images` replaces, `add_image` appends; with
+    `max_images` only the newest are kept."""
+
+    DEFAULT_CSS = """
+    ImageGrid {
+        layout: grid;
+        grid-size: 3;
+        grid-gutter: 0 1;
+        grid-rows: auto;
+        height: 1fr;
+    }
+    ImageGrid > .empty {
+        color: $text-muted;
+        column-span: 3;
+    }
+    """
+
+    def __init__(
+        self,
+        *,
+        rows: int = 8,
+        max_images: int | None = None,
+        empty: str = "no images yet",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.rows = rows
+        self.max_images = max_images
+        self.empty_text = empty
+        self._items: list[ImageItem] = []
+        self._counter = 0
+
+    @property
+    def items(self) -> list[ImageItem]:
+        return list(self._items)
+
+    @property
+    def tiles(self) -> list[ImageTile]:
+        return list(self.query(ImageTile))
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(self.empty_text), classes="empty")
+
+    def on_resize(self) -> None:
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        tile_w = self.rows * 2 + 4  # image + padding + border
+        columns = max(1, (self.content_size.width + 1) // (tile_w + 1))
+        if self.styles.grid_size_columns != columns:
+            self.styles.grid_size_columns = columns
+
+    def set_images(self, items: Iterable[ImageItem | tuple[Path | str, str]]) -> None:
+        wanted = [self._item(i) for i in items]
+        if self.max_images is not None:
+            wanted = wanted[-self.max_images :]
+        if wanted == self._items:
+            return
+        self.query(ImageTile).remove()
+        self._items = []
+        self._add(wanted)
+
+    def add_image(self, path: Path | str, caption: str = "") -> None:
+        self.add_images([ImageItem(Path(path), caption)])
+
+    def add_images(self, items: Sequence[ImageItem | tuple[Path | str, str]]) -> None:
+        new = [self._item(i) for i in items]
+        if self.max_images is not None:
+            keep = max(0, self.max_images - len(new))
+            drop = len(self._items) - keep
+            if drop > 0:
+                for tile in self.tiles[:drop]:
+                    tile.remove()
+                self._items = self._items[drop:]
+            new = new[-self.max_images :]
+        self._add(new)
+
+    def clear(self) -> None:
+        self.query(ImageTile).remove()
+        self._items = []
+        self.query(".empty").set(display=True)
+
+    def _add(self, items: list[ImageItem]) -> None:
+        if not items:
+            return
+        self.query(".empty").set(display=False)
+        tiles = []
+        for item in items:
+            self._counter += 1
+            tiles.append(ImageTile(item, rows=self.rows, id=f"tile-{self._counter}"))
+        self._items.extend(items)
+        self.mount_all(tiles)
+        self._fit_columns()
+
+    @staticmethod
+    def _item(value: ImageItem | tuple[Path | str, str]) -> ImageItem:
+        if isinstance(value, ImageItem):
+            return value
+        path, caption = value
+        return ImageItem(Path(path), caption)
+
+    def open_selected(self) -> bool:
+        """Open the focused tile, else the newest one. False when there is none."""
+        tiles = self.tiles
+        if not tiles:
+            return False
+        focused = self.screen.focused
+        tile = focused if isinstance(focused, ImageTile) and focused in tiles else tiles[-1]
+        self.app.push_screen(ImageModal(tile.item))
+        return True
+
+    @on(ImageTile.Decoded)
+    def _on_decoded(self, message: ImageTile.Decoded) -> None:
+        message.stop()
+        if message.tile.is_attached:
+            message.tile.show_image(message.image, message.error)
+
+    @on(ImageTile.OpenRequested)
+    def _on_open(self, message: ImageTile.OpenRequested) -> None:
+        message.stop()
+        self.app.push_screen(ImageModal(message.item))
+
+
+class ImageModal(ModalScreen[None]):
+    """One image, as large as the terminal allows, with its caption and path."""
+
+    BINDINGS = [
+        Binding("escape,enter,q", "dismiss", "Close", id="image.close", tooltip="Close the image"),
+    ]
+
+    DEFAULT_CSS = """
+    ImageModal {
+        align: center middle;
+    }
+    ImageModal > #frame {
+        width: 90%;
+        height: 90%;
+        border: round $accent;
+        background: $surface;
+        padding: 0 1;
+    }
+    ImageModal #big {
+        height: 1fr;
+        width: 1fr;
+        content-align: center middle;
+    }
+    ImageModal .caption {
+        height: auto;
+        max-height: 3;
+    }
+    ImageModal .path {
+        height: 1;
+    }
+    """
+
+    class Decoded(Message):
+        def __init__(self, image: PILImage.Image | None, error: str | None) -> None:
+            super().__init__()
+            self.image = image
+            self.error = error
+
+    def __init__(self, item: ImageItem) -> None:
+        super().__init__()
+        self.item = item
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="frame"):
+            yield Static("…", id="big")
+            yield Static(Text(self.item.caption), classes="caption", markup=False)
+            yield Static(
+                Text(str(self.item.path), style="dim", overflow="ellipsis", no_wrap=True),
+                classes="path",
+                markup=False,
+            )
+
+    def on_mount(self) -> None:
+        frame = self.query_one("#frame")
+        frame.border_title = "image"
+        self._decode(max(8, self.size.width - 8), max(4, self.size.height - 10))
+
+    @work(thread=True, exit_on_error=False)
+    def _decode(self, cols: int, rows: int) -> None:
+        try:
+            image = decode_thumbnail(self.item.path, cols, rows)
+        except Exception as exc:
+            self.post_message(self.Decoded(None, str(exc)))
+        else:
+            self.post_message(self.Decoded(image, None))
+
+    @on(Decoded)
+    def _on_decoded(self, message: Decoded) -> None:
+        old = self.query_one("#big")
+        if message.image is None:
+            old.update(Text(message.error or "cannot read", style="red"))  # type: ignore[attr-defined]
+            return
+        widget = image_widget_class(protocol_for(self.app))(message.image, id="big-image")
+        widget.styles.width = "auto"
+        widget.styles.height = "1fr"
+        old.remove()
+        self.query_one("#frame").mount(widget, before=0)
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss(result)
