@@ -29,7 +29,7 @@ class ProgressRenderer:
     def __init__(self, run_dir: Path, quiet: bool = False, console: Console | None = None) -> None:
         self.run_dir = run_dir
         self.tail = EventTail(run_dir / EVENTS_FILE)
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.finished: dict[str, Any] | None = None
         self.errors: list[dict[str, Any]] = []

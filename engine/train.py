@@ -73,8 +73,11 @@ class StopSignal:
         self.requested = False
 
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def uninstall(self) -> None:
+        for sig, handler in getattr(self, "previous", {}).items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:
@@ -120,6 +123,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
         from accelerate.utils import set_seed
 
         cfg = self.cfg
@@ -132,6 +136,8 @@ class Trainer:
                 "set train.mixed_precision to bf16 or no on this machine",
                 code=2,
             )
+        # A fresh state per run: the engine may run more than once in one process (tests).
+        AcceleratorState._reset_state(reset_partial_state=True)
         self.accelerator = acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=not cuda)
         self.device = acc.device
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
@@ -827,6 +833,7 @@ class Trainer:
                 update_run_json(self.run_dir, status=status, ended=time.time(), step=self.step)
             self.events.close()
             lock.release()
+            self.stop.uninstall()
         return code
 
 
