@@ -1,0 +1,1 @@
+"""Widgets of the app: folder picker, config form, image grids, plots, meters, modals."""
