@@ -1,0 +1,436 @@
+"""Data: pick the image folder (or a hub dataset), see its images and what is wrong with them.
+
+The dataset check and the thumbnails run in worker threads and report back with one message
+each; the screen never touches the disk on the event loop (the tree loads in its own worker).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.worker import get_current_worker
+
+from engine.config import BUILTIN_TINY, is_local_path
+from engine.doctor import PROBLEM_LABELS, DatasetReport, check_folder, severity
+from engine.images import list_image_files
+from tui.state import data_folder
+from tui.widgets.folder_picker import FolderPicker, display_path
+from tui.widgets.modals import PromptModal
+from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
+
+MAX_THUMBNAILS = 48
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+class DatasetChecked(Message):
+    def __init__(self, folder: Path, report: DatasetReport) -> None:
+        super().__init__()
+        self.folder = folder
+        self.report = report
+
+
+class DatasetCheckFailed(Message):
+    def __init__(self, folder: Path, error: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self.error = error
+
+
+class ThumbnailsReady(Message):
+    def __init__(self, folder: Path, items: list, more: int = 0) -> None:
+        super().__init__()
+        self.folder = folder
+        self.items = items  # [(PIL image or None, file name, flagged)]
+        self.more = more  # images left out of the grid
+
+
+class PushOutput(Message):
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+
+class PushFinished(Message):
+    def __init__(self, returncode: int, repo_id: str, dry_run: bool) -> None:
+        super().__init__()
+        self.returncode = returncode
+        self.repo_id = repo_id
+        self.dry_run = dry_run
+
+
+def _hub_id_ok(value: str) -> str | None:
+    parts = value.split("/")
+    if len(parts) != 2 or not all(parts) or " " in value:
+        return "a hub repo id looks like owner/name"
+    return None
+
+
+class DataScreen(Screen):
+    CSS_PATH = "data.tcss"
+    AUTO_FOCUS = "FolderTree"
+
+    BINDINGS = [
+        Binding(
+            "slash",
+            "focus_path",
+            "Path",
+            id="data.path",
+            tooltip="Type a folder path (Tab completes) or a hub dataset id, then Enter",
+        ),
+        Binding(
+            "escape",
+            "leave_input",
+            "Leave input",
+            show=False,
+            id="data.leave_input",
+            tooltip="Leave the path input so that keys work again",
+        ),
+        Binding(
+            "u",
+            "use_folder",
+            "Use",
+            id="data.use",
+            tooltip="Use this folder (or hub dataset) as train.instance_data in the config",
+        ),
+        Binding(
+            "r",
+            "recheck",
+            "Check again",
+            id="data.recheck",
+            tooltip="Run the dataset check on the folder again",
+        ),
+        Binding(
+            "p",
+            "push",
+            "Push to Hub",
+            id="data.push",
+            tooltip="Upload this folder to the Hugging Face Hub as a dataset (asks the repo id)",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chosen: str | None = None  # what the user picked: a folder path or a hub id
+        self.folder: Path | None = None  # the local folder being shown
+        self.report: DatasetReport | None = None
+        self.pushing = False
+        self._config_version = -1
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        state = self.app.state
+        start = data_folder(state.instance_data)
+        root = Path.cwd()
+        if start is not None and start.parent.is_dir():
+            root = start.parent.resolve()
+        value = "" if start is None else state.instance_data or ""
+        with Horizontal(id="data-main"):
+            yield FolderPicker(root, value=value, id="data-picker")
+            with Vertical(id="data-detail"):
+                yield Static(id="data-folder")
+                yield Static(id="data-summary")
+                yield ThumbnailGrid(protocol=state.image_protocol, id="data-thumbs")
+                yield DataTable(id="data-problems", cursor_type="row", zebra_stripes=True)
+                yield Log(id="data-push-log", highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Data"
+        table = self.query_one("#data-problems", DataTable)
+        table.add_columns("File", "Size", "Problem")
+        table.display = False
+        self.query_one("#data-push-log", Log).display = False
+        self._show_folder_line(
+            Text(
+                "Choose the folder of your concept images: / types a path (or a hub dataset "
+                "id), the tree picks one (Enter).",
+                style="dim",
+            )
+        )
+        self._sync_from_config()
+
+    def on_screen_resume(self) -> None:
+        self._sync_from_config()
+        self.refresh_bindings()
+
+    def _sync_from_config(self) -> None:
+        """Show the config's instance_data when it changed since this screen last looked."""
+        state = self.app.state
+        version = getattr(state, "config_version", 0)
+        if version == self._config_version:
+            return
+        self._config_version = version
+        value = state.instance_data
+        if value and value != self.chosen:
+            shown = value if value != BUILTIN_TINY else display_path(data_folder(value))
+            self.query_one(FolderPicker).set_value(shown)
+            self.choose(value)
+
+    # ------------------------------------------------------------------ choosing
+
+    @on(FolderPicker.Chosen)
+    def _chosen(self, event: FolderPicker.Chosen) -> None:
+        self.choose(event.value)
+        self.query_one("#folder-tree").focus()
+
+    def choose(self, value: str) -> None:
+        """Show a folder (checked in a worker) or a hub dataset id."""
+        self.chosen = value
+        self.report = None
+        folder = data_folder(value)
+        if folder is None and not is_local_path(value):
+            self.folder = None
+            self.workers.cancel_group(self, "data-check")
+            self.workers.cancel_group(self, "data-thumbs")
+            self._clear_results()
+            self._show_folder_line(
+                Text.assemble(
+                    ("hub dataset ", "bold"),
+                    (value, "bold"),
+                    ": checked when training starts",
+                )
+            )
+            self.query_one("#data-summary", Static).update(
+                Text("u uses it as the training data.", style="dim")
+            )
+        else:
+            self.folder = folder if folder is not None else Path(value).expanduser()
+            self._clear_results()
+            line = Text.assemble(("Folder ", "bold"), (value, "bold"))
+            if value == BUILTIN_TINY:
+                line.append(f"  the demo images ({self.folder})", style="dim")
+            self._show_folder_line(line)
+            self.query_one("#data-summary", Static).update(Text("checking…", style="dim"))
+            self.run_check(self.folder, self._resolution())
+            self.load_thumbnails(self.folder)
+        self.refresh_bindings()
+
+    def _resolution(self) -> int:
+        cfg = self.app.state.config
+        return cfg.train.resolution if cfg else 512
+
+    def _show_folder_line(self, text: Text) -> None:
+        self.query_one("#data-folder", Static).update(text)
+
+    def _clear_results(self) -> None:
+        self.query_one("#data-problems", DataTable).clear()
+        self.query_one("#data-problems", DataTable).display = False
+        self.run_worker(self.query_one(ThumbnailGrid).clear(), group="data-clear")
+        self.query_one("#data-summary", Static).update("")
+
+    # ------------------------------------------------------------------ workers
+
+    @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
+    def run_check(self, folder: Path, resolution: int) -> None:
+        worker = get_current_worker()
+        try:
+            report = check_folder(folder, resolution=resolution)
+        except OSError as exc:
+            if not worker.is_cancelled:
+                reason = exc.strerror or str(exc)
+                self.post_message(DatasetCheckFailed(folder, f"cannot read the folder: {reason}"))
+            return
+        if not worker.is_cancelled:
+            self.post_message(DatasetChecked(folder, report))
+
+    @work(thread=True, exclusive=True, group="data-thumbs", exit_on_error=False)
+    def load_thumbnails(self, folder: Path) -> None:
+        worker = get_current_worker()
+        try:
+            paths = list_image_files(folder)
+        except OSError:
+            return
+        shown, more = paths[:MAX_THUMBNAILS], max(0, len(paths) - MAX_THUMBNAILS)
+        batch: list = []
+        for n, path in enumerate(shown, 1):
+            if worker.is_cancelled:
+                return
+            batch.append((make_thumbnail(path), path.name, False))
+            if len(batch) == 8 or n == len(shown):
+                self.post_message(ThumbnailsReady(folder, batch, more if n == len(shown) else 0))
+                batch = []
+
+    # ------------------------------------------------------------------ results
+
+    def on_dataset_checked(self, message: DatasetChecked) -> None:
+        if message.folder != self.folder:
+            return
+        report = message.report
+        self.report = report
+        self.app.state.num_images = report.count
+        lines = Text()
+        lines.append(report.headline(), style="bold")
+        for line in report.problem_lines():
+            lines.append("\n")
+            lines.append(line, style=_SEVERITY_STYLE.get(line.split(":", 1)[0], ""))
+        if not report.images:
+            lines.append("\nno images here: pick the folder that holds them", style="yellow")
+        self.query_one("#data-summary", Static).update(lines)
+        table = self.query_one("#data-problems", DataTable)
+        table.clear()
+        flagged: set[str] = set()
+        for info in report.images:
+            if not info.problems:
+                continue
+            flagged.add(info.name)
+            size = f"{info.width}×{info.height}" if info.width else "—"
+            worst = severity(info.problems[0])
+            labels = ", ".join(PROBLEM_LABELS.get(code, code) for code in info.problems)
+            table.add_row(
+                Text(info.name),
+                Text(size),
+                Text(labels, style=_SEVERITY_STYLE.get(worst, "")),
+                key=str(info.path),
+            )
+        table.display = bool(flagged)
+        self.query_one(ThumbnailGrid).flag(flagged)
+        self.refresh_bindings()
+
+    def on_dataset_check_failed(self, message: DatasetCheckFailed) -> None:
+        if message.folder != self.folder:
+            return
+        self.query_one("#data-summary", Static).update(Text(message.error, style="bold red"))
+        self.refresh_bindings()
+
+    async def on_thumbnails_ready(self, message: ThumbnailsReady) -> None:
+        if message.folder != self.folder:
+            return
+        grid = self.query_one(ThumbnailGrid)
+        flagged = {i.name for i in self.report.images if i.problems} if self.report else set()
+        items = [(img, name, name in flagged) for img, name, _ in message.items]
+        await grid.add_thumbnails(items)
+        if message.more:
+            await grid.mount(Static(Text(f"+{message.more} more", style="dim")))
+
+    # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "use_folder":
+            cfg = self.app.state.config
+            return bool(self.chosen and cfg and cfg.train.instance_data != self._config_value())
+        if action == "recheck":
+            return self.folder is not None
+        if action == "push":
+            return bool(self.report and self.report.count and not self.pushing)
+        return True
+
+    def _config_value(self) -> str | None:
+        """What `train.instance_data` becomes for the current choice."""
+        if self.chosen is None:
+            return None
+        state = self.app.state
+        if state.instance_data == BUILTIN_TINY and self.folder == data_folder(BUILTIN_TINY):
+            return BUILTIN_TINY
+        return self.chosen
+
+    def action_focus_path(self) -> None:
+        self.query_one("#folder-path").focus()
+
+    def action_leave_input(self) -> None:
+        self.query_one("#folder-tree").focus()
+
+    def action_use_folder(self) -> None:
+        state = self.app.state
+        value = self._config_value()
+        if state.config is None or value is None:
+            return
+        train = state.config.train.model_copy(update={"instance_data": value})
+        state.change_config(state.config.model_copy(update={"train": train}))
+        self._config_version = state.config_version
+        self.notify(
+            f"train.instance_data = {value}", title="Config changed (unsaved)", markup=False
+        )
+        self.refresh_bindings()
+
+    def action_recheck(self) -> None:
+        if self.chosen:
+            self.choose(self.chosen)
+
+    def action_push(self) -> None:
+        if self.folder is None or self.pushing:
+            return
+        cfg = self.app.state.config
+        default = (cfg.hub.dataset_repo if cfg else None) or ""
+        folder = self.folder
+
+        def pushed(result: tuple[str, bool] | None) -> None:
+            if result:
+                repo_id, dry_run = result
+                self.pushing = True
+                self.refresh_bindings()
+                self.push_dataset(folder, repo_id, dry_run)
+
+        self.app.push_screen(
+            PromptModal(
+                "Push the folder to the Hub as a dataset",
+                f"Repo id for {folder.name}:",
+                value=default,
+                placeholder="owner/name",
+                option="Dry run: write what would be uploaded into a folder, upload nothing",
+                option_value=True,
+                validate=_hub_id_ok,
+                submit_label="Push",
+            ),
+            pushed,
+        )
+
+    @work(thread=True, exclusive=True, group="data-push", exit_on_error=False)
+    def push_dataset(self, folder: Path, repo_id: str, dry_run: bool) -> None:
+        cmd = [sys.executable, "-m", "engine", "push-dataset", str(folder), repo_id]
+        if dry_run:
+            cmd.append("--dry-run")
+        self.post_message(
+            PushOutput(
+                f"$ dreambooth-tui push-dataset {folder} {repo_id}"
+                + (" --dry-run" if dry_run else "")
+            )
+        )
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+            )
+        except OSError as exc:
+            self.post_message(PushOutput(f"could not start: {exc}"))
+            self.post_message(PushFinished(1, repo_id, dry_run))
+            return
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.post_message(PushOutput(line.rstrip("\n")))
+        self.post_message(PushFinished(proc.wait(), repo_id, dry_run))
+
+    def on_push_output(self, message: PushOutput) -> None:
+        log = self.query_one("#data-push-log", Log)
+        log.display = True
+        log.write_line(message.line)
+
+    def on_push_finished(self, message: PushFinished) -> None:
+        self.pushing = False
+        what = "dry run" if message.dry_run else "push"
+        if message.returncode == 0:
+            self.notify(f"{what} to {message.repo_id}: done", title="Hub", markup=False)
+        else:
+            self.notify(
+                f"{what} to {message.repo_id} failed (exit {message.returncode}); see the log",
+                title="Hub",
+                severity="error",
+                markup=False,
+            )
+        self.refresh_bindings()

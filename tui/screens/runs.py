@@ -1,0 +1,357 @@
+"""Runs: every run under the output folder, newest first, refreshed every 2 s (in a worker).
+
+Enter attaches (Train screen); `r` resumes a stopped, failed or crashed run; `d` deletes after
+asking; `space` marks runs and `o` overlays the loss curves of the marked ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from engine.runs import RunInfo, list_runs, utc_iso
+from tui import engine_client
+from tui.widgets.loss_plot import LossPlot
+from tui.widgets.modals import Choice, ChoiceModal
+
+REFRESH_S = 2.0
+STATE_STYLE = {
+    "live": "bold green",
+    "completed": "cyan",
+    "stopped": "yellow",
+    "failed": "bold red",
+    "crashed": "bold red",
+}
+COLUMNS = ("", "Run", "Status", "Step", "Loss", "Started", "Duration")
+
+
+class RunsListed(Message):
+    def __init__(self, output_dir: Path, runs: list[RunInfo]) -> None:
+        super().__init__()
+        self.output_dir = output_dir
+        self.runs = runs
+
+
+class LossesLoaded(Message):
+    def __init__(self, series: list[tuple[str, list[tuple[int, float]]]]) -> None:
+        super().__init__()
+        self.series = series
+
+
+class RunActionDone(Message):
+    def __init__(self, text: str, error: bool = False, attach: Path | None = None) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+        self.attach = attach
+
+
+def _fmt_loss(loss: float | None) -> str:
+    return "–" if loss is None else f"{loss:.4f}"
+
+
+def _fmt_step(info: RunInfo) -> str:
+    total = info.total_steps
+    return f"{info.step}/{total}" if total else str(info.step)
+
+
+class RunsTable(DataTable):
+    BINDINGS = [
+        Binding(
+            "enter",
+            "select_cursor",
+            "Attach",
+            id="runs.attach",
+            tooltip="Follow this run on the Train screen (its whole history, then live)",
+        ),
+    ]
+
+
+class RunsScreen(Screen):
+    CSS_PATH = "runs.tcss"
+    AUTO_FOCUS = "RunsTable"
+
+    BINDINGS = [
+        Binding(
+            "space",
+            "toggle_mark",
+            "Mark",
+            id="runs.mark",
+            tooltip="Mark or unmark this run (mark two or more to compare their loss curves)",
+        ),
+        Binding(
+            "o",
+            "overlay",
+            "Overlay",
+            id="runs.overlay",
+            tooltip="Overlay the loss curves of the marked runs",
+        ),
+        Binding(
+            "r",
+            "resume",
+            "Resume",
+            id="runs.resume",
+            tooltip="Start this stopped, failed or crashed run again from its latest checkpoint",
+        ),
+        Binding(
+            "d",
+            "delete",
+            "Delete",
+            id="runs.delete",
+            tooltip="Delete this run's folder (asks first; not while it is live)",
+        ),
+        Binding(
+            "escape",
+            "close_overlay",
+            "Close plot",
+            id="runs.close_overlay",
+            tooltip="Hide the loss curves",
+        ),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunInfo] = []
+        self.marked: set[str] = set()  # run_dir as str
+        self._loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="runs-main"):
+            yield Static(id="runs-head")
+            yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield Static(id="runs-detail")
+            yield LossPlot(id="runs-plot", smoothing=None, empty="mark two or more runs, then o")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "Runs"
+        table = self.query_one(RunsTable)
+        for name in COLUMNS:
+            table.add_column(name, key=name or "mark")
+        self.query_one("#runs-plot").display = False
+        self.refresh_runs()
+        self.set_interval(REFRESH_S, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current:
+            self.refresh_runs()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
+    # ------------------------------------------------------------------ loading
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.app.state.output_dir)
+
+    @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
+    def refresh_runs(self) -> None:
+        output_dir = self.output_dir
+        self.post_message(RunsListed(output_dir, list_runs(output_dir)))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        self._loaded = True
+        self.runs = message.runs
+        keys = {str(r.run_dir) for r in message.runs}
+        self.marked &= keys
+        table = self.query_one(RunsTable)
+        cursor_key = self._cursor_key()
+        old_keys = [row.key.value for row in table.ordered_rows]
+        new_keys = [str(r.run_dir) for r in message.runs]
+        if old_keys == new_keys:
+            for info in message.runs:
+                for column, cell in zip(COLUMNS, self._cells(info), strict=True):
+                    table.update_cell(str(info.run_dir), column or "mark", cell)
+        else:
+            table.clear()
+            for info in message.runs:
+                table.add_row(*self._cells(info), key=str(info.run_dir))
+            if cursor_key in keys:
+                table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
+        head = Text()
+        head.append(f"{len(message.runs)} run{'s' if len(message.runs) != 1 else ''}", "bold")
+        head.append(" in ")
+        head.append(str(message.output_dir))
+        live = sum(1 for r in message.runs if r.live)
+        if live:
+            head.append(f" · {live} live", "bold green")
+        if not message.runs:
+            head.append("\nno runs yet: start one on the Train screen (3)", "dim")
+        self.query_one("#runs-head", Static).update(head)
+        self._show_detail()
+        self.refresh_bindings()
+
+    def _cells(self, info: RunInfo) -> list[Text]:
+        mark = "●" if str(info.run_dir) in self.marked else " "
+        return [
+            Text(mark, style="bold magenta"),
+            Text(info.run_id),
+            Text(info.state, style=STATE_STYLE.get(info.state, "")),
+            Text(_fmt_step(info), justify="right"),
+            Text(_fmt_loss(info.last_loss), justify="right"),
+            Text(utc_iso(info.started).removesuffix(" UTC")),
+            Text(engine_client.fmt_duration(info.duration), justify="right"),
+        ]
+
+    # ------------------------------------------------------------------ cursor
+
+    def _cursor_key(self) -> str | None:
+        table = self.query_one(RunsTable)
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - cursor outside the rows
+            return None
+
+    @property
+    def current(self) -> RunInfo | None:
+        key = self._cursor_key()
+        return next((r for r in self.runs if str(r.run_dir) == key), None)
+
+    @on(DataTable.RowHighlighted, "#runs-table")
+    def _highlighted(self) -> None:
+        self._show_detail()
+        self.refresh_bindings()
+
+    def _show_detail(self) -> None:
+        info = self.current
+        detail = Text()
+        if info is not None:
+            detail.append(str(info.run_dir), "dim")
+            if info.method:
+                detail.append(f" · {info.method}")
+            if info.error:
+                detail.append("\n")
+                detail.append(info.error, "red")
+        self.query_one("#runs-detail", Static).update(detail)
+
+    # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        info = self.current
+        if action == "toggle_mark":
+            return info is not None
+        if action == "overlay":
+            return len(self.marked) >= 2
+        if action == "resume":
+            return info is not None and info.resumable
+        if action == "delete":
+            return info is not None and not info.live
+        if action == "close_overlay":
+            return self.query_one("#runs-plot").display
+        return True
+
+    @on(DataTable.RowSelected, "#runs-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.app.attach_run(Path(event.row_key.value))
+
+    def action_toggle_mark(self) -> None:
+        info = self.current
+        if info is None:
+            return
+        key = str(info.run_dir)
+        self.marked ^= {key}
+        self.query_one(RunsTable).update_cell(
+            key, "mark", Text("●" if key in self.marked else " ", style="bold magenta")
+        )
+        table = self.query_one(RunsTable)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1, animate=False)
+        self.refresh_bindings()
+
+    def action_overlay(self) -> None:
+        marked = [r for r in self.runs if str(r.run_dir) in self.marked]
+        if len(marked) >= 2:
+            self.load_losses([(r.run_id, r.run_dir) for r in marked])
+
+    @work(thread=True, exclusive=True, group="runs-losses", exit_on_error=False)
+    def load_losses(self, runs: list[tuple[str, Path]]) -> None:
+        series = [(name, engine_client.load_loss_history(run_dir)) for name, run_dir in runs]
+        self.post_message(LossesLoaded(series))
+
+    def on_losses_loaded(self, message: LossesLoaded) -> None:
+        plot = self.query_one("#runs-plot", LossPlot)
+        plot.clear()
+        for name, points in message.series:
+            plot.set_series(name, points)
+        plot.display = True
+        self.refresh_bindings()
+
+    def action_close_overlay(self) -> None:
+        self.query_one("#runs-plot").display = False
+        self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        info = self.current
+        if info is not None and info.resumable:
+            self.resume(info.run_dir)
+
+    @work(thread=True, group="runs-action", exit_on_error=False)
+    def resume(self, run_dir: Path) -> None:
+        try:
+            engine_client.resume_run(run_dir)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.post_message(RunActionDone(f"{run_dir.name}: not resumed: {exc}", error=True))
+            return
+        self.post_message(RunActionDone(f"Resuming {run_dir.name}", attach=run_dir))
+
+    def action_delete(self) -> None:
+        info = self.current
+        if info is None or info.live:
+            return
+        run_dir = info.run_dir
+
+        def chosen(choice: str | None) -> None:
+            if choice == "delete":
+                self.delete(run_dir)
+
+        self.app.push_screen(
+            ChoiceModal(
+                "Delete run",
+                Text.assemble(
+                    "Delete ",
+                    (info.run_id, "bold"),
+                    f" ({info.state}, step {_fmt_step(info)})?\n",
+                    "Its folder goes: checkpoints, samples, final model and all.",
+                ),
+                [
+                    Choice("delete", "Delete", "y", "error"),
+                    Choice("cancel", "Cancel", "n"),
+                ],
+                default="delete",
+                cancel="cancel",
+            ),
+            chosen,
+        )
+
+    @work(thread=True, group="runs-action", exit_on_error=False)
+    def delete(self, run_dir: Path) -> None:
+        try:
+            engine_client.delete_run(run_dir)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            self.post_message(RunActionDone(f"{run_dir.name}: not deleted: {exc}", error=True))
+            return
+        self.post_message(RunActionDone(f"Deleted {run_dir.name}"))
+
+    def on_run_action_done(self, message: RunActionDone) -> None:
+        self.notify(
+            message.text,
+            title="Runs",
+            severity="error" if message.error else "information",
+            markup=False,
+        )
+        self.refresh_runs()
+        if message.attach is not None:
+            self.app.attach_run(message.attach, notify=False)
