@@ -1,0 +1,499 @@
+"""Train: start a run, follow it live (or re-attach to one), stop it.
+
+A thread worker tails RUN_DIR/events.jsonl (from the start, so re-attaching shows the whole
+history) and hands each batch of parsed events to the screen as one `EventsArrived` message;
+the screen folds them into a `RunModel` (cheap) and a 4 Hz timer redraws the widgets from it
+inside `batch_update()`, only when something changed and only while the screen is visible.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from tui import engine_client
+from tui.engine_client import RunFollower, RunModel, fmt_duration
+from tui.state import RunAttached
+from tui.widgets.gpu_meter import GpuMeter
+from tui.widgets.image_grid import ImageGrid, ImageItem
+from tui.widgets.log_view import LogView
+from tui.widgets.loss_plot import LossPlot, fmt_value
+from tui.widgets.modals import Choice, ChoiceModal
+
+__all__ = ["EventsArrived", "RunStartFailed", "TrainScreen", "config_summary"]
+
+POLL_S = 0.2  # how often the tail worker looks for new events
+REDRAW_S = 0.25  # how often the widgets are redrawn from the model (when changed)
+SAMPLE_TILES = 4
+
+STATUS_STYLES = {
+    "live": "bold green",
+    "starting": "bold green",
+    "stopping": "bold yellow",
+    "completed": "bold dodger_blue1",
+    "stopped": "bold yellow",
+    "failed": "bold red",
+    "crashed": "bold red",
+    "waiting": "dim",
+}
+
+
+class EventsArrived(Message):
+    """A batch of events read from a run's events.jsonl by the tail worker."""
+
+    def __init__(self, run_dir: Path, events: list[dict[str, Any]], alive: bool) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.events = events
+        self.alive = alive
+
+
+class RunStartFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class RunLaunched(Message):
+    def __init__(self, run_dir: Path, resumed: bool = False) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.resumed = resumed
+
+
+def config_summary(state: Any) -> Text:
+    """What `s` would start: the config's essentials, literal."""
+    text = Text()
+    cfg = getattr(state, "config", None)
+    path = getattr(state, "config_path", None)
+    error = getattr(state, "config_error", None)
+    text.append("Config  ", style="bold")
+    text.append(str(path) if path else "(not saved to a file)", style="")
+    text.append("\n")
+    if error:
+        text.append("\n" + str(error) + "\n", style="red")
+    if cfg is None:
+        text.append("\nNo config loaded: open one on the Config screen (2).\n", style="yellow")
+        return text
+    t, e = cfg.train, cfg.evaluation
+    rows = [
+        ("model", str(t.model)),
+        ("data", str(t.instance_data)),
+        ("prompt", str(t.instance_prompt)),
+        ("method", f"{t.method}" + (f" (rank {t.lora_rank})" if t.method == "lora" else "")),
+        (
+            "steps",
+            f"{t.max_train_steps} × batch {t.train_batch_size}×{t.gradient_accumulation_steps}"
+            f" · lr {fmt_value(float(t.learning_rate))} · precision {t.mixed_precision}",
+        ),
+        (
+            "samples",
+            f"every {t.validation_steps} steps · {len(e.prompts)} prompt(s) × {e.num_images}",
+        ),
+        ("output", str(t.output_dir)),
+    ]
+    for label, value in rows:
+        text.append(f"\n{label:<9}", style="dim")
+        text.append(value)
+    return text
+
+
+class TrainScreen(Screen):
+    CSS_PATH = "train.tcss"
+    AUTO_FOCUS = None
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    BINDINGS = [
+        Binding(
+            "s",
+            "start",
+            "Start",
+            id="train.start",
+            tooltip="Start a training run with the current config",
+        ),
+        Binding(
+            "x",
+            "stop",
+            "Stop",
+            id="train.stop",
+            tooltip="Stop the run: it finishes the step, saves a checkpoint and exits",
+        ),
+        Binding(
+            "r",
+            "resume",
+            "Resume",
+            id="train.resume",
+            tooltip="Resume this stopped or crashed run from its latest checkpoint",
+        ),
+        Binding(
+            "o",
+            "open_sample",
+            "Open sample",
+            id="train.open_sample",
+            tooltip="Show the newest sample image large",
+        ),
+    ]
+
+    def __init__(
+        self, name: str | None = None, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.follower: RunFollower | None = None
+        self._drawn_version = -1
+        self._log_seen = 0
+        self._samples_seen = 0
+        self._drawn_status: str | None = None
+        self._starting = False
+        self._grace_until = 0.0  # just launched: the engine may not hold its lock yet
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="idle"):
+            yield Static(id="config-summary", markup=False)
+            yield Static(
+                Text.assemble(("press ", "dim"), ("s", "bold"), (" to start a run", "dim")),
+                id="start-hint",
+            )
+        with Vertical(id="attached"):
+            with Horizontal(id="status-row"):
+                yield Static(id="run-title", markup=False)
+                yield Static(id="run-status", markup=False)
+            with Horizontal(id="progress-row"):
+                yield Static("step 0/?", id="step-label", markup=False)
+                yield ProgressBar(id="progress", show_eta=False)
+                yield Static(id="rate", markup=False)
+            yield Static(id="errors", markup=False)
+            with Horizontal(id="main-row"):
+                with Vertical(id="plots"):
+                    yield LossPlot(id="loss-plot", empty="waiting for the first step…")
+                    yield LossPlot(id="lr-plot", smoothing=None, empty="")
+                with Vertical(id="side"):
+                    yield GpuMeter(id="gpu-meter")
+                    yield Static(id="sample-step", markup=False)
+                    yield ImageGrid(
+                        id="samples", rows=6, max_images=SAMPLE_TILES, empty="samples appear here"
+                    )
+            yield LogView(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#loss-plot").border_title = "loss"
+        self.query_one("#lr-plot").border_title = "learning rate"
+        self.query_one("#gpu-meter").border_title = "memory"
+        self.query_one("#samples").border_title = "samples"
+        self.query_one("#log").border_title = "log"
+        self.set_interval(REDRAW_S, self.redraw, name="train-redraw")
+        self._show_idle()
+        state = getattr(self.app, "state", None)
+        run_dir = getattr(state, "run_dir", None)
+        if run_dir:
+            self.attach(Path(run_dir))
+
+    def on_screen_resume(self) -> None:
+        state = getattr(self.app, "state", None)
+        run_dir = getattr(state, "run_dir", None)
+        if run_dir and (self.follower is None or Path(run_dir) != self.follower.run_dir):
+            self.attach(Path(run_dir))
+        elif self.follower is None:
+            self._show_idle()
+        self._drawn_version = -1  # redraw at once: the timer skipped while hidden
+        self.redraw()
+
+    # -- attaching ------------------------------------------------------------------------------
+    @property
+    def model(self) -> RunModel | None:
+        return self.follower.model if self.follower else None
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.follower.run_dir if self.follower else None
+
+    def on_run_attached(self, message: RunAttached) -> None:
+        self.attach(Path(message.run_dir))
+
+    def attach(self, run_dir: Path) -> None:
+        """Follow `run_dir` from the start of its event stream (idempotent)."""
+        run_dir = Path(run_dir)
+        if self.follower is not None and self.follower.run_dir == run_dir:
+            return
+        self.follower = RunFollower(run_dir)
+        self._drawn_version = -1
+        self._log_seen = 0
+        self._samples_seen = 0
+        self._drawn_status = None
+        self.query_one("#idle").display = False
+        self.query_one("#attached").display = True
+        self.query_one("#run-title", Static).update(Text(run_dir.name, style="bold"))
+        self.query_one("#loss-plot", LossPlot).clear()
+        self.query_one("#lr-plot", LossPlot).clear()
+        self.query_one("#log", LogView).clear()
+        self.query_one("#samples", ImageGrid).clear()
+        self.query_one("#gpu-meter", GpuMeter).update_values()
+        self._tail(self.follower)
+        self.refresh_bindings()
+
+    def detach(self) -> None:
+        self.workers.cancel_group(self, "train-tail")
+        self.follower = None
+        self._show_idle()
+        self.refresh_bindings()
+
+    def _show_idle(self) -> None:
+        self.query_one("#attached").display = False
+        self.query_one("#idle").display = True
+        self.query_one("#config-summary", Static).update(
+            config_summary(getattr(self.app, "state", None))
+        )
+
+    @work(thread=True, exclusive=True, group="train-tail", exit_on_error=False)
+    def _tail(self, follower: RunFollower) -> None:
+        worker = get_current_worker()
+        last_alive: bool | None = None
+        while not worker.is_cancelled:
+            events, alive = follower.read()
+            if events or alive != last_alive:
+                self.post_message(EventsArrived(follower.run_dir, events, alive))
+                last_alive = alive
+            if not events or not _behind(follower):
+                time.sleep(POLL_S)
+
+    @on(EventsArrived)
+    def _on_events(self, message: EventsArrived) -> None:
+        message.stop()
+        if self.follower is None or message.run_dir != self.follower.run_dir:
+            return  # a batch from a run we no longer follow
+        model = self.follower.model
+        model.apply(message.events)
+        alive = message.alive
+        if not alive and model.status == "waiting" and time.monotonic() < self._grace_until:
+            alive = True  # launched a moment ago: the engine is still starting up
+        if model.engine_alive != alive:
+            model.engine_alive = alive
+            model.version += 1
+
+    # -- drawing --------------------------------------------------------------------------------
+    @property
+    def visible_now(self) -> bool:
+        """On screen: the current screen, or under a modal dialog on it."""
+        if self.is_current:
+            return True
+        stack = self.app.screen_stack
+        return self in stack and self.app.screen.is_modal
+
+    def redraw(self) -> None:
+        model = self.model
+        if model is None or not self.visible_now or model.version == self._drawn_version:
+            return
+        self._drawn_version = model.version
+        with self.app.batch_update():
+            self._draw(model)
+
+    def _draw(self, model: RunModel) -> None:
+        status = model.display_status
+        status_text = Text(status, style=STATUS_STYLES.get(status, ""))
+        if model.phase and status in ("live", "starting", "stopping"):
+            status_text.append(f"  · {model.phase}", style="")
+            if model.phase_detail:
+                status_text.append(f" ({model.phase_detail})", style="dim")
+        if model.device:
+            status_text.append(f"  · {model.device.get('kind', '')}", style="dim")
+        self.query_one("#run-status", Static).update(status_text)
+        self.query_one("#step-label", Static).update(Text(model.progress_text, style="bold"))
+        progress = self.query_one("#progress", ProgressBar)
+        progress.update(total=model.total_steps, progress=model.step)
+        rate = Text()
+        if model.eta_s is not None and status == "live":
+            rate.append(f"ETA {fmt_duration(model.eta_s)}")
+        if model.it_s is not None:
+            rate.append(("  · " if rate else "") + f"{model.it_s:.2f} it/s")
+        if model.loss is not None:
+            rate.append(("  · " if rate else "") + f"loss {fmt_value(model.loss)}")
+        if model.finished and model.finished.get("duration_s") is not None:
+            rate.append(
+                ("  · " if rate else "") + f"took {fmt_duration(model.finished['duration_s'])}"
+            )
+        self.query_one("#rate", Static).update(rate)
+
+        self.query_one("#loss-plot", LossPlot).set_series("loss", model.losses, refresh=True)
+        self.query_one("#lr-plot", LossPlot).set_series("lr", model.lrs, refresh=True)
+        self.query_one("#gpu-meter", GpuMeter).update_values(model.device, model.mem, model.gpu)
+        self._draw_errors(model)
+        self._draw_log(model)
+        self._draw_samples(model)
+        if status != self._drawn_status:
+            self._drawn_status = status
+            self.refresh_bindings()
+
+    def _draw_errors(self, model: RunModel) -> None:
+        panel = self.query_one("#errors", Static)
+        if not model.errors:
+            panel.display = False
+            return
+        text = Text()
+        for i, err in enumerate(model.errors[-3:]):
+            if i:
+                text.append("\n")
+            text.append(f"{err.kind} error: ", style="bold")
+            text.append(err.message)
+            if err.hint:
+                text.append("\n→ ", style="bold")
+                text.append(err.hint)
+        panel.update(text)
+        panel.display = True
+
+    def _draw_log(self, model: RunModel) -> None:
+        new = model.log_count - self._log_seen
+        if new <= 0:
+            return
+        self._log_seen = model.log_count
+        lines = list(model.log)[-min(new, len(model.log)) :]
+        self.query_one("#log", LogView).add_lines(lines)
+
+    def _draw_samples(self, model: RunModel) -> None:
+        if len(model.samples) == self._samples_seen:
+            return
+        self._samples_seen = len(model.samples)
+        newest_step = model.samples[-1].step
+        items: list[ImageItem] = []
+        for sample in model.samples:
+            if sample.step != newest_step:
+                continue
+            for path in sample.paths:
+                items.append(ImageItem(path, sample.prompt))
+        self.query_one("#samples", ImageGrid).set_images(items[-SAMPLE_TILES:])
+        prompts = {s.prompt for s in model.samples if s.step == newest_step}
+        label = Text(f"samples · step {newest_step}", style="bold")
+        if len(prompts) == 1:
+            label.append(" · ")
+            label.append(prompts.pop())  # literal: a prompt is user text
+        self.query_one("#sample-step", Static).update(label)
+
+    # -- actions --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        model = self.model
+        live = model is not None and model.is_live
+        if action == "start":
+            return not live and not self._starting
+        if action == "stop":
+            return live and not model.stopping  # type: ignore[union-attr]
+        if action == "resume":
+            return (
+                model is not None
+                and not live
+                and model.display_status in ("stopped", "failed", "crashed")
+            )
+        if action == "open_sample":
+            return model is not None and bool(model.samples)
+        return True
+
+    def action_start(self) -> None:
+        state = getattr(self.app, "state", None)
+        cfg = getattr(state, "config", None)
+        error = getattr(state, "config_error", None)
+        if error or cfg is None:
+            problem = error or "no config is loaded (open or create one on the Config screen)"
+            self.notify(
+                Text(f"Cannot start: {problem}"), title="Config", severity="error", markup=False
+            )
+            return
+        self._starting = True
+        self.refresh_bindings()
+        self.notify("Starting the engine…", title="Train")
+        self._launch(cfg, getattr(state, "config_text", None))
+
+    @work(thread=True, group="train-launch", exit_on_error=False)
+    def _launch(self, cfg: Any, template_text: str | None) -> None:
+        try:
+            run_dir = engine_client.start_run(cfg, template_text)
+        except Exception as exc:  # shown to the user, never a crash
+            self.post_message(RunStartFailed(f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(RunLaunched(run_dir))
+
+    @on(RunLaunched)
+    def _on_launched(self, message: RunLaunched) -> None:
+        self._starting = False
+        verb = "Resumed" if message.resumed else "Started"
+        self.notify(Text(f"{verb} {message.run_dir.name}"), title="Train", markup=False)
+        attach = getattr(self.app, "attach_run", None)
+        if callable(attach) and not message.resumed:
+            try:  # the app records it as the followed run and shows this screen
+                attach(message.run_dir, notify=False)
+            except TypeError:
+                attach(message.run_dir)
+        self._grace_until = time.monotonic() + 60.0
+        self.attach(message.run_dir)
+        if self.model is not None and not message.resumed:
+            self.model.engine_alive = True  # the engine is starting: show it as such
+        self.refresh_bindings()
+
+    @on(RunStartFailed)
+    def _on_start_failed(self, message: RunStartFailed) -> None:
+        self._starting = False
+        self.refresh_bindings()
+        self.notify(Text(message.error), title="Could not start", severity="error", markup=False)
+
+    def action_stop(self) -> None:
+        if self.model is None or not self.model.is_live:
+            return
+        name = self.run_dir.name if self.run_dir else "the run"
+        self.app.push_screen(
+            ChoiceModal(
+                "Stop the run?",
+                Text(
+                    f"{name} finishes its current step, saves a checkpoint and stops. "
+                    "It can be resumed later."
+                ),
+                [Choice("stop", "Stop and save", variant="error"), Choice("cancel", "Cancel")],
+                default="stop",
+                cancel="cancel",
+            ),
+            self._stop_answered,
+        )
+
+    def _stop_answered(self, answer: str | None) -> None:
+        if answer != "stop" or self.follower is None:
+            return
+        if engine_client.stop_run(self.follower.run_dir):
+            self.follower.model.stopping = True
+            self.follower.model.version += 1
+            self.notify("Stopping: the engine saves a checkpoint first", title="Train")
+        else:
+            self.notify("The run is not live any more", title="Train", severity="warning")
+        self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        if self.run_dir is None:
+            return
+        self._resume(self.run_dir)
+
+    @work(thread=True, group="train-launch", exit_on_error=False)
+    def _resume(self, run_dir: Path) -> None:
+        try:
+            engine_client.resume_run(run_dir)
+        except Exception as exc:
+            self.post_message(RunStartFailed(f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(RunLaunched(run_dir, resumed=True))
+
+    def action_open_sample(self) -> None:
+        self.query_one("#samples", ImageGrid).open_selected()
+
+
+def _behind(follower: RunFollower) -> bool:
+    """Whether the events file has more bytes than the tail has read (a burst in progress)."""
+    try:
+        return follower.tail.path.stat().st_size > follower.tail.offset
+    except OSError:
+        return False
