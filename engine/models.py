@@ -79,7 +79,7 @@ def add_lora(
     unet: torch.nn.Module, rank: int, alpha: int, text_encoder: torch.nn.Module | None = None
 ) -> None:
     """Attach peft LoRA adapters (UNet attention projections; the text encoder's when given)."""
-    from peft import LoraConfig
+    from peft import LoraConfig, inject_adapter_in_model
 
     unet.add_adapter(
         LoraConfig(
@@ -87,13 +87,15 @@ def add_lora(
         )
     )
     if text_encoder is not None:
-        text_encoder.add_adapter(
+        # peft directly: transformers' add_adapter may demand a newer peft than PyPI has.
+        inject_adapter_in_model(
             LoraConfig(
                 r=rank,
                 lora_alpha=alpha,
                 init_lora_weights="gaussian",
                 target_modules=TEXT_LORA_TARGETS,
-            )
+            ),
+            text_encoder,
         )
 
 

@@ -1,0 +1,303 @@
+"""Issue 3: prior preservation, LoRA, caching, exact resume, stop = save, failures, multi-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from engine.events import read_events
+from tests.enginehelpers import ROOT, losses, of_type, train_in_process, write_config
+
+QUIET = {"validation_steps": 100, "checkpointing_steps": 100}
+
+
+def test_prior_preservation_generates_class_images_then_trains_both_losses(tiny_dir, tmp_path):
+    class_dir = tmp_path / "class"
+    class_dir.mkdir()
+    from engine.tiny import concept_image
+
+    concept_image(99, 32).save(class_dir / "given.png")  # one exists: 2 more to generate
+    code, run_dir, events = train_in_process(
+        tmp_path,
+        train={
+            **QUIET,
+            "max_train_steps": 3,
+            "prior_preservation": True,
+            "class_data": str(class_dir),
+            "class_prompt": "a photo of shape",
+            "num_class_images": 3,
+            "sample_batch_size": 2,
+            "prior_loss_weight": 0.5,
+        },
+    )
+    assert code == 0, of_type(events, "error")
+    assert len(list(class_dir.glob("*.png"))) == 3
+    phases = [e["name"] for e in of_type(events, "phase")]
+    assert phases.index("generating_class_images") < phases.index("training")
+    for e in of_type(events, "step"):
+        assert e["loss_prior"] > 0 and e["loss_instance"] > 0
+        assert e["loss"] == pytest.approx(e["loss_instance"] + 0.5 * e["loss_prior"], rel=1e-5)
+    # a rerun reuses the class images
+    code, _, events = train_in_process(
+        tmp_path / "again",
+        train={
+            **QUIET,
+            "max_train_steps": 1,
+            "prior_preservation": True,
+            "class_data": str(class_dir),
+            "num_class_images": 3,
+        },
+    )
+    assert code == 0 and "generating_class_images" not in [
+        e["name"] for e in of_type(events, "phase")
+    ]
+
+
+def test_lora_weights_are_small_and_load_onto_the_base_model(tiny_dir, tmp_path):
+    code, run_dir, events = train_in_process(
+        tmp_path,
+        train={
+            **QUIET,
+            "method": "lora",
+            "max_train_steps": 4,
+            "lora_rank": 4,
+            "learning_rate": 1e-2,
+            "train_text_encoder": True,
+        },
+    )
+    assert code == 0, of_type(events, "error")
+    lora = run_dir / "final" / "pytorch_lora_weights.safetensors"
+    assert events[-1]["outputs"]["lora"] == "final/pytorch_lora_weights.safetensors"
+    unet_bytes = (
+        (tiny_dir / "model" / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size
+    )
+    assert lora.stat().st_size < unet_bytes / 5
+
+    from diffusers import StableDiffusionPipeline
+
+    def image(pipe):
+        pipe.set_progress_bar_config(disable=True)
+        return pipe(
+            "a photo of sks shape",
+            num_inference_steps=2,
+            height=32,
+            width=32,
+            generator=torch.Generator().manual_seed(0),
+            output_type="np",
+        ).images
+
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_dir / "model")
+    base = image(pipe)
+    pipe.load_lora_weights(run_dir / "final")
+    tuned = image(pipe)
+    assert abs(tuned - base).max() > 1e-3
+
+
+def test_cached_and_uncached_training_give_the_same_losses(tiny_dir, tmp_path):
+    settings = {**QUIET, "max_train_steps": 4, "random_flip": True, "train_batch_size": 2}
+    c1, _, cached = train_in_process(tmp_path / "c", train={**settings, "cache_latents": True})
+    c2, _, plain = train_in_process(tmp_path / "u", train={**settings, "cache_latents": False})
+    assert c1 == c2 == 0
+    a, b = losses(cached), losses(plain)
+    assert a.keys() == b.keys() == {1, 2, 3, 4}
+    for step in a:
+        assert a[step] == pytest.approx(b[step], rel=1e-4, abs=1e-6)
+
+
+def test_min_snr_and_offset_noise_train(tiny_dir, tmp_path):
+    code, _, events = train_in_process(
+        tmp_path, train={**QUIET, "max_train_steps": 2, "snr_gamma": 5.0, "offset_noise": 0.1}
+    )
+    assert code == 0 and len(of_type(events, "step")) == 2
+
+
+def _spawn_train(cfg, *extra, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "train", str(cfg), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+
+
+def _wait_for(run_root, predicate, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for run_dir in run_root.glob("*"):
+            events = read_events(run_dir / "events.jsonl")
+            if predicate(events):
+                return run_dir, events
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the engine")
+
+
+def test_sigkill_after_checkpoint_then_resume_latest_is_exact(tiny_dir, tmp_path):
+    settings = {
+        "max_train_steps": 10,
+        "checkpointing_steps": 3,
+        "validation_steps": 100,
+        "random_flip": True,
+    }
+    cfg = write_config(tmp_path / "killed", train=settings)
+    proc = _spawn_train(cfg)
+    run_dir, _ = _wait_for(
+        tmp_path / "killed" / "runs", lambda ev: any(e["type"] == "checkpoint" for e in ev)
+    )
+    engine_pid = json.loads((run_dir / "run.json").read_text())["pid"]
+    os.kill(engine_pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = read_events(run_dir / "events.jsonl")
+    assert before[-1]["type"] != "finished"  # killed: no goodbye
+
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "train", str(cfg), "--resume", "latest"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = read_events(run_dir / "events.jsonl")
+    starts = of_type(events, "run_started")
+    assert len(starts) == 2 and starts[1]["resumed_from_step"] == 3
+    assert events[-1]["type"] == "finished" and events[-1]["status"] == "completed"
+    assert events[-1]["step"] == 10
+
+    _, _, straight = train_in_process(tmp_path / "straight", train=settings)
+    resumed_losses = {
+        e["step"]: e["loss"] for e in events[events.index(starts[1]) :] if e["type"] == "step"
+    }
+    assert sorted(resumed_losses) == list(range(4, 11))
+    expected = losses(straight)
+    for step, value in resumed_losses.items():
+        assert value == expected[step], step
+
+
+def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(tiny_dir, tmp_path):
+    cfg = write_config(
+        tmp_path,
+        train={"max_train_steps": 200, "checkpointing_steps": 1000, "validation_steps": 1000},
+    )
+    proc = _spawn_train(cfg)
+    run_dir, _ = _wait_for(tmp_path / "runs", lambda ev: sum(e["type"] == "step" for e in ev) >= 2)
+    os.kill(proc.pid, signal.SIGTERM)  # the CLI forwards it to the engine
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    events = read_events(run_dir / "events.jsonl")
+    finished = events[-1]
+    assert finished["type"] == "finished" and finished["status"] == "stopped"
+    stopped_at = finished["step"]
+    assert 2 <= stopped_at < 200
+    ckpts = of_type(events, "checkpoint")
+    assert ckpts and ckpts[-1]["step"] == stopped_at
+    assert (run_dir / ckpts[-1]["path"] / "state.json").exists()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "train",
+            str(cfg),
+            "--resume",
+            "latest",
+            "--max-train-steps",
+            str(stopped_at + 2),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1]["status"] == "completed" and events[-1]["step"] == stopped_at + 2
+
+
+def test_nan_loss_stops_with_error_and_keeps_the_last_checkpoint(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.faults.FAULTS", {"nan": {4}})
+    code, run_dir, events = train_in_process(
+        tmp_path, train={"max_train_steps": 6, "checkpointing_steps": 2, "validation_steps": 100}
+    )
+    assert code == 1
+    (error,) = of_type(events, "error")
+    assert error["kind"] == "nan" and "step 4" in error["message"]
+    assert "step-000002" in error["message"] and error["hint"]
+    assert events[-1]["status"] == "failed" and events[-1]["step"] == 3
+    from engine.checkpoint import latest_checkpoint, read_state
+
+    assert read_state(latest_checkpoint(run_dir))["step"] == 2
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.faults.FAULTS", {"disk": {4}})
+    code, run_dir, events = train_in_process(
+        tmp_path, train={"max_train_steps": 6, "checkpointing_steps": 2, "validation_steps": 100}
+    )
+    assert code == 1
+    (error,) = of_type(events, "error")
+    assert error["kind"] == "disk" and "disk full" in error["message"]
+    assert "step-000002" in error["message"]
+    ckpt_root = run_dir / "checkpoints"
+    assert sorted(p.name for p in ckpt_root.iterdir()) == ["step-000002"]  # no partial dir
+    # the kept checkpoint still loads and resumes
+    monkeypatch.setattr("engine.faults.FAULTS", {})
+    code, _, events = train_in_process(tmp_path, resume="latest", run_dir=run_dir)
+    assert code == 0 and of_type(events, "run_started")[-1]["resumed_from_step"] == 2
+    assert events[-1]["status"] == "completed"
+
+
+def test_resume_from_a_checkpoint_path(tiny_dir, tmp_path):
+    code, run_dir, _ = train_in_process(
+        tmp_path,
+        train={
+            "max_train_steps": 4,
+            "checkpointing_steps": 2,
+            "validation_steps": 100,
+            "checkpoints_total_limit": 1,
+        },
+    )
+    assert code == 0
+    ckpts = sorted((run_dir / "checkpoints").iterdir())
+    assert [p.name for p in ckpts] == ["step-000002"]
+    code, _, events = train_in_process(tmp_path, resume=str(ckpts[0]), run_dir=run_dir)
+    assert code == 0 and of_type(events, "run_started")[-1]["resumed_from_step"] == 2
+
+
+def test_two_processes_with_gloo_through_accelerate_launch(tiny_dir, tmp_path):
+    cfg = write_config(
+        tmp_path, train={"max_train_steps": 4, "checkpointing_steps": 2, "validation_steps": 4}
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "train", str(cfg), "--num-processes", "2"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+        env={**os.environ, "MASTER_PORT": "29517"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    events = read_events(run_dir / "events.jsonl")
+    assert of_type(events, "run_started")[0]["world_size"] == 2
+    assert [e["step"] for e in of_type(events, "step")] == [1, 2, 3, 4]  # rank 0 only
+    assert len(of_type(events, "finished")) == 1
+    ckpt = run_dir / "checkpoints" / "step-000002"
+    assert (ckpt / "rng-0.pt").exists() and (ckpt / "rng-1.pt").exists()
+    assert (run_dir / "final" / "model_index.json").exists()
