@@ -1,0 +1,121 @@
+"""`dreambooth-tui generate` / `python -m engine generate`.
+
+Importing this module is cheap (no torch): engine.generate is imported when the verb runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SCHEDULER_CHOICES = ("dpmpp_2m", "euler_a", "ddim", "pndm")  # engine.schedulers.SCHEDULERS
+
+
+def _checkpoint(value: str) -> int | str:
+    if value == "latest":
+        return value
+    try:
+        step = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a step number or 'latest'") from None
+    if step < 0:
+        raise argparse.ArgumentTypeError("a step number or 'latest'")
+    return step
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "generate",
+        help="make images with a trained run, a LoRA or any Stable Diffusion model",
+        description="Make images with a trained run (its final model or a checkpoint), a LoRA "
+        "file on a base model, or any hub id or local diffusers folder. Without a value, "
+        "options come from the run's evaluation section (or the config defaults). Image i "
+        "uses seed+i.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", metavar="RUN_DIR", help="a training run folder")
+    src.add_argument(
+        "--model", metavar="ID_OR_DIR", help="a hub id, a local diffusers folder or builtin:tiny"
+    )
+    p.add_argument("--lora", metavar="FILE", help="LoRA safetensors to apply (with --model)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="STEP",
+        type=_checkpoint,
+        help="with --run: use the checkpoint of this step (or 'latest') instead of the final model",
+    )
+    p.add_argument(
+        "--prompt", action="append", dest="prompts", metavar="TEXT", help="a prompt (repeatable)"
+    )
+    p.add_argument("--prompts-file", metavar="FILE", help="prompts, one per line (# comments)")
+    p.add_argument("--negative-prompt", metavar="TEXT")
+    p.add_argument("--num-images", type=int, metavar="N", help="images per prompt")
+    p.add_argument("--num-inference-steps", type=int, metavar="N")
+    p.add_argument("--guidance-scale", type=float, metavar="X")
+    p.add_argument("--seed", type=int, help="image i uses seed+i")
+    p.add_argument("--scheduler", choices=SCHEDULER_CHOICES)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward")
+    p.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="where images go (default: <evaluation.output_dir>/<yyyymmdd-hhmmss>)",
+    )
+    p.add_argument("--device", help="cuda, cuda:1, cpu, mps (default: the GPU if any)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="default: bf16/fp16 on GPU")
+    p.add_argument("--show", action="store_true", help="print the images in the terminal")
+    p.set_defaults(func=run)
+    return p
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (bitsandbytes, transformers, diffusers warnings) off stderr, so a
+    failure reads as the one line we print."""
+    import logging
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    for name in ("bitsandbytes", "transformers", "diffusers", "huggingface_hub", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.lora and args.run:
+        print("error: --lora goes with --model; a LoRA run's file is used already", file=sys.stderr)
+        return 2
+    if args.checkpoint is not None and not args.run:
+        print("error: --checkpoint needs --run RUN_DIR", file=sys.stderr)
+        return 2
+    quiet_libraries()
+    from engine.generate import GenerateError, generate, resolve_options
+
+    try:
+        opts = resolve_options(
+            run_dir=args.run,
+            model=args.model,
+            lora=args.lora,
+            checkpoint=args.checkpoint,
+            prompts=args.prompts,
+            prompts_file=args.prompts_file,
+            negative_prompt=args.negative_prompt,
+            num_images=args.num_images,
+            num_inference_steps=args.num_inference_steps,
+            guidance_scale=args.guidance_scale,
+            seed=args.seed,
+            scheduler=args.scheduler,
+            height=args.height,
+            width=args.width,
+            batch_size=args.batch_size,
+            output_dir=args.output_dir,
+            device=args.device,
+            dtype=args.dtype,
+            show=args.show,
+        )
+        outputs = generate(opts)
+    except GenerateError as exc:
+        print(f"error: {exc.line()}", file=sys.stderr)
+        return exc.exit_code
+    print(f"{len(outputs) - 1} images and a grid in {opts.output_dir}")
+    return 0
