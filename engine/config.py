@@ -33,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    model_validator,
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -307,12 +308,25 @@ Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
 # the schema (field order = the order of DESIGN.md, which is the order files are written in)
 
 
+DEFAULT_LEARNING_RATES = {"full": 5.0e-6, "lora": 1.0e-4}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
 class TrainConfig(_Section):
     """The ``train:`` section."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_learning_rate(cls, data: Any) -> Any:
+        """An unset learning rate follows the method: 5e-6 full fine-tune, 1e-4 LoRA."""
+        if isinstance(data, dict) and data.get("learning_rate") is None:
+            method = str(data.get("method") or "full").lower()
+            if method in ("full", "lora"):
+                data = {**data, "learning_rate": DEFAULT_LEARNING_RATES[method]}
+        return data
 
     model: Text = Field(
         description="Base model: a hub id, a local diffusers folder, or builtin:tiny."
@@ -364,7 +378,10 @@ class TrainConfig(_Section):
     gradient_accumulation_steps: PosInt = Field(
         1, description="Batches added up before each optimizer update."
     )
-    learning_rate: PosFloat = Field(5.0e-6, description="Learning rate of the optimizer.")
+    learning_rate: PosFloat = Field(
+        5.0e-6,
+        description="Learning rate of the optimizer (when unset: 5e-6 for full, 1e-4 for lora).",
+    )
     lr_scheduler: LrScheduler = Field(
         "constant", description="How the learning rate changes over training."
     )

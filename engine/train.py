@@ -638,10 +638,63 @@ class Trainer:
             fields["loss_instance"], fields["loss_prior"] = parts
         self.events.emit("step", **fields)
 
-    def train_loop(self) -> str:
+    def prepare(self) -> None:
+        """Everything between the accelerator and the first step (also used by benchmarks)."""
+        self.load_models()
+        self.ensure_class_images()
+        self.load_data()
+        self.build_cache()
+        self.build_optimizer()
+        self.restore()
+
+    def train_step(self, step: int) -> tuple[float, list[float] | None, float | None, float]:
+        """One optimizer update (all its accumulation micro-batches): loss, parts, grad norm, lr."""
         tc = self.cfg.train
         acc = self.accelerator
         accum = tc.gradient_accumulation_steps
+        total = torch.zeros((), device=self.device)
+        inst = torch.zeros((), device=self.device)
+        prior = torch.zeros((), device=self.device)
+        for j in range(accum):
+            k = (step - 1) * accum + j
+            sync = j == accum - 1 or acc.num_processes == 1
+            ctx = contextlib.nullcontext() if sync else acc.no_sync(self.unet)
+            with ctx:
+                loss = self.compute_loss(k)
+                acc.backward(loss.total / accum)
+            total += loss.total.detach() / accum
+            inst += loss.instance.detach() / accum
+            if loss.prior is not None:
+                prior += loss.prior.detach() / accum
+        stats = torch.stack([total, inst, prior])
+        if acc.num_processes > 1:
+            stats = acc.reduce(stats, reduction="mean")
+        loss_v, inst_v, prior_v = stats.tolist()
+        if faults.nan_at(step):
+            loss_v = float("nan")
+        if not math.isfinite(loss_v):
+            self.step = step - 1
+            last = ckpt.latest_checkpoint(self.run_dir)
+            kept = f"; last good checkpoint: {last.name}" if last else ""
+            raise EngineError(
+                "nan",
+                f"the loss became {loss_v} at step {step}{kept}",
+                "lower train.learning_rate, use bf16 instead of fp16, or keep "
+                "train.max_grad_norm at 1.0; resume from the last checkpoint",
+            )
+        grad_norm = acc.clip_grad_norm_(self.params, tc.max_grad_norm) if tc.max_grad_norm else None
+        lr = self.lr_scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        gn = float(grad_norm) if grad_norm is not None else None
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        parts = [inst_v, prior_v] if self.classes is not None else None
+        return loss_v, parts, gn, lr
+
+    def train_loop(self) -> str:
+        tc = self.cfg.train
         self.phase("training", f"steps {self.start_step + 1}-{tc.max_train_steps}")
         self.unet.train()
         if self.train_te:
@@ -650,49 +703,10 @@ class Trainer:
             if self.check_stop():
                 return STOPPED
             t0 = time.perf_counter()
-            total = torch.zeros((), device=self.device)
-            inst = torch.zeros((), device=self.device)
-            prior = torch.zeros((), device=self.device)
-            for j in range(accum):
-                k = (step - 1) * accum + j
-                sync = j == accum - 1 or acc.num_processes == 1
-                ctx = contextlib.nullcontext() if sync else acc.no_sync(self.unet)
-                with ctx:
-                    loss = self.compute_loss(k)
-                    acc.backward(loss.total / accum)
-                total += loss.total.detach() / accum
-                inst += loss.instance.detach() / accum
-                if loss.prior is not None:
-                    prior += loss.prior.detach() / accum
-            stats = torch.stack([total, inst, prior])
-            if acc.num_processes > 1:
-                stats = acc.reduce(stats, reduction="mean")
-            loss_v, inst_v, prior_v = stats.tolist()
-            if faults.nan_at(step):
-                loss_v = float("nan")
-            if not math.isfinite(loss_v):
-                self.step = step - 1
-                last = ckpt.latest_checkpoint(self.run_dir)
-                kept = f"; last good checkpoint: {last.name}" if last else ""
-                raise EngineError(
-                    "nan",
-                    f"the loss became {loss_v} at step {step}{kept}",
-                    "lower train.learning_rate, use bf16 instead of fp16, or keep "
-                    "train.max_grad_norm at 1.0; resume from the last checkpoint",
-                )
-            grad_norm = (
-                acc.clip_grad_norm_(self.params, tc.max_grad_norm) if tc.max_grad_norm else None
-            )
-            lr = self.lr_scheduler.get_last_lr()[0]
-            self.optimizer.step()
-            self.lr_scheduler.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            gn = float(grad_norm) if grad_norm is not None else None
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            loss_v, parts, gn, lr = self.train_step(step)
             self.step_times.append(time.perf_counter() - t0)
             self.step = step
-            self.step_event(step, loss_v, [inst_v, prior_v] if self.classes else None, gn, lr)
+            self.step_event(step, loss_v, parts, gn, lr)
             if step % tc.validation_steps == 0 or step == tc.max_train_steps:
                 self.sample(step)
             if self.check_stop():
@@ -774,12 +788,7 @@ class Trainer:
             )
             if self.is_main and self.device.type == "cuda":
                 self.gpu_monitor = GpuMonitor(self.events.emit, self.device.index or 0).start()
-            self.load_models()
-            self.ensure_class_images()
-            self.load_data()
-            self.build_cache()
-            self.build_optimizer()
-            self.restore()
+            self.prepare()
             self.step = self.start_step
             status = self.train_loop() if not self.check_stop() else STOPPED
             if status == COMPLETED:

@@ -779,3 +779,15 @@ def test_check_paths(tmp_path, monkeypatch):
     cfg = _cfg(prior_preservation=True)  # constructed directly: no load-time check
     assert err(cfg).startswith("demo.yaml: train.class_data: required when prior_preservation")
     check_paths(_cfg(prior_preservation=True, class_data="./class-dog"))  # created later
+
+
+def test_learning_rate_default_follows_the_method():
+    from engine.config import parse_config_text
+
+    base = "train:\n  model: a/b\n  instance_data: a/c\n  instance_prompt: x\n"
+    assert parse_config_text(base)[0].train.learning_rate == 5e-6
+    assert parse_config_text(base + "  method: lora\n")[0].train.learning_rate == 1e-4
+    lr = parse_config_text(base + "  method: lora\n  learning_rate: 3.0e-4\n")[
+        0
+    ].train.learning_rate
+    assert lr == 3e-4
