@@ -109,6 +109,9 @@ class ProgressRenderer:
                 self.progress.console.print(Text(f"hint: {e.get('hint')}", style="red"))
         elif kind == "finished":
             self.finished = e
+            if self.task is not None and not e.get("step"):
+                self.progress.remove_task(self.task)  # nothing trained: no empty bar
+                self.task = None
             status = e.get("status")
             outputs = e.get("outputs") or {}
             line = f"{status} at step {e.get('step')} in {e.get('duration_s') or 0:.0f} s"
