@@ -1,7 +1,7 @@
 """Fault injection for tests of the failure paths (NaN loss, disk full while saving).
 
-DREAMBOOTH_TUI_FAULTS="nan@5,disk@10" makes step 5's loss NaN and the checkpoint write at
-step 10 fail with ENOSPC. Unset in normal use; read once.
+DREAMBOOTH_TUI_FAULTS="nan@5,disk@10,oom@3" makes step 5's loss NaN, the checkpoint write at
+step 10 fail with ENOSPC and step 3 run out of memory. Unset in normal use; read once.
 """
 
 from __future__ import annotations
@@ -29,3 +29,10 @@ def nan_at(step: int) -> bool:
 def check_disk(step: int) -> None:
     if step in FAULTS.get("disk", ()):
         raise OSError(errno.ENOSPC, "No space left on device (injected)")
+
+
+def check_oom(step: int) -> None:
+    if step in FAULTS.get("oom", ()):
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")

@@ -655,6 +655,7 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         inst = torch.zeros((), device=self.device)
         prior = torch.zeros((), device=self.device)
+        faults.check_oom(step)
         for j in range(accum):
             k = (step - 1) * accum + j
             sync = j == accum - 1 or acc.num_processes == 1
@@ -798,13 +799,13 @@ class Trainer:
             status, code = FAILED, exc.code
             self.events.emit("error", kind=exc.kind, message=str(exc), hint=exc.hint)
             print(f"error: {exc}", file=sys.stderr)
-        except torch.OutOfMemoryError as exc:
+        except (torch.OutOfMemoryError, MemoryError) as exc:
             peak = memory(self.device)["peak"] if self.accelerator else 0
             self.events.emit(
                 "error",
                 kind="oom",
-                message=f"out of GPU memory at step {self.step + 1} "
-                f"(peak {peak / 2**30:.1f} GiB allocated)",
+                message=f"out of {'GPU ' if self.device.type == 'cuda' else ''}memory at step "
+                f"{self.step + 1} (peak {peak / 2**30:.2f} GiB allocated)",
                 hint=OOM_ADVICE,
             )
             print(f"error: out of memory: {exc}", file=sys.stderr)

@@ -301,3 +301,17 @@ def test_two_processes_with_gloo_through_accelerate_launch(tiny_dir, tmp_path):
     ckpt = run_dir / "checkpoints" / "step-000002"
     assert (ckpt / "rng-0.pt").exists() and (ckpt / "rng-1.pt").exists()
     assert (run_dir / "final" / "model_index.json").exists()
+
+
+def test_out_of_memory_gives_peak_and_advice(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.faults.FAULTS", {"oom": {3}})
+    code, _, events = train_in_process(
+        tmp_path, train={"max_train_steps": 5, "checkpointing_steps": 2, "validation_steps": 100}
+    )
+    assert code == 1
+    (error,) = of_type(events, "error")
+    assert error["kind"] == "oom" and "step 3" in error["message"]
+    assert "peak" in error["message"] and "GiB" in error["message"]
+    for advice in ("gradient_checkpointing", "adamw8bit", "lora", "resolution", "batch"):
+        assert advice in error["hint"]
+    assert events[-1]["status"] == "failed"
