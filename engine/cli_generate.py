@@ -117,5 +117,6 @@ def run(args: argparse.Namespace) -> int:
     except GenerateError as exc:
         print(f"error: {exc.line()}", file=sys.stderr)
         return exc.exit_code
-    print(f"{len(outputs) - 1} images and a grid in {opts.output_dir}")
+    n = len(outputs) - 1
+    print(f"{n} image{'' if n == 1 else 's'} and a grid in {opts.output_dir}")
     return 0

@@ -666,10 +666,12 @@ def generate(opts: GenerateOptions, pipe=None, log=print) -> list[Path]:
         log(f"grid: {grid}")
     except BaseException as exc:
         error = _as_generate_error(exc)
-        events.emit("error", kind=error.kind, message=error.message, hint=error.hint)
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if not interrupted:
+            events.emit("error", kind=error.kind, message=error.message, hint=error.hint)
         events.emit(
             "finished",
-            status="stopped" if isinstance(exc, KeyboardInterrupt) else "failed",
+            status="stopped" if interrupted else "failed",
             step=None,
             outputs={"images": [p.name for p in outputs]},
             duration_s=round(time.time() - start, 3),

@@ -566,7 +566,7 @@ def model_card(facts: RunFacts, repo_id: str, has_samples: bool):
         ("seed", str(tc.seed)),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    what = "LoRA adapter weights" if lora else "the weights of a full fine-tune"
+    what = "LoRA adapter weights for" if lora else "the weights of a full fine-tune of"
     samples_md = ""
     if has_samples:
         shown = "; ".join(f"`{_md(p)}`" for p in facts.sample_prompts) or "the validation prompts"
@@ -577,7 +577,7 @@ def model_card(facts: RunFacts, repo_id: str, has_samples: bool):
     body = f"""
 # DreamBooth: {_md(tc.instance_prompt)}
 
-This repository holds {what} of {base_text}, trained with DreamBooth on a handful of
+This repository holds {what} {base_text}, trained with DreamBooth on a handful of
 images of one subject. Put the instance prompt **`{_md(tc.instance_prompt)}`** in a prompt to get
 that subject.
 
