@@ -4,16 +4,19 @@ config that cannot start, and a 1000 events/s stream while typing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from rich.text import Text
+from textual import events
 from textual.widgets import Input, ProgressBar, Static
 from tui_synthetic import TRICKY_PROMPT, write_finished_run
 
@@ -108,7 +111,7 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         await wait_for(
             pilot, lambda: any(t.loaded for t in grid.tiles), 90, "a sample image in the grid"
         )
-        assert "samples · step 4" in static_text(screen, "#sample-step")
+        assert "samples · step 4" in str(grid.border_title)
         later = static_text(screen, "#step-label")
         assert later != first  # the step moved on
         assert len(screen.query_one("#loss-plot", LossPlot).points("loss")) > first_points
@@ -193,7 +196,7 @@ async def test_finished_run_shows_progress_errors_log_and_samples(tmp_path, monk
         assert screen.query_one("#errors").display
         log = "\n".join(screen.query_one(LogView).plain_lines())
         assert f"samples for step 40: {TRICKY_PROMPT}" in log  # literal, not markup
-        assert TRICKY_PROMPT in static_text(screen, "#sample-step")
+        assert str(grid.border_title) == "samples · step 40"
         captions = [static_text(t, ".caption") for t in grid.tiles]
         assert captions == [TRICKY_PROMPT, TRICKY_PROMPT]
         assert len(screen.query_one("#loss-plot", LossPlot).points("loss")) == 40
@@ -226,25 +229,13 @@ async def test_start_refuses_an_invalid_config_naming_the_problem(tmp_path):
         assert screen.run_dir is None
 
 
-def _write_burst(run_dir: Path, total: int, seconds: float, done: threading.Event) -> None:
-    writer = EventWriter(run_dir / EVENTS_FILE)
-    per_tick = max(1, int(total / (seconds * 100)))
-    step = 0
-    t0 = time.monotonic()
-    while step < total:
-        for _ in range(per_tick):
-            step += 1
-            writer.emit("step", step=step, loss=1.0 / step, lr=1e-4, it_s=1000.0, eta_s=0.0,
-                        mem={"allocated": step, "reserved": step, "peak": step})  # fmt: skip
-            if step % 97 == 0:
-                writer.log(f"[bold]step {step}[/bold]")
-        target = t0 + step / total * seconds
-        time.sleep(max(0.0, target - time.monotonic()))
-    writer.close()
-    done.set()
-
-
 async def test_a_1000_events_per_second_stream_does_not_make_typing_lag(tmp_path, monkeypatch):
+    """An engine process writes 2000 step events in 2 s while keys are typed into an Input.
+
+    Measured directly, not through Pilot.press (which waits for the whole process to go idle):
+    each keystroke is sent to the driver and timed until the Input shows it, and a probe task
+    records how long the event loop ever went without running it.
+    """
     total, seconds = 2000, 2.0
     run_dir = tmp_path / "runs" / "20240101-000000-burst"
     run_dir.mkdir(parents=True)
@@ -266,25 +257,52 @@ async def test_a_1000_events_per_second_stream_does_not_make_typing_lag(tmp_path
             probe.focus()
             await pilot.pause()
             renders.clear()
-            done = threading.Event()
-            writer = threading.Thread(target=_write_burst, args=(run_dir, total, seconds, done))
-            writer.start()
+
+            stalls: list[float] = []
+            running = True
+
+            async def loop_probe() -> None:
+                while running:
+                    t = time.monotonic()
+                    await asyncio.sleep(0.005)
+                    stalls.append(time.monotonic() - t - 0.005)
+
+            probe_task = asyncio.create_task(loop_probe())
+            engine = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from tui_synthetic import write_step_burst; "
+                 "write_step_burst(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]))",
+                 str(run_dir / EVENTS_FILE), str(total), str(seconds)],
+                env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])},
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
             typed, latencies = "", []
-            while not done.is_set():
-                ch = "abcdefghijklmnopqrstuvwxyz"[len(typed) % 26]
-                t = time.monotonic()
-                await pilot.press(ch)
-                latencies.append(time.monotonic() - t)
-                typed += ch
-            writer.join()
+            try:
+                while engine.poll() is None:
+                    ch = "abcdefghijklmnopqrstuvwxyz"[len(typed) % 26]
+                    typed += ch
+                    t = time.monotonic()
+                    app._driver.send_message(events.Key(ch, ch))
+                    while probe.value != typed and time.monotonic() - t < 5:
+                        await asyncio.sleep(0.002)
+                    latencies.append(time.monotonic() - t)
+                    await asyncio.sleep(0.03)  # a fast typist: ~30 keys/s
+            finally:
+                engine.wait(timeout=30)
             ended = time.monotonic()
+            assert engine.returncode == 0
             await wait_for(
                 pilot, lambda: static_text(screen, "#step-label") == f"step {total}/{total}",
                 1.5, "the step label to catch up",
             )  # fmt: skip
             caught_up = time.monotonic() - ended
-            assert probe.value == typed and len(typed) >= 10
-            assert max(latencies) < 0.5, f"slowest keystroke {max(latencies):.3f}s"
+            running = False
+            await probe_task
+            assert probe.value == typed and len(typed) >= 20  # no keystroke lost
+            latencies.sort()
+            p90 = latencies[int(len(latencies) * 0.9)]
+            assert p90 < 0.1 and latencies[-1] < 0.5, latencies
+            # (a full garbage collection of the test process's heap can take ~0.25 s here)
+            assert max(stalls) < 0.5, f"the event loop stalled for {max(stalls):.3f}s"
             assert caught_up < 1.5
             assert len(screen.model.losses) == total
             # plots redraw on the 4 Hz timer, not per event

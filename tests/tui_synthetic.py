@@ -123,3 +123,30 @@ def write_generate_output(out_dir: Path, prompt: str = TRICKY_PROMPT, n: int = 2
         w.emit("finished", status="completed", step=None, outputs={}, duration_s=1.0)
         w.close()
     return out_dir
+
+
+def write_step_burst(events_file: str | Path, total: int, seconds: float) -> None:
+    """Append `total` step events (and a log line every 97 steps) at an even pace over
+    `seconds`: a fast engine, for the responsiveness test (run it in its own process)."""
+    import time
+
+    writer = EventWriter(events_file)
+    per_tick = max(1, int(total / (seconds * 100)))
+    step = 0
+    t0 = time.monotonic()
+    while step < total:
+        for _ in range(per_tick):
+            step += 1
+            writer.emit(
+                "step",
+                step=step,
+                loss=1.0 / step,
+                lr=1e-4,
+                it_s=1000.0,
+                eta_s=0.0,
+                mem={"allocated": step, "reserved": step, "peak": step},
+            )
+            if step % 97 == 0:
+                writer.log(f"[bold]step {step}[/bold]")
+        time.sleep(max(0.0, t0 + step / total * seconds - time.monotonic()))
+    writer.close()

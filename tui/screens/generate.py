@@ -571,6 +571,10 @@ class GenerateScreen(Screen):
                 self._set_status(
                     Text(f"generating: {self.made}/{self.expected} made", style="bold")
                 )
+            elif kind == "phase" and self.made == 0:
+                phase = str(event.get("name") or "").replace("_", " ")
+                detail = str(event.get("detail") or "")
+                self._set_status(Text(f"{phase}: {detail}…" if detail else f"{phase}…"))
             elif kind == "error":
                 msg = f"{event.get('kind', 'error')}: {event.get('message', '')}"
                 if event.get("hint"):
@@ -613,6 +617,10 @@ class GenerateScreen(Screen):
         panel = self.query_one("#gen-error", Static)
         panel.display = bool(message)
         panel.update(Text(message or ""))
+
+    @on(ImageGrid.Changed)
+    def _grid_changed(self) -> None:
+        self.refresh_bindings()
 
     # -- other keys -----------------------------------------------------------------------------
     def action_open_image(self) -> None:
@@ -711,7 +719,10 @@ class GenerateScreen(Screen):
             ChoiceModal(
                 f"Push to {message.repo}?",
                 Text(f"The dry run would upload:\n{listing}"),
-                [Choice("push", "Push for real", variant="warning"), Choice("cancel", "Cancel")],
+                [
+                    Choice("push", "Push for real", key="p", variant="warning"),
+                    Choice("cancel", "Cancel", key="c"),
+                ],
                 default="cancel",
                 cancel="cancel",
             ),

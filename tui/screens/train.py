@@ -180,9 +180,13 @@ class TrainScreen(Screen):
                     yield LossPlot(id="lr-plot", smoothing=None, empty="")
                 with Vertical(id="side"):
                     yield GpuMeter(id="gpu-meter")
-                    yield Static(id="sample-step", markup=False)
                     yield ImageGrid(
-                        id="samples", rows=6, max_images=SAMPLE_TILES, empty="samples appear here"
+                        id="samples",
+                        rows=8,
+                        max_images=SAMPLE_TILES,
+                        caption_lines=1,
+                        fit_height=True,
+                        empty="samples appear here",
                     )
             yield LogView(id="log")
         yield Footer()
@@ -239,6 +243,7 @@ class TrainScreen(Screen):
         self.query_one("#lr-plot", LossPlot).clear()
         self.query_one("#log", LogView).clear()
         self.query_one("#samples", ImageGrid).clear()
+        self.query_one("#samples", ImageGrid).border_title = "samples"
         self.query_one("#gpu-meter", GpuMeter).update_values()
         self._tail(self.follower)
         self.refresh_bindings()
@@ -372,12 +377,12 @@ class TrainScreen(Screen):
             for path in sample.paths:
                 items.append(ImageItem(path, sample.prompt))
         self.query_one("#samples", ImageGrid).set_images(items[-SAMPLE_TILES:])
-        prompts = {s.prompt for s in model.samples if s.step == newest_step}
-        label = Text(f"samples · step {newest_step}", style="bold")
-        if len(prompts) == 1:
-            label.append(" · ")
-            label.append(prompts.pop())  # literal: a prompt is user text
-        self.query_one("#sample-step", Static).update(label)
+        grid = self.query_one("#samples", ImageGrid)
+        grid.border_title = Text(f"samples · step {newest_step}")
+
+    @on(ImageGrid.Changed)
+    def _grid_changed(self) -> None:
+        self.refresh_bindings()
 
     # -- actions --------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -66,11 +66,13 @@ def meter_lines(
     mem: dict[str, Any] | None,
     gpu: dict[str, Any] | None,
     width: int,
+    compact: bool = False,
 ) -> list[Text]:
     """Rows for the meter: a title, one bar per memory figure, then utilisation/temp/power.
 
     `device` is run_started's {kind, name, total_mem}; `mem` the latest step's
-    {allocated, reserved, peak} (bytes; RSS on a CPU); `gpu` the latest gpu event.
+    {allocated, reserved, peak} (bytes; RSS on a CPU); `gpu` the latest gpu event. `compact`
+    (a short terminal) drops the title and the notes, and puts util/temp/power on one line.
     """
     device, mem, gpu = device or {}, mem or {}, gpu or {}
     width = max(20, width)
@@ -90,7 +92,7 @@ def meter_lines(
             ("peak", _num(mem, "peak")),
         ]
         used = _num(gpu, "mem_used")
-        if used is not None:
+        if used is not None and not compact:
             rows.append(("card", used))
     label_w = max(len(r[0]) for r in rows)
     total_txt = fmt_bytes(total) if total else ""
@@ -105,10 +107,22 @@ def meter_lines(
         row.append_text(bar(fraction, bar_w, _level_style(fraction)))
         row.append(" " + figure)
         lines.append(row)
+    if compact:
+        lines = lines[1:]
     if cpu:
-        lines.append(Text("process memory (CPU run)", style="dim", no_wrap=True))
+        if not compact:
+            lines.append(Text("process memory (CPU run)", style="dim", no_wrap=True))
         return lines
     util, temp, power = _num(gpu, "util"), _num(gpu, "temp_c"), _num(gpu, "power_w")
+    if compact:
+        parts = [
+            f"util {util:.0f}%" if util is not None else "",
+            f"{temp:.0f}°C" if temp is not None else "",
+            f"{power:.0f} W" if power is not None else "",
+        ]
+        if any(parts):
+            lines.append(Text(" · ".join(p for p in parts if p), no_wrap=True))
+        return lines
     if util is not None:
         row = Text(no_wrap=True, overflow="crop")
         figure = f"{util:.0f}%"
@@ -158,5 +172,8 @@ class GpuMeter(Widget):
     def render(self) -> Text:
         if not self.device and not self.mem:
             return Text("waiting for the engine…", style="dim")
-        lines = meter_lines(self.device, self.mem, self.gpu, self.content_size.width or 40)
+        compact = self.screen.has_class("-short") if self.is_attached else False
+        lines = meter_lines(
+            self.device, self.mem, self.gpu, self.content_size.width or 40, compact=compact
+        )
         return Text("\n", no_wrap=True, overflow="crop").join(lines)

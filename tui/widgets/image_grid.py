@@ -81,10 +81,10 @@ class ImageTile(Vertical, can_focus=True):
         width: auto;
         height: auto;
         padding: 0 1;
-        border: blank;
     }
-    ImageTile:focus {
-        border: round $accent;
+    ImageTile:focus > .caption {
+        background: $accent 40%;
+        color: $text;
     }
     ImageTile > .image-slot {
         height: auto;
@@ -96,7 +96,6 @@ class ImageTile(Vertical, can_focus=True):
     }
     ImageTile > .caption {
         height: auto;
-        max-height: 2;
         color: $text-muted;
     }
     """
@@ -114,12 +113,18 @@ class ImageTile(Vertical, can_focus=True):
             self.item = item
 
     def __init__(
-        self, item: ImageItem, rows: int = 8, cols: int | None = None, id: str | None = None
+        self,
+        item: ImageItem,
+        rows: int = 8,
+        cols: int | None = None,
+        caption_lines: int = 2,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id, classes="image-tile")
         self.item = item
         self.rows = rows
         self.cols = cols or rows * 2
+        self.caption_lines = caption_lines
         self.loaded = False
         self.error: str | None = None
 
@@ -130,6 +135,8 @@ class ImageTile(Vertical, can_focus=True):
         yield placeholder
         caption = Static(Text(self.item.caption, no_wrap=False), classes="caption", markup=False)
         caption.styles.width = self.cols
+        caption.styles.max_height = self.caption_lines
+        caption.display = self.caption_lines > 0
         yield caption
 
     def on_mount(self) -> None:
@@ -165,8 +172,9 @@ class ImageTile(Vertical, can_focus=True):
 
 
 class ImageGrid(VerticalScroll):
-    """Tiles in as many columns as fit. `set_images` replaces, `add_image` appends; with
-    `max_images` only the newest are kept."""
+    """Tiles in as many columns as fit. `set_images` replaces, `add_image(s)` appends; with
+    `max_images` only the newest are kept. With `fit_height`, the image rows shrink (down to
+    3) so that one row of tiles fits the grid's height."""
 
     DEFAULT_CSS = """
     ImageGrid {
@@ -178,23 +186,38 @@ class ImageGrid(VerticalScroll):
     }
     ImageGrid > .empty {
         color: $text-muted;
-        column-span: 3;
     }
     """
+
+    class Changed(Message):
+        """The images shown changed (screens refresh the keys that depend on them)."""
+
+        def __init__(self, grid: ImageGrid) -> None:
+            super().__init__()
+            self.grid = grid
+
+        @property
+        def control(self) -> ImageGrid:
+            return self.grid
 
     def __init__(
         self,
         *,
         rows: int = 8,
         max_images: int | None = None,
+        caption_lines: int = 2,
+        fit_height: bool = False,
         empty: str = "no images yet",
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        self.max_rows = rows
         self.rows = rows
         self.max_images = max_images
+        self.caption_lines = caption_lines
+        self.fit_height = fit_height
         self.empty_text = empty
         self._items: list[ImageItem] = []
         self._counter = 0
@@ -211,19 +234,32 @@ class ImageGrid(VerticalScroll):
         yield Static(Text(self.empty_text), classes="empty")
 
     def on_resize(self) -> None:
+        if self.fit_height:
+            height = self.content_size.height
+            rows = max(3, min(self.max_rows, height - self.caption_lines))
+            if height and rows != self.rows:
+                self.rows = rows
+                items, self._items = self._items, []
+                self.query(ImageTile).remove()
+                self._add(items, announce=False)  # the same images, re-made at the new size
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        tile_w = self.rows * 2 + 4  # image + padding + border
+        tile_w = self.rows * 2 + 2  # image + padding
         columns = max(1, (self.content_size.width + 1) // (tile_w + 1))
         if self.styles.grid_size_columns != columns:
             self.styles.grid_size_columns = columns
+        for empty in self.query(".empty"):
+            empty.styles.column_span = columns
 
     def set_images(self, items: Iterable[ImageItem | tuple[Path | str, str]]) -> None:
         wanted = [self._item(i) for i in items]
         if self.max_images is not None:
             wanted = wanted[-self.max_images :]
         if wanted == self._items:
+            return
+        if not wanted:
+            self.clear()
             return
         self.query(ImageTile).remove()
         self._items = []
@@ -245,21 +281,33 @@ class ImageGrid(VerticalScroll):
         self._add(new)
 
     def clear(self) -> None:
+        had = bool(self._items)
         self.query(ImageTile).remove()
         self._items = []
         self.query(".empty").set(display=True)
+        if had:
+            self.post_message(self.Changed(self))
 
-    def _add(self, items: list[ImageItem]) -> None:
+    def _add(self, items: list[ImageItem], announce: bool = True) -> None:
         if not items:
             return
         self.query(".empty").set(display=False)
         tiles = []
         for item in items:
             self._counter += 1
-            tiles.append(ImageTile(item, rows=self.rows, id=f"tile-{self._counter}"))
+            tiles.append(
+                ImageTile(
+                    item,
+                    rows=self.rows,
+                    caption_lines=self.caption_lines,
+                    id=f"tile-{self._counter}",
+                )
+            )
         self._items.extend(items)
         self.mount_all(tiles)
         self._fit_columns()
+        if announce:
+            self.post_message(self.Changed(self))
 
     @staticmethod
     def _item(value: ImageItem | tuple[Path | str, str]) -> ImageItem:

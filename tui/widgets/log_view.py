@@ -36,6 +36,7 @@ class LogView(RichLog):
 
     DEFAULT_CSS = """
     LogView {
+        overflow-y: auto;
         height: 1fr;
         min-height: 3;
         background: $surface;

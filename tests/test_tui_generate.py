@@ -1,0 +1,168 @@
+"""The Generate screen through the real app, driven by keys: two real images from the tiny
+model appear in the grid with their literal prompt; history recall; a bad field; the push flow
+(dry run first, then the real push only when confirmed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from rich.text import Text
+from textual.widgets import Input, Select, Static
+from tui_synthetic import TRICKY_PROMPT, write_finished_run
+
+import tui.screens.generate as generate_screen
+from engine.config import parse_config_text
+from tui.app import DreamBoothApp
+from tui.screens.generate import GenerateScreen
+from tui.state import AppState
+from tui.widgets.image_grid import ImageGrid, ImageModal
+from tui.widgets.modals import ChoiceModal, PromptModal
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "sample_configs" / "demo.yaml"
+
+
+async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def text_of(widget) -> str:
+    content = widget.render()
+    return content.plain if isinstance(content, Text) else str(content)
+
+
+def demo_state(tmp_path: Path, run_dir: Path | None = None) -> AppState:
+    text = DEMO.read_text(encoding="utf-8")
+    overrides = {"train": {"output_dir": str(tmp_path / "runs")}}
+    cfg, _ = parse_config_text(text, str(DEMO), overrides=overrides)
+    state = AppState(config_path=DEMO, output_dir=tmp_path / "runs", image_protocol="halfcell")
+    state.set_config(cfg, text)
+    state.run_dir = run_dir
+    return state
+
+
+@pytest.fixture(autouse=True)
+def private_history(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "prompt_history.json"
+    monkeypatch.setattr(generate_screen, "history_path", lambda: path)
+    return path
+
+
+async def type_into(pilot, text: str) -> None:
+    await pilot.press(*text)
+
+
+async def test_generate_two_images_appear_in_the_grid(tiny_dir, tmp_path, private_history):
+    app = DreamBoothApp(demo_state(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, GenerateScreen)
+        assert screen.query_one("#model-source", Select).value == "custom"
+        assert screen.query_one("#model-id", Input).value == "builtin:tiny"
+        await pilot.press("slash")  # focus the prompt (its text is selected: typing replaces)
+        assert screen.focused is screen.query_one("#prompt")
+        await type_into(pilot, TRICKY_PROMPT)
+        await pilot.press("tab", "tab")  # negative prompt, then count
+        assert screen.focused is screen.query_one("#count")
+        await type_into(pilot, "2")
+        await pilot.press("tab")
+        await type_into(pilot, "2")  # steps
+        assert screen.query_one("#prompt", Input).value == TRICKY_PROMPT
+        await pilot.press("ctrl+g")
+        grid = screen.query_one("#images", ImageGrid)
+        await wait_for(
+            pilot,
+            lambda: len(grid.tiles) == 2 and all(t.loaded for t in grid.tiles),
+            180,
+            "two generated images in the grid",
+        )
+        await wait_for(pilot, lambda: not screen.generating, 30, "the generator to exit")
+        await wait_for(pilot, lambda: "2 image(s)" in text_of(screen.query_one("#gen-status")),
+                       5, "the done line")  # fmt: skip
+        captions = [text_of(t.query_one(".caption", Static)) for t in grid.tiles]
+        assert captions == [f"seed 0 · {TRICKY_PROMPT}", f"seed 1 · {TRICKY_PROMPT}"]
+        assert all(t.item.path.is_file() for t in grid.tiles)
+        assert screen.out_dir is not None and (screen.out_dir / "generate.log").is_file()
+        assert json.loads(private_history.read_text()) == [TRICKY_PROMPT]
+
+        await pilot.press("escape", "o")  # leave the field; the newest image, large
+        await wait_for(pilot, lambda: isinstance(app.screen, ImageModal), 5, "the large image")
+        assert app.screen.item == grid.tiles[-1].item
+        await pilot.press("escape")
+        assert app.screen is screen
+
+
+async def test_history_recall_and_a_bad_field(tmp_path, private_history):
+    private_history.write_text(json.dumps(["an older prompt", "the last prompt"]))
+    app = DreamBoothApp(demo_state(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        prompt = screen.query_one("#prompt", Input)
+        await pilot.press("slash", "ctrl+u")
+        await type_into(pilot, "draft")
+        await pilot.press("up")
+        assert prompt.value == "the last prompt"
+        await pilot.press("up")
+        assert prompt.value == "an older prompt"
+        await pilot.press("down", "down")
+        assert prompt.value == "draft"
+
+        await pilot.press("tab", "tab")  # count
+        await pilot.press("ctrl+u")
+        await type_into(pilot, "0")
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        error = screen.query_one("#gen-error")
+        assert error.display and "count: at least 1" in text_of(error)
+        assert screen.proc is None and not screen.generating
+        # escape leaves the field: single keys work again ("g" generates: still refused)
+        await pilot.press("escape")
+        assert screen.focused is None
+
+
+async def test_push_asks_repo_runs_a_dry_run_then_pushes_when_confirmed(tmp_path, monkeypatch):
+    run_dir = write_finished_run(tmp_path / "runs")
+    (run_dir / "final").mkdir()
+    calls: list[list[str]] = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        out = "would upload:\n  README.md\n  model_index.json\n  unet/[weird] name.safetensors"
+        if "--dry-run" not in cmd:
+            out = "pushed to https://huggingface.co/me/sks-shape"
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(generate_screen.subprocess, "run", fake_run)
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert screen.query_one("#model-source", Select).value == "final"
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), 5, "the repo prompt")
+        await type_into(pilot, "me/sks-shape")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), 10, "the dry run")
+        assert calls and calls[0][-4:] == [str(run_dir), "me/sks-shape", "--private", "--dry-run"]
+        listing = text_of(app.screen.query_one(".dialog-message", Static))
+        assert "unet/[weird] name.safetensors" in listing  # literal
+        assert app.screen.focused.id == "choice-cancel"  # Enter alone does not push
+        await pilot.press("p")  # "Push for real (p)"
+        await wait_for(pilot, lambda: len(calls) == 2, 10, "the real push")
+        assert "--dry-run" not in calls[1] and calls[1][-3:] == [
+            str(run_dir),
+            "me/sks-shape",
+            "--private",
+        ]
+        await wait_for(pilot, lambda: "pushed" in text_of(screen.query_one("#gen-status")), 5, "")
