@@ -95,6 +95,9 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         await pilot.press("s")
         await wait_for(pilot, lambda: screen.run_dir is not None, 10, "the run directory")
         engines.append(screen.run_dir)
+        assert any(screen.run_dir.name in str(n.message) for n in app._notifications)
+        # a Toast renders str messages only (a Text crashes it in a real terminal)
+        assert all(isinstance(n.message, str) for n in app._notifications)
         meter = screen.query_one(GpuMeter)
         assert "waiting" in meter.render().plain
         await wait_for(pilot, lambda: screen.model.step >= 2, 120, "the first steps")
@@ -225,6 +228,8 @@ async def test_start_refuses_an_invalid_config_naming_the_problem(tmp_path):
         await pilot.pause(0.2)
         messages = [str(n.message) for n in app._notifications]
         assert any("Cannot start" in m and "train.learning_rate" in m for m in messages), messages
+        # a Toast renders str messages only (a Text crashes it in a real terminal)
+        assert all(isinstance(n.message, str) for n in app._notifications)
         assert not (tmp_path / "runs").exists()
         assert screen.run_dir is None
 

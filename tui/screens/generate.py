@@ -226,7 +226,7 @@ def model_choices(run_dir: Path | None) -> list[tuple[str, str]]:
     if run_dir is not None:
         name = run_dir.name
         if (run_dir / "final").exists():
-            choices.append((f"{name}: final model", SOURCE_FINAL))
+            choices.append((f"final model · {name}", SOURCE_FINAL))
         ckpt_dir = run_dir / "checkpoints"
         steps: list[int] = []
         if ckpt_dir.is_dir():
@@ -235,7 +235,7 @@ def model_choices(run_dir: Path | None) -> list[tuple[str, str]]:
                 if entry.is_dir() and tail.isdigit():
                     steps.append(int(tail))
         for step in sorted(steps, reverse=True):
-            choices.append((f"{name}: checkpoint step {step}", f"ckpt:{step}"))
+            choices.append((f"checkpoint step {step} · {name}", f"ckpt:{step}"))
     choices.append(("hub id or local folder (type it)", SOURCE_CUSTOM))
     choices.append(("LoRA file on a base model (type both)", SOURCE_LORA))
     return choices
@@ -509,7 +509,7 @@ class GenerateScreen(Screen):
             args = generate_args(req)
         except ValueError as exc:
             self._show_error(str(exc))
-            self.notify(Text(str(exc)), title="Cannot generate", severity="error", markup=False)
+            self.notify(str(exc), title="Cannot generate", severity="error", markup=False)
             return
         self._show_error(None)
         self.history.add(req.prompt)
@@ -581,7 +581,7 @@ class GenerateScreen(Screen):
                     msg += f"\n→ {event['hint']}"
                 self._show_error(msg)
             elif kind == "log" and str(event.get("level")) in ("warning", "error"):
-                self.notify(Text(str(event.get("message", ""))), markup=False, severity="warning")
+                self.notify(str(event.get("message", "")), markup=False, severity="warning")
         self.refresh_bindings()
 
     @on(GenDone)
@@ -701,7 +701,7 @@ class GenerateScreen(Screen):
             self.refresh_bindings()
             self._set_status(Text(f"pushed to {message.repo}", style="bold green"))
             self.notify(
-                Text(lines[-1] if lines else f"pushed to {message.repo}"), title="Hub", markup=False
+                lines[-1] if lines else f"pushed to {message.repo}", title="Hub", markup=False
             )
             return
         listing = "\n".join(lines[-25:]) or "(nothing listed)"

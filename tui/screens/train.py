@@ -408,9 +408,7 @@ class TrainScreen(Screen):
         error = getattr(state, "config_error", None)
         if error or cfg is None:
             problem = error or "no config is loaded (open or create one on the Config screen)"
-            self.notify(
-                Text(f"Cannot start: {problem}"), title="Config", severity="error", markup=False
-            )
+            self.notify(f"Cannot start: {problem}", title="Config", severity="error", markup=False)
             return
         self._starting = True
         self.refresh_bindings()
@@ -430,7 +428,7 @@ class TrainScreen(Screen):
     def _on_launched(self, message: RunLaunched) -> None:
         self._starting = False
         verb = "Resumed" if message.resumed else "Started"
-        self.notify(Text(f"{verb} {message.run_dir.name}"), title="Train", markup=False)
+        self.notify(f"{verb} {message.run_dir.name}", title="Train", markup=False)
         attach = getattr(self.app, "attach_run", None)
         if callable(attach) and not message.resumed:
             try:  # the app records it as the followed run and shows this screen
@@ -447,7 +445,7 @@ class TrainScreen(Screen):
     def _on_start_failed(self, message: RunStartFailed) -> None:
         self._starting = False
         self.refresh_bindings()
-        self.notify(Text(message.error), title="Could not start", severity="error", markup=False)
+        self.notify(message.error, title="Could not start", severity="error", markup=False)
 
     def action_stop(self) -> None:
         if self.model is None or not self.model.is_live:
