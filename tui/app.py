@@ -1,0 +1,242 @@
+"""The dreambooth-tui app: five modes (Data, Config, Train, Generate, Runs), keys 1-5.
+
+Each screen lives in tui/screens/ with its CSS beside it; this module only wires them together:
+the shared AppState, the mode keys, the keys screen (`?`), the command palette's commands,
+attaching to runs, and quitting while a run is live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+
+from engine.runs import RunInfo, live_runs, stop_run
+from tui.screens.config import ConfigScreen
+from tui.screens.data import DataScreen
+from tui.screens.generate import GenerateScreen
+from tui.screens.runs import RunsScreen
+from tui.screens.train import TrainScreen
+from tui.state import AppState, RunAttached, build_state
+
+# textual-image asks the terminal what it can draw when first imported: before Textual starts.
+from tui.widgets import image_protocol  # noqa: F401  (imported for that side effect)
+from tui.widgets.modals import Choice, ChoiceModal, KeyRow, KeysModal
+
+__all__ = ["MODE_TITLES", "DreamBoothApp", "run_app"]
+
+MODE_TITLES = {
+    "data": "Data",
+    "config": "Config",
+    "train": "Train",
+    "generate": "Generate",
+    "runs": "Runs",
+}
+MODE_TIPS = {
+    "data": "Pick the image folder and check it",
+    "config": "Edit the training config (form or YAML)",
+    "train": "Start, watch and stop the training run",
+    "generate": "Make images with a trained model",
+    "runs": "Every run under the output folder: attach, resume, delete, compare",
+}
+_MODES_GROUP = Binding.Group("Screens", compact=True)
+
+
+class LiveRunsFound(Message):
+    def __init__(self, runs: list[RunInfo]) -> None:
+        super().__init__()
+        self.runs = runs
+
+
+class DreamBoothApp(App):
+    TITLE = "dreambooth-tui"
+    CSS_PATH = "app.tcss"
+    AUTO_FOCUS = None  # no input holds the focus at start: keys work at once
+    MODES = {
+        "data": DataScreen,
+        "config": ConfigScreen,
+        "train": TrainScreen,
+        "generate": GenerateScreen,
+        "runs": RunsScreen,
+    }
+    BINDINGS = [
+        *(
+            Binding(
+                str(n),
+                f"switch_mode('{mode}')",
+                title,
+                id=f"app.mode.{mode}",
+                tooltip=MODE_TIPS[mode],
+                group=_MODES_GROUP,
+            )
+            for n, (mode, title) in enumerate(MODE_TITLES.items(), 1)
+        ),
+        Binding(
+            "question_mark",
+            "help",
+            "Keys",
+            id="app.help",
+            tooltip="List every key that does something here, with what it does",
+        ),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            id="app.quit",
+            tooltip="Quit the app; a live run keeps training (you are asked first)",
+        ),
+    ]
+
+    def __init__(
+        self, state: AppState | None = None, start_mode: str | None = None, **kwargs
+    ) -> None:
+        self.state = state or AppState()
+        # Open on the config when there is none to work with yet (or it did not load).
+        default = "data" if self.state.config is not None else "config"
+        self.DEFAULT_MODE = start_mode if start_mode in self.MODES else default
+        super().__init__(**kwargs)
+
+    def on_mount(self) -> None:
+        self.sub_title = MODE_TITLES.get(self.current_mode, "")
+        self.mode_change_signal.subscribe(self, self._mode_changed)
+        self._find_live_runs()
+
+    def _mode_changed(self, mode: str) -> None:
+        self.sub_title = MODE_TITLES.get(mode, mode)
+
+    # ------------------------------------------------------------------ runs
+
+    @work(thread=True, group="app-live", exit_on_error=False)
+    def _find_live_runs(self) -> None:
+        self.post_message(LiveRunsFound(live_runs(self.state.runs_dir)))
+
+    def on_live_runs_found(self, message: LiveRunsFound) -> None:
+        if not message.runs:
+            return
+        first = message.runs[0]
+        self.attach_run(first.run_dir, notify=False)
+        self.notify(f"Attached to live run {first.run_id}", title="Live run", markup=False)
+        if len(message.runs) > 1:
+            more = len(message.runs) - 1
+            self.notify(
+                f"{more} more live run{'s' if more > 1 else ''} in Runs (5)",
+                title="Live runs",
+                markup=False,
+            )
+
+    def attach_run(self, run_dir: Path, notify: bool = True) -> None:
+        """Follow `run_dir` on the Train screen, and show it."""
+        run_dir = Path(run_dir).absolute()
+        self.state.run_dir = run_dir
+        self.switch_mode("train")
+        self.screen.post_message(RunAttached(run_dir))
+        if notify:
+            self.notify(f"Attached to run {run_dir.name}", markup=False)
+
+    # ------------------------------------------------------------------ keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "switch_mode" and parameters and parameters[0] == self.current_mode:
+            return False  # already there: hide the key
+        return True
+
+    def action_help(self) -> None:
+        shown: list[KeyRow] = []  # the keys of the footer first, then the rest (navigation)
+        others: list[KeyRow] = []
+        seen: set[str] = set()
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if binding.system or not binding.description or not active.enabled:
+                continue
+            ident = binding.id or f"{binding.action}:{key}"
+            if ident in seen:
+                continue
+            seen.add(ident)
+            row = KeyRow(self.get_key_display(binding), binding.description, binding.tooltip, ident)
+            (shown if binding.show else others).append(row)
+        rows = shown + others
+        title = f"Keys on the {MODE_TITLES.get(self.current_mode, self.current_mode)} screen"
+        self.push_screen(KeysModal(title, rows))
+
+    async def action_quit(self) -> None:
+        live = await asyncio.to_thread(live_runs, self.state.runs_dir)
+        if not live:
+            self.exit()
+            return
+        names = ", ".join(r.run_id for r in live)
+        noun = "A run is" if len(live) == 1 else f"{len(live)} runs are"
+
+        def chosen(choice: str | None) -> None:
+            if choice == "leave":
+                self.exit(
+                    f"{names}: still training. Run dreambooth-tui again to re-attach.",
+                )
+            elif choice == "stop":
+                for info in live:
+                    stop_run(info.run_dir)
+                self.exit(f"{names}: asked to stop (it saves a checkpoint first).")
+
+        self.push_screen(
+            ChoiceModal(
+                "Quit dreambooth-tui",
+                f"{noun} live: {names}.\nTraining goes on without the app unless you stop it.",
+                [
+                    Choice("leave", "Leave it running", "l", "primary"),
+                    Choice("stop", "Stop and save", "s", "warning"),
+                    Choice("cancel", "Cancel", "c"),
+                ],
+                default="leave",
+                cancel="cancel",
+            ),
+            chosen,
+        )
+
+    # ------------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for n, (mode, title) in enumerate(MODE_TITLES.items(), 1):
+            yield SystemCommand(
+                f"{title} screen ({n})", MODE_TIPS[mode], partial(self.switch_mode, mode)
+            )
+        yield SystemCommand(
+            "Start training run",
+            "Start training with the current config (Train screen)",
+            partial(self._run_on, "train", "start"),
+        )
+        yield SystemCommand(
+            "Stop training run",
+            "Stop the followed run: it saves a checkpoint, then stops",
+            partial(self._run_on, "train", "stop"),
+        )
+        yield SystemCommand(
+            "Load sample config",
+            "Start from one of the sample configs (Config screen)",
+            partial(self._run_on, "config", "load_sample"),
+        )
+        yield SystemCommand(
+            "Save config", "Save the config to its file", partial(self._run_on, "config", "save")
+        )
+        yield SystemCommand("Keys", "List every key of this screen", self.action_help)
+
+    async def _run_on(self, mode: str, action: str) -> None:
+        await self.switch_mode(mode)
+        if hasattr(self.screen, f"action_{action}"):
+            await self.screen.run_action(action)
+
+
+def run_app(config_path: Path | None = None, demo: bool = False, images: str | None = None) -> int:
+    """Open the app on `config_path` (default: ./dreambooth.yaml where present); the exit code."""
+    state = build_state(Path(config_path) if config_path else None, demo=demo, images=images)
+    app = DreamBoothApp(state)
+    result = app.run()
+    if isinstance(result, str) and result:
+        print(result)
+    return app.return_code or 0
