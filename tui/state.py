@@ -51,6 +51,11 @@ class AppState:
         self.modified = True
 
     @property
+    def runs_dir(self) -> Path:
+        """output_dir made absolute (run directories are handed to other processes)."""
+        return self.output_dir.expanduser().absolute()
+
+    @property
     def instance_data(self) -> str | None:
         return self.config.train.instance_data if self.config else None
 

@@ -14,8 +14,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.suggester import SuggestFromList
 from textual.widgets import (
     Footer,
     Header,
@@ -29,6 +31,7 @@ from textual.widgets.option_list import Option
 
 import engine
 from engine.config import (
+    FIELD_GROUPS,
     Config,
     ConfigError,
     check_paths,
@@ -39,6 +42,7 @@ from engine.config import (
 )
 from tui.state import DEFAULT_CONFIG
 from tui.widgets.config_form import ConfigForm
+from tui.widgets.folder_picker import display_path
 from tui.widgets.modals import PickModal, PromptModal
 
 PATH_FIELDS = {"model", "instance_data", "class_data", "prior_preservation"}
@@ -118,9 +122,16 @@ class ConfigScreen(Screen):
         Binding(
             "l",
             "load_sample",
-            "Load sample",
+            "Sample",
             id="config.load_sample",
             tooltip="Start from one of the sample configs (sample_configs/)",
+        ),
+        Binding(
+            "slash",
+            "find_field",
+            "Find",
+            id="config.find",
+            tooltip="Jump to a field by its name (Tab completes it)",
         ),
         Binding(
             "f",
@@ -244,7 +255,7 @@ class ConfigScreen(Screen):
         state = self.app.state
         head = Text()
         if state.config_path is not None:
-            head.append(str(state.config_path), style="bold")
+            head.append(display_path(state.config_path), style="bold")
         elif state.config is not None:
             head.append(f"new config (ctrl+s saves it as ./{DEFAULT_CONFIG})", style="bold")
         if state.modified:
@@ -282,6 +293,10 @@ class ConfigScreen(Screen):
             options.add_option(Option(label, id=str(path)))
         if not message.samples:
             options.add_option(Option(Text("no sample configs found"), disabled=True))
+        else:
+            options.highlighted = 0
+        if self.query_one("#config-start").display and self.is_current:
+            options.focus()  # not a text input: the keys still work
 
     @on(OptionList.OptionSelected, "#config-samples")
     def _start_from_sample(self, event: OptionList.OptionSelected) -> None:
@@ -432,6 +447,8 @@ class ConfigScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         state = self.app.state
         has_tabs = state.config is not None or state.config_text is not None
+        if action == "find_field":
+            return state.config is not None
         if action == "show_tab":
             return has_tabs and self.tabs.active != parameters[0]
         if action == "save":
@@ -443,6 +460,42 @@ class ConfigScreen(Screen):
 
     def action_leave_input(self) -> None:
         self.set_focus(None)
+
+    def action_find_field(self) -> None:
+        names = [f"{section}.{key}" for fields in FIELD_GROUPS.values() for section, key in fields]
+        by_key = {name.split(".", 1)[1]: name for name in names}
+
+        def full_name(value: str) -> str | None:
+            return value if value in names else by_key.get(value)
+
+        def found(result: tuple[str, bool] | None) -> None:
+            name = full_name(result[0]) if result else None
+            if name:
+                self.focus_field(name)
+
+        self.app.push_screen(
+            PromptModal(
+                "Find a field",
+                "Field name (e.g. learning_rate):",
+                placeholder="key or section.key",
+                validate=lambda v: None if full_name(v) else f"no field {v!r}",
+                suggester=SuggestFromList([*by_key, *names], case_sensitive=False),
+                submit_label="Go",
+            ),
+            found,
+        )
+
+    def focus_field(self, name: str) -> None:
+        """Show the form and put the cursor in field `name` ("section.key")."""
+        section, _, key = name.partition(".")
+        self.tabs.active = "form"
+        try:
+            row = self.form.row(section, key)
+        except NoMatches:
+            self.notify(f"{name}: the form is still being built", markup=False)
+            return
+        row.widget.focus()
+        self.form.scroll_to_widget(row, animate=False, top=True)
 
     def action_save(self) -> None:
         state = self.app.state
@@ -512,4 +565,4 @@ class ConfigScreen(Screen):
         state.modified = False
         self._set_yaml(message.text or "")
         self._update_head()
-        self.notify(f"Saved {message.path}", title="Config", markup=False)
+        self.notify(f"Saved {display_path(message.path)}", title="Config", markup=False)

@@ -105,14 +105,14 @@ class DataScreen(Screen):
         Binding(
             "r",
             "recheck",
-            "Check again",
+            "Recheck",
             id="data.recheck",
             tooltip="Run the dataset check on the folder again",
         ),
         Binding(
             "p",
             "push",
-            "Push to Hub",
+            "Push",
             id="data.push",
             tooltip="Upload this folder to the Hugging Face Hub as a dataset (asks the repo id)",
         ),
@@ -206,7 +206,7 @@ class DataScreen(Screen):
                 Text("u uses it as the training data.", style="dim")
             )
         else:
-            self.folder = folder if folder is not None else Path(value).expanduser()
+            self.folder = (folder if folder is not None else Path(value).expanduser()).absolute()
             self._clear_results()
             line = Text.assemble(("Folder ", "bold"), (value, "bold"))
             if value == BUILTIN_TINY:
@@ -331,7 +331,10 @@ class DataScreen(Screen):
         if self.chosen is None:
             return None
         state = self.app.state
-        if state.instance_data == BUILTIN_TINY and self.folder == data_folder(BUILTIN_TINY):
+        if (
+            state.instance_data == BUILTIN_TINY
+            and self.folder == data_folder(BUILTIN_TINY).absolute()
+        ):
             return BUILTIN_TINY
         return self.chosen
 

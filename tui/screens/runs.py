@@ -6,6 +6,7 @@ asking; `space` marks runs and `o` overlays the loss curves of the marked ones.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.text import Text
@@ -17,8 +18,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.runs import RunInfo, list_runs, utc_iso
+from engine.runs import RunInfo, list_runs
 from tui import engine_client
+from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.modals import Choice, ChoiceModal
 
@@ -30,7 +32,7 @@ STATE_STYLE = {
     "failed": "bold red",
     "crashed": "bold red",
 }
-COLUMNS = ("", "Run", "Status", "Step", "Loss", "Started", "Duration")
+COLUMNS = ("", "Run", "Status", "Step", "Loss", "Started (UTC)", "Duration")
 
 
 class RunsListed(Message):
@@ -56,6 +58,12 @@ class RunActionDone(Message):
 
 def _fmt_loss(loss: float | None) -> str:
     return "–" if loss is None else f"{loss:.4f}"
+
+
+def _fmt_started(ts: float | None) -> str:
+    if ts is None:
+        return "–"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _fmt_step(info: RunInfo) -> str:
@@ -157,7 +165,7 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_runs(self) -> None:
         output_dir = self.output_dir
-        self.post_message(RunsListed(output_dir, list_runs(output_dir)))
+        self.post_message(RunsListed(output_dir, list_runs(self.app.state.runs_dir)))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         self._loaded = True
@@ -181,7 +189,7 @@ class RunsScreen(Screen):
         head = Text()
         head.append(f"{len(message.runs)} run{'s' if len(message.runs) != 1 else ''}", "bold")
         head.append(" in ")
-        head.append(str(message.output_dir))
+        head.append(display_path(message.output_dir))
         live = sum(1 for r in message.runs if r.live)
         if live:
             head.append(f" · {live} live", "bold green")
@@ -199,7 +207,7 @@ class RunsScreen(Screen):
             Text(info.state, style=STATE_STYLE.get(info.state, "")),
             Text(_fmt_step(info), justify="right"),
             Text(_fmt_loss(info.last_loss), justify="right"),
-            Text(utc_iso(info.started).removesuffix(" UTC")),
+            Text(_fmt_started(info.started)),
             Text(engine_client.fmt_duration(info.duration), justify="right"),
         ]
 
@@ -228,7 +236,7 @@ class RunsScreen(Screen):
         info = self.current
         detail = Text()
         if info is not None:
-            detail.append(str(info.run_dir), "dim")
+            detail.append(display_path(info.run_dir), "dim")
             if info.method:
                 detail.append(f" · {info.method}")
             if info.error:

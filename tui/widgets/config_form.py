@@ -68,7 +68,6 @@ class FieldRow(Widget):
         grid-columns: 26 1fr;
         grid-rows: auto;
         height: auto;
-        margin-top: 1;
     }
     FieldRow > .field-help, FieldRow > .-error {
         column-span: 2;
@@ -151,7 +150,7 @@ class FieldRow(Widget):
         elif found:
             found.remove()
         self.set_class(bool(error), "-invalid")
-        self.widget.set_class(bool(error), "-invalid")
+        self.widget.set_class(bool(error), "-field-error")
 
 
 class ConfigForm(VerticalScroll):

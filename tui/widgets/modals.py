@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.suggester import Suggester
 from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -137,8 +138,10 @@ class PromptModal(Dialog):
         option_value: bool = True,
         validate: Callable[[str], str | None] | None = None,
         submit_label: str = "OK",
+        suggester: Suggester | None = None,
     ) -> None:
         super().__init__()
+        self._suggester = suggester
         self._title = title
         self._prompt = prompt
         self._value = value
@@ -152,7 +155,12 @@ class PromptModal(Dialog):
         with Vertical(classes="dialog"):
             yield Static(Text(self._title), classes="dialog-title")
             yield Static(Text(self._prompt))
-            yield Input(self._value, placeholder=self._placeholder, id="prompt-input")
+            yield Input(
+                self._value,
+                placeholder=self._placeholder,
+                suggester=self._suggester,
+                id="prompt-input",
+            )
             yield Static("", classes="dialog-error", id="prompt-error")
             if self._option:
                 yield Checkbox(Text(self._option), self._option_value, id="prompt-option")
