@@ -1,0 +1,209 @@
+"""The Config screen, driven by keys: a field validated as typed with its error next to it,
+saving (refused while invalid; comments kept), the YAML tab, sample configs."""
+
+from __future__ import annotations
+
+from conftest_tui import (
+    make_app,
+    notifications,
+    settle,
+    tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
+    wait_for,
+    write_demo_config,
+)
+from textual.widgets import Input, TextArea
+
+from engine.config import FIELD_GROUPS, read_config
+from tui.screens.config import ConfigScreen
+from tui.widgets.config_form import FieldRow
+from tui.widgets.modals import PickModal, PromptModal
+
+
+async def _open_config(pilot) -> ConfigScreen:
+    app = pilot.app
+    if app.current_mode != "config":
+        await pilot.press("2")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, ConfigScreen) and app.screen.form.ready,
+        what="the config form",
+    )
+    await settle(pilot)
+    return app.screen
+
+
+async def _go_to_field(pilot, name: str) -> Input:
+    """`/` finds a field by name, as a user would (escape first leaves a field)."""
+    await pilot.press("escape", "slash")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, PromptModal), what="find")
+    await pilot.press(*name, "enter")
+    await pilot.pause()
+    focused = pilot.app.focused
+    assert isinstance(focused, Input) and focused.id.endswith(name.replace(".", "-"))
+    return focused
+
+
+async def test_form_has_one_field_per_schema_key_in_groups_and_edits_by_keys(tui_env):
+    app = make_app(write_demo_config(tui_env), "config")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_config(pilot)
+        rows = screen.query(FieldRow)
+        expected = [(s, k) for fields in FIELD_GROUPS.values() for s, k in fields]
+        assert [(r.section, r.key) for r in rows] == expected
+        kinds = {r.key: r.kind for r in rows}
+        assert kinds["method"] == "choice" and kinds["mixed_precision"] == "choice"
+        assert kinds["center_crop"] == "bool" and kinds["learning_rate"] == "text"
+        titles = [str(t.render()) for t in screen.query(".group-title")]
+        assert titles == list(FIELD_GROUPS)
+        summary = str(screen.query_one("#config-summary").render())
+        assert "20 steps" in summary and "full fine-tune" in summary and "fp32" in summary
+        assert not app.state.modified  # showing the config changed nothing
+        # a switch and a choice, by keys
+        screen.query_one("#field-train-center_crop").focus()
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.state.config.train.center_crop is False
+        screen.query_one("#field-train-method").focus()
+        await pilot.press("enter", "down", "enter")  # open, the next option (lora), choose
+        await pilot.pause()
+        assert app.state.config.train.method == "lora"
+        assert "LoRA rank 4" in str(screen.query_one("#config-summary").render())
+        assert app.state.modified
+
+
+async def test_invalid_value_shows_error_next_to_field_then_valid_value_saves(tui_env):
+    path = write_demo_config(tui_env)
+    before = path.read_text()
+    app = make_app(path, "config")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_config(pilot)
+        await _go_to_field(pilot, "learning_rate")
+        await pilot.press("ctrl+u", *"-1")
+        await pilot.pause()
+        row = screen.form.row("train", "learning_rate")
+        error = row.query_one(".-error")
+        assert "train.learning_rate" in str(error.render())
+        assert row.widget.has_class("-field-error")
+        assert "1 invalid field" in str(screen.query_one("#config-file").render())
+        # saving is refused, naming the field; the file is untouched
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert any("Not saved" in m and "train.learning_rate" in m for m in notifications(app))
+        assert path.read_text() == before
+        # a valid value: the error goes, the summary follows, ctrl+s saves
+        await pilot.press("ctrl+u", *"2e-4")
+        await pilot.pause()
+        assert not row.query(".-error")
+        assert app.state.config.train.learning_rate == 2e-4
+        await _go_to_field(pilot, "max_train_steps")
+        await pilot.press("ctrl+u", *"30")
+        await pilot.pause()
+        assert "30 steps" in str(screen.query_one("#config-summary").render())
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.state.modified, what="the save")
+    after = path.read_text()
+    assert after != before
+    cfg, _ = read_config(path)
+    assert cfg.train.learning_rate == 2e-4 and cfg.train.max_train_steps == 30
+    # the comments are kept, on their lines
+    for line in before.splitlines():
+        if line.lstrip().startswith("#"):
+            assert line in after
+    assert "# a few seconds on a CPU" in after.split("max_train_steps")[1].splitlines()[0]
+    assert "# high, so the tiny model visibly learns" in after
+
+
+async def test_yaml_tab_follows_the_form_and_the_form_follows_the_yaml(tui_env):
+    app = make_app(write_demo_config(tui_env), "config")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_config(pilot)
+        await _go_to_field(pilot, "seed")
+        await pilot.press("ctrl+u", *"7", "escape")
+        await pilot.pause()
+        assert app.focused is None  # escape leaves the field: keys work again
+        await pilot.press("y")
+        await pilot.pause()
+        yaml = screen.query_one("#config-yaml", TextArea)
+        assert screen.tabs.active == "yaml"
+        assert "  seed: 7" in yaml.text
+        assert "# The offline demo" in yaml.text  # comments kept in the YAML view too
+        # an edit of the text shows in the form
+        yaml.text = yaml.text.replace("max_train_steps: 20", "max_train_steps: 44")
+        await pilot.pause(0.6)  # parsed after a short pause in typing
+        await pilot.press("f")
+        await pilot.pause()
+        assert screen.tabs.active == "form"
+        assert screen.query_one("#field-train-max_train_steps", Input).value == "44"
+        assert app.state.config.train.max_train_steps == 44
+        # a broken text: its error shows under it and the form keeps the last valid config
+        await pilot.press("y")
+        await pilot.pause()
+        yaml.text = yaml.text.replace("learning_rate:", "learnig_rate:")
+        await pilot.pause(0.6)
+        error = str(screen.query_one("#config-yaml-error").render())
+        assert "learnig_rate" in error and "learning_rate" in error
+        assert app.state.config.train.learning_rate == 1e-4
+
+
+async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env):
+    app = make_app(None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConfigScreen)
+        assert screen.query_one("#config-start").display
+        samples = screen.query_one("#config-samples")
+        await wait_for(pilot, lambda: samples.option_count >= 3, what="the samples")
+        assert app.focused is samples  # Enter picks at once
+        await pilot.press("enter")  # the first: demo.yaml
+        await wait_for(pilot, lambda: app.state.config is not None, what="the sample")
+        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        assert app.state.config.train.model == "builtin:tiny"
+        assert screen.query_one("#field-train-model", Input).value == "builtin:tiny"
+        assert not screen.query_one("#config-start").display
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="save as")
+        await pilot.press("enter")  # ./dreambooth.yaml
+        await wait_for(pilot, lambda: app.state.config_path is not None, what="the save")
+    saved = tui_env / "dreambooth.yaml"
+    assert saved.is_file()
+    assert "# The offline demo" in saved.read_text()
+    assert read_config(saved)[0].train.model == "builtin:tiny"
+
+
+async def test_l_loads_a_sample_over_the_open_config(tui_env):
+    path = write_demo_config(tui_env, max_train_steps="99")
+    app = make_app(path, "config")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_config(pilot)
+        assert app.state.config.train.max_train_steps == 99
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickModal), what="the list")
+        options = app.screen.query_one("#pick-list")
+        names = [
+            str(options.get_option_at_index(i).prompt).split()[0]
+            for i in range(options.option_count)
+        ]
+        assert "demo.yaml" in names and "sd15-lora.yaml" in names
+        await pilot.press("enter")  # demo.yaml
+        await wait_for(pilot, lambda: app.state.config.train.max_train_steps == 20)
+        await pilot.pause()
+        assert screen.query_one("#field-train-max_train_steps", Input).value == "20"
+        assert app.state.modified  # the open file is not overwritten until ctrl+s
+        assert app.state.config_path == path
+
+
+async def test_path_check_runs_in_a_worker_and_names_the_field(tui_env):
+    app = make_app(write_demo_config(tui_env, instance_data="./missing-folder"), "config")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open_config(pilot)
+        await wait_for(pilot, lambda: screen._paths_error is not None, what="the path check")
+        paths = str(screen.query_one("#config-paths").render())
+        assert "train.instance_data" in paths and "missing-folder" in paths
+        row = screen.form.row("train", "instance_data")
+        assert "image folder not found" in str(row.query_one(".-error").render())
+        (tui_env / "missing-folder").mkdir()
+        await _go_to_field(pilot, "instance_data")
+        await pilot.press("ctrl+u", *"./missing-folder")
+        await wait_for(pilot, lambda: screen._paths_error is None, what="the second check")
+        assert not row.query(".-error")

@@ -1,0 +1,171 @@
+"""The Data screen, driven by keys: pick a folder, see its check and thumbnails; names shown
+literally; hub dataset ids; "Use this folder"."""
+
+from __future__ import annotations
+
+from conftest_tui import (
+    make_app,
+    notifications,
+    screen_text,
+    settle,
+    tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
+    wait_for,
+    write_demo_config,
+)
+from textual.widgets import DataTable, Input
+
+from engine.tiny import write_images
+from tui.screens.data import DataScreen
+from tui.widgets.thumbnail_grid import Thumbnail
+
+
+def _photos(folder, name="photos"):
+    """The tiny model's concept images plus one file that is not an image."""
+    target = folder / name
+    write_images(target)
+    (target / "bad.png").write_bytes(b"not an image")
+    return target
+
+
+async def _type_path(pilot, path: str) -> None:
+    await pilot.press("slash")
+    await pilot.pause()
+    assert isinstance(pilot.app.focused, Input)
+    await pilot.press("ctrl+u")  # clear what is there
+    await pilot.press(*path)
+    await pilot.press("enter")
+
+
+async def test_pick_folder_shows_count_and_flags_the_bad_image(tui_env):
+    photos = _photos(tui_env)
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        await _type_path(pilot, "./photos")
+        await wait_for(
+            pilot,
+            lambda: screen.report is not None and screen.report.folder == photos,
+            what="the dataset check",
+        )
+        await settle(pilot)
+        assert screen.report.count == 6 and len(screen.report.images) == 7
+        summary = str(screen.query_one("#data-summary").render())
+        assert "7 images (1 unusable)" in summary
+        assert "unreadable" in summary and "bad.png" in summary
+        table = screen.query_one("#data-problems", DataTable)
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+        assert "bad.png" in rows
+        assert str(rows["bad.png"][2]) == "unreadable (skipped)"
+        # the thumbnails: one per file, the bad one without a picture and flagged
+        await wait_for(pilot, lambda: len(screen.query(Thumbnail)) == 7, what="thumbnails")
+        thumbs = {t._label: t for t in screen.query(Thumbnail)}
+        assert thumbs["bad.png"].has_class("-flagged")
+        assert thumbs["bad.png"].query(".thumb-missing")
+        assert thumbs["shape-00.png"].query(".thumb-image")
+        assert not isinstance(app.focused, Input)  # back to the tree: keys work again
+
+
+async def test_tree_picks_a_folder_and_names_show_literally(tui_env):
+    _photos(tui_env, "[dim]photos")
+    app = make_app(write_demo_config(tui_env, instance_data="./elsewhere"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        tree = screen.query_one("#folder-tree")
+        await wait_for(pilot, lambda: len(tree.root.children) >= 1, what="the tree")
+        labels = [str(node.label) for node in tree.root.children]
+        assert "[dim]photos" in labels
+        tree.focus()
+        await pilot.press("down", "enter")  # the first folder under the root
+        await wait_for(
+            pilot,
+            lambda: screen.report is not None and screen.report.folder.name == "[dim]photos",
+            what="the dataset check",
+        )
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Folder ./[dim]photos" in text
+        assert "📂 [dim]photos" in text or "📁 [dim]photos" in text  # the tree
+        assert screen.query_one("#folder-path", Input).value == "./[dim]photos"
+
+
+async def test_hub_dataset_id_is_checked_when_training_starts_and_use_sets_the_config(tui_env):
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _type_path(pilot, "someone/dog-photos")
+        await pilot.pause()
+        assert screen.folder is None
+        assert "hub dataset someone/dog-photos: checked when training starts" in screen_text(app)
+        active = {b.binding.id for b in screen.active_bindings.values()}
+        assert "data.use" in active and "data.push" not in active
+        version = app.state.config_version
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.state.config.train.instance_data == "someone/dog-photos"
+        assert app.state.modified and app.state.config_version > version
+        assert any("train.instance_data = someone/dog-photos" in m for m in notifications(app))
+        # the Config screen shows it
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.screen.form.ready, what="the form")
+        field = app.screen.query_one("#field-train-instance_data", Input)
+        assert field.value == "someone/dog-photos"
+
+
+async def test_use_this_folder_then_check_again(tui_env):
+    _photos(tui_env)
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _type_path(pilot, "./photos")
+        await wait_for(pilot, lambda: screen.report is not None and screen.folder.name == "photos")
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.state.config.train.instance_data == "./photos"
+        assert app.state.num_images == 6
+        # u is hidden now: the config already uses this folder
+        assert "data.use" not in {b.binding.id for b in screen.active_bindings.values()}
+        (tui_env / "photos" / "bad.png").unlink()
+        await pilot.press("r")
+        await wait_for(
+            pilot,
+            lambda: screen.report is not None and len(screen.report.images) == 6,
+            what="the second check",
+        )
+        assert not screen.query_one("#data-problems", DataTable).row_count or all(
+            str(screen.query_one("#data-problems", DataTable).get_row_at(i)[0]) != "bad.png"
+            for i in range(screen.query_one("#data-problems", DataTable).row_count)
+        )
+
+
+async def test_push_dataset_asks_for_the_repo_and_runs_the_cli_in_a_worker(tui_env, monkeypatch):
+    import subprocess
+
+    _photos(tui_env)
+    calls: list[list[str]] = []
+
+    class FakePopen:
+        def __init__(self, cmd, **kwargs):
+            calls.append(cmd)
+            assert kwargs["stdin"] is subprocess.DEVNULL
+            self.stdout = iter(["writing README.md\n", "dry run: wrote [bold]out\n"])
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr("tui.screens.data.subprocess.Popen", FakePopen)
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _type_path(pilot, "./photos")
+        await wait_for(pilot, lambda: screen.report is not None and screen.folder.name == "photos")
+        await pilot.press("p")
+        await pilot.pause()
+        await pilot.press(*"me/photos")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not screen.pushing and calls, what="the push")
+        await pilot.pause()
+        assert calls[0][-4:] == ["push-dataset", str(tui_env / "photos"), "me/photos", "--dry-run"]
+        log = screen.query_one("#data-push-log")
+        assert "dry run: wrote [bold]out" in "\n".join(log.lines)
+        assert any("dry run to me/photos: done" in m for m in notifications(app))
