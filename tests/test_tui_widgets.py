@@ -216,3 +216,23 @@ def test_model_choices(tmp_path: Path) -> None:
     (tmp_path / "checkpoints" / ".tmp-step-000300").mkdir()
     values = [v for _, v in model_choices(tmp_path)]
     assert values == ["final", "ckpt:200", "ckpt:30", "ckpt:10", "custom", "lora"]
+
+
+def test_meter_lines_with_readings_taken_on_an_h200() -> None:
+    # device/mem/gpu as the engine emitted them on an NVIDIA H200 (4 GiB held, matmuls running)
+    device = {"kind": "cuda", "name": "NVIDIA H200", "total_mem": 150109880320}
+    mem = {"allocated": 4596957184, "reserved": 4731174912, "peak": 4731174912}
+    gpu = {"util": 99, "mem_used": 5999820800, "mem_total": 150754820096, "temp_c": 55,
+           "power_w": 689.29}  # fmt: skip
+    for width, compact in ((60, False), (36, False), (36, True)):
+        lines = meter_lines(device, mem, gpu, width, compact=compact)
+        assert all(len(line.plain) <= width for line in lines)
+        bars = [line.plain for line in lines if "░" in line.plain or "█" in line.plain]
+        starts = {b.index(next(c for c in b[9:] if c in "█▉▊▋▌▍▎▏░")) for b in bars}
+        ends = {max(b.rfind("░"), b.rfind("█")) for b in bars if "░" in b}
+        assert len(starts) == 1 and len(ends) <= 1  # one column for every bar
+    text = "\n".join(line.plain for line in meter_lines(device, mem, gpu, 60))
+    assert "4.28 GiB / 139.80 GiB" in text and "5.59 GiB" in text and "99%" in text
+    assert "temp 55°C  power 689 W" in text
+    compact = "\n".join(line.plain for line in meter_lines(device, mem, gpu, 36, compact=True))
+    assert "NVIDIA" not in compact and "util 99% · 55°C · 689 W" in compact

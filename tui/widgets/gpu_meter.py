@@ -94,17 +94,25 @@ def meter_lines(
         used = _num(gpu, "mem_used")
         if used is not None and not compact:
             rows.append(("card", used))
-    label_w = max(len(r[0]) for r in rows)
     total_txt = fmt_bytes(total) if total else ""
-    for label, value in rows:
-        figure = fmt_bytes(value) + (f" / {total_txt}" if total_txt else "")
-        if label_w + len(figure) + 6 > width:  # narrow: the total moves to the title
-            figure = fmt_bytes(value)
-        bar_w = max(4, width - label_w - len(figure) - 2)
+    util, temp, power = _num(gpu, "util"), _num(gpu, "temp_c"), _num(gpu, "power_w")
+    # (label, fraction, figure, style) per bar; every bar gets the same width
+    long = [fmt_bytes(v) + (f" / {total_txt}" if total_txt else "") for _, v in rows]
+    label_w = max(len(r[0]) for r in rows)
+    if label_w + max(len(f) for f in long) + 10 > width:  # narrow: the total is in the title
+        long = [fmt_bytes(v) for _, v in rows]
+    bars = []
+    for (label, value), figure in zip(rows, long, strict=True):
         fraction = value / total if (value is not None and total) else None
+        bars.append((label, fraction, figure, _level_style(fraction)))
+    if util is not None and not cpu and not compact:
+        bars.append(("util", util / 100, f"{util:.0f}%", "cyan"))
+    fig_w = max(len(b[2]) for b in bars)
+    bar_w = max(4, width - label_w - fig_w - 2)
+    for label, fraction, figure, style in bars:
         row = Text(no_wrap=True, overflow="crop")
         row.append(label.ljust(label_w) + " ")
-        row.append_text(bar(fraction, bar_w, _level_style(fraction)))
+        row.append_text(bar(fraction, bar_w, style))
         row.append(" " + figure)
         lines.append(row)
     if compact:
@@ -113,7 +121,6 @@ def meter_lines(
         if not compact:
             lines.append(Text("process memory (CPU run)", style="dim", no_wrap=True))
         return lines
-    util, temp, power = _num(gpu, "util"), _num(gpu, "temp_c"), _num(gpu, "power_w")
     if compact:
         parts = [
             f"util {util:.0f}%" if util is not None else "",
@@ -123,13 +130,6 @@ def meter_lines(
         if any(parts):
             lines.append(Text(" · ".join(p for p in parts if p), no_wrap=True))
         return lines
-    if util is not None:
-        row = Text(no_wrap=True, overflow="crop")
-        figure = f"{util:.0f}%"
-        row.append("util".ljust(label_w) + " ")
-        row.append_text(bar(util / 100, max(4, width - label_w - len(figure) - 2), "cyan"))
-        row.append(" " + figure)
-        lines.append(row)
     parts = []
     if temp is not None:
         parts.append(f"temp {temp:.0f}°C")
