@@ -17,7 +17,7 @@ from conftest_tui import (
 )
 from textual.widgets import DataTable, Input
 
-from tui.widgets.modals import ChoiceModal, KeysModal
+from tui.widgets.modals import ChoiceModal, KeysModal, PickModal
 
 
 async def test_opens_titled_with_no_input_focused_and_modes_on_number_keys(tui_env):
@@ -48,6 +48,14 @@ async def test_opens_on_config_without_a_config(tui_env):
         assert app.state.config is None
         assert app.current_mode == "config"
         assert not isinstance(app.focused, Input)
+
+
+async def test_demo_says_what_it_is(tui_env):
+    app = make_app(write_demo_config(tui_env), demo=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: notifications(app), what="the notification")
+        assert any("tiny model" in m for m in notifications(app))
+        assert app.current_mode == "data"
 
 
 async def test_current_mode_key_is_hidden(tui_env):
@@ -123,6 +131,14 @@ async def test_command_palette_switches_screen(tui_env):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "runs", what="runs mode")
+        # a command that acts on another screen: opens the sample list on Config
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Load sample config")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickModal), what="the samples")
+        assert app.current_mode == "config"
 
 
 async def test_live_run_is_attached_at_start_with_a_notification(tui_env):

@@ -207,3 +207,26 @@ async def test_path_check_runs_in_a_worker_and_names_the_field(tui_env):
         await pilot.press("ctrl+u", *"./missing-folder")
         await wait_for(pilot, lambda: screen._paths_error is None, what="the second check")
         assert not row.query(".-error")
+
+
+async def test_a_config_that_does_not_load_opens_in_yaml_with_its_error(tui_env):
+    path = write_demo_config(tui_env, learning_rate="-1")
+    app = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConfigScreen) and app.state.config is None
+        assert screen.tabs.active == "yaml"
+        error = str(screen.query_one("#config-summary").render())
+        assert "train.learning_rate" in error
+        yaml = screen.query_one("#config-yaml", TextArea)
+        assert "learning_rate: -1" in yaml.text
+        yaml.text = yaml.text.replace("learning_rate: -1", "learning_rate: 3e-5")
+        await wait_for(pilot, lambda: app.state.config is not None, what="the fixed config")
+        assert app.state.config.train.learning_rate == 3e-5
+        await pilot.press("f")
+        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        assert screen.query_one("#field-train-learning_rate", Input).value == "3e-05"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.state.modified, what="the save")
+    assert "learning_rate: 3e-5" in path.read_text()

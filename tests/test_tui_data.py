@@ -105,11 +105,15 @@ async def test_hub_dataset_id_is_checked_when_training_starts_and_use_sets_the_c
         assert app.state.config.train.instance_data == "someone/dog-photos"
         assert app.state.modified and app.state.config_version > version
         assert any("train.instance_data = someone/dog-photos" in m for m in notifications(app))
-        # the Config screen shows it
+        # the Config screen is told, and shows it
         await pilot.press("2")
         await wait_for(pilot, lambda: app.screen.form.ready, what="the form")
         field = app.screen.query_one("#field-train-instance_data", Input)
         assert field.value == "someone/dog-photos"
+        await pilot.press("1")
+        await _type_path(pilot, "other/photos")
+        await pilot.press("u")
+        await wait_for(pilot, lambda: field.value == "other/photos", what="the form update")
 
 
 async def test_use_this_folder_then_check_again(tui_env):

@@ -24,7 +24,7 @@ from tui.screens.data import DataScreen
 from tui.screens.generate import GenerateScreen
 from tui.screens.runs import RunsScreen
 from tui.screens.train import TrainScreen
-from tui.state import AppState, RunAttached, build_state
+from tui.state import AppState, ConfigChanged, RunAttached, build_state
 
 # textual-image asks the terminal what it can draw when first imported: before Textual starts.
 from tui.widgets import image_protocol  # noqa: F401  (imported for that side effect)
@@ -107,6 +107,13 @@ class DreamBoothApp(App):
         self.sub_title = MODE_TITLES.get(self.current_mode, "")
         self.mode_change_signal.subscribe(self, self._mode_changed)
         self._find_live_runs()
+        if self.state.demo:
+            self.notify(
+                "The built-in tiny model and its images: 3 then s trains it on the CPU in "
+                "under a minute.",
+                title="Demo",
+                markup=False,
+            )
 
     def _mode_changed(self, mode: str) -> None:
         self.sub_title = MODE_TITLES.get(mode, mode)
@@ -130,6 +137,13 @@ class DreamBoothApp(App):
                 title="Live runs",
                 markup=False,
             )
+
+    def on_config_changed(self, message: ConfigChanged) -> None:
+        """Tell the other screens (the ones that exist) that the config changed."""
+        for stack in self._screen_stacks.values():
+            for screen in stack:
+                if screen is not message.sender_screen:
+                    screen.post_message(ConfigChanged(message.origin))
 
     def attach_run(self, run_dir: Path, notify: bool = True) -> None:
         """Follow `run_dir` on the Train screen, and show it."""

@@ -113,9 +113,11 @@ class RunAttached(Message):
         self.run_dir = run_dir
 
 
-class ConfigChanged(Message):
-    """Posted to screens when the app's config changed elsewhere (e.g. "Use this folder")."""
+class ConfigChanged(Message, bubble=False):
+    """The app's config changed on one screen ("Use this folder" on Data, say): posted to the
+    app, which passes it on to the other screens (their copies do not bubble back up)."""
 
-    def __init__(self, origin: str = "") -> None:
+    def __init__(self, origin: str = "", sender_screen: object | None = None) -> None:
         super().__init__()
         self.origin = origin
+        self.sender_screen = sender_screen

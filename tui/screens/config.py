@@ -40,7 +40,7 @@ from engine.config import (
     save_config,
     summary,
 )
-from tui.state import DEFAULT_CONFIG
+from tui.state import DEFAULT_CONFIG, ConfigChanged
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.folder_picker import display_path
 from tui.widgets.modals import PickModal, PromptModal
@@ -199,6 +199,11 @@ class ConfigScreen(Screen):
         if self.app.state.config_version != self._version:
             self._show_state()
         self.refresh_bindings()
+
+    def on_config_changed(self, message: ConfigChanged) -> None:
+        """Changed on another screen: show it now, so the form is right when we come back."""
+        if self.app.state.config_version != self._version:
+            self._show_state()
 
     @property
     def form(self) -> ConfigForm:

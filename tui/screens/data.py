@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 from engine.config import BUILTIN_TINY, is_local_path
 from engine.doctor import PROBLEM_LABELS, DatasetReport, check_folder, severity
 from engine.images import list_image_files
-from tui.state import data_folder
+from tui.state import ConfigChanged, data_folder
 from tui.widgets.folder_picker import FolderPicker, display_path
 from tui.widgets.modals import PromptModal
 from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
@@ -124,7 +124,7 @@ class DataScreen(Screen):
         self.folder: Path | None = None  # the local folder being shown
         self.report: DatasetReport | None = None
         self.pushing = False
-        self._config_version = -1
+        self._seen_value: str | None = None  # the config's instance_data, last time we looked
 
     # ------------------------------------------------------------------ layout
 
@@ -166,13 +166,12 @@ class DataScreen(Screen):
         self.refresh_bindings()
 
     def _sync_from_config(self) -> None:
-        """Show the config's instance_data when it changed since this screen last looked."""
-        state = self.app.state
-        version = getattr(state, "config_version", 0)
-        if version == self._config_version:
+        """Show the config's instance_data when it changed since this screen last looked (a
+        folder picked here but not used stays while other fields change)."""
+        value = self.app.state.instance_data
+        if value == self._seen_value:
             return
-        self._config_version = version
-        value = state.instance_data
+        self._seen_value = value
         if value and value != self.chosen:
             shown = value if value != BUILTIN_TINY else display_path(data_folder(value))
             self.query_one(FolderPicker).set_value(shown)
@@ -227,7 +226,8 @@ class DataScreen(Screen):
     def _clear_results(self) -> None:
         self.query_one("#data-problems", DataTable).clear()
         self.query_one("#data-problems", DataTable).display = False
-        self.run_worker(self.query_one(ThumbnailGrid).clear(), group="data-clear")
+        # removes the previews there now (not those of the next folder, arriving later)
+        self.query_one(ThumbnailGrid).remove_children()
         self.query_one("#data-summary", Static).update("")
 
     # ------------------------------------------------------------------ workers
@@ -269,7 +269,8 @@ class DataScreen(Screen):
             return
         report = message.report
         self.report = report
-        self.app.state.num_images = report.count
+        if self._config_value() == self.app.state.instance_data:
+            self.app.state.num_images = report.count  # the summary line on Config counts them
         lines = Text()
         lines.append(report.headline(), style="bold")
         for line in report.problem_lines():
@@ -350,8 +351,10 @@ class DataScreen(Screen):
         if state.config is None or value is None:
             return
         train = state.config.train.model_copy(update={"instance_data": value})
+        state.num_images = self.report.count if self.report else None
         state.change_config(state.config.model_copy(update={"train": train}))
-        self._config_version = state.config_version
+        self._seen_value = value
+        self.app.post_message(ConfigChanged("data", self))
         self.notify(
             f"train.instance_data = {value}", title="Config changed (unsaved)", markup=False
         )

@@ -113,9 +113,6 @@ class ThumbnailGrid(VerticalScroll):
         width = self.scrollable_content_region.width or self.size.width
         self.styles.grid_size_columns = max(1, width // CELL_WIDTH)
 
-    async def clear(self) -> None:
-        await self.remove_children()
-
     async def add_thumbnails(self, items: list[tuple[PILImage.Image | None, str, bool]]) -> None:
         """Append previews: (image or None when unreadable, caption, flagged)."""
         self._fit_columns()
