@@ -76,7 +76,7 @@ def test_every_binding_has_an_id_and_a_tooltip():
     from tui.screens.config import ConfigScreen
     from tui.screens.data import DataScreen
     from tui.screens.runs import RunsScreen, RunsTable
-    from tui.widgets.folder_picker import FolderTree
+    from tui.widgets.folder_picker import FolderTree, PathInput
     from tui.widgets.modals import ChoiceModal, KeysModal, PickModal, PromptModal
 
     classes = (
@@ -86,6 +86,7 @@ def test_every_binding_has_an_id_and_a_tooltip():
         RunsScreen,
         RunsTable,
         FolderTree,
+        PathInput,
         ChoiceModal,
         PromptModal,
         PickModal,

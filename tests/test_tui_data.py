@@ -42,7 +42,13 @@ async def test_pick_folder_shows_count_and_flags_the_bad_image(tui_env):
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         assert isinstance(screen, DataScreen)
-        await _type_path(pilot, "./photos")
+        # type-ahead: "./pho" is completed to the folder by Tab
+        await pilot.press("slash", "ctrl+u", *"./pho")
+        path_input = screen.query_one("#folder-path", Input)
+        await wait_for(pilot, lambda: path_input._suggestion == "./photos/", what="suggestion")
+        await pilot.press("tab")
+        assert path_input.value == "./photos/"
+        await pilot.press("enter")
         await wait_for(
             pilot,
             lambda: screen.report is not None and screen.report.folder == photos,

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import DirectoryTree, Input
 
-__all__ = ["DirectorySuggester", "FolderPicker", "FolderTree"]
+__all__ = ["DirectorySuggester", "FolderPicker", "FolderTree", "PathInput"]
 
 
 def _complete_dir(value: str) -> str | None:
@@ -52,6 +52,28 @@ class DirectorySuggester(Suggester):
 
     async def get_suggestion(self, value: str) -> str | None:
         return await asyncio.to_thread(_complete_dir, value)
+
+
+class PathInput(Input):
+    """An Input where Tab takes the suggested completion (as in a shell); else moves on."""
+
+    BINDINGS = [
+        Binding(
+            "tab",
+            "complete",
+            "Complete",
+            show=False,
+            id="data.path.complete",
+            tooltip="Take the suggested folder name (or move to the next widget)",
+        ),
+    ]
+
+    def action_complete(self) -> None:
+        if self._suggestion and self.cursor_at_end and self._suggestion != self.value:
+            self.value = self._suggestion
+            self.cursor_position = len(self.value)
+        else:
+            self.screen.focus_next()
 
 
 class FolderTree(DirectoryTree):
@@ -107,7 +129,7 @@ class FolderPicker(Vertical):
         self._value = value
 
     def compose(self) -> ComposeResult:
-        yield Input(
+        yield PathInput(
             self._value,
             placeholder="folder path or hub dataset id",
             suggester=DirectorySuggester(),
