@@ -1,0 +1,534 @@
+"""Training step: our engine against the reference recipe, alternating, in one process.
+
+(a) the engine's step as `dreambooth-tui train` runs it (engine.train.Trainer: cached latents and
+text embeddings, fused/foreach AdamW, channels_last on a GPU, one `step` event per update
+written to a real events.jsonl), and (b) a reference step that does what diffusers'
+examples/dreambooth/train_dreambooth.py (train_dreambooth_lora.py for LoRA) does for each
+update: decode and transform the image and tokenize the prompt (its Dataset), encode the image
+with the VAE and the prompt with the text encoder, fp32 trainable weights under autocast, the
+same optimizer class with its default implementation, clip_grad_norm_, zero_grad with
+set_to_none=False (the script's default) and `loss.item()` for the progress bar.
+
+Both load the same model folder and train the same data with the same settings; both draw their
+random numbers as the engine does (engine.recipe.step_seed), so on the same weights they compute
+the same loss (tests/test_benchmarks.py checks that).
+
+Timing: warm-up steps, then `--steps` timed steps of each side, alternating (ABBA order); the
+median step time. Peak memory is measured for each side with the other absent: the engine's
+before the reference is built, the reference's after the engine is freed (GPU:
+torch.cuda.max_memory_allocated; CPU: the process's peak RSS, VmHWM, reset in between).
+
+    python -m benchmarks.bench_train --model tiny --resolution 32 --json out.json
+    python -m benchmarks.bench_train --model sd15-arch --resolution 512 --mixed-precision bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.common import ROOT, machine, median, write_json
+
+DEMO = ROOT / "sample_configs" / "demo.yaml"
+PROMPT = "a photo of sks shape"
+# Dense bf16/fp16 tensor-core peak of an H100/H200 SXM (NVIDIA datasheet: 989.4 TFLOP/s without
+# sparsity); the tf32 peak is half of it. This workplace measured 769-798 TFLOP/s for a large
+# bf16 matmul on an H200 (library/device/KINDS.md): MFU against the datasheet figure is lower.
+PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
+
+
+# ------------------------------------------------------------------------------ setup
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="tiny", help="tiny | sd15-arch | a diffusers folder")
+    p.add_argument("--model-dir", default=None, help="where sd15-arch is built (cached)")
+    p.add_argument("--method", choices=("full", "lora"), default="full")
+    p.add_argument("--lora-rank", type=int, default=4)
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--torch-compile", action="store_true", help="train.torch_compile (engine)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per side")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
+    p.add_argument("--mem-steps", type=int, default=2, help="steps of the isolated peak")
+    p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    p.add_argument(
+        "--ab-channels-last",
+        type=int,
+        default=0,
+        metavar="N",
+        help="LoRA only: also time N engine steps each with the UNet in channels_last and in "
+        "contiguous format, alternating (the frozen convolutions are what changes)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--json", default=None, help="write the results here")
+    return p.parse_args(argv)
+
+
+def model_and_images(args: argparse.Namespace) -> tuple[Path, Path]:
+    if args.model == "tiny":
+        from engine.tiny import ensure_tiny
+
+        root = ensure_tiny()
+        return root / "model", root / "images"
+    if args.model == "sd15-arch":
+        from benchmarks.sd15_arch import ensure_sd15_arch
+
+        root = ensure_sd15_arch(args.model_dir)
+        return root / "model", root / "images"
+    from engine.tiny import ensure_tiny
+
+    return Path(args.model), ensure_tiny() / "images"
+
+
+def make_config(args: argparse.Namespace, model_dir: Path, images: Path, out: Path):
+    from engine.config import load_config
+
+    big = 1_000_000
+    train = {
+        "model": str(model_dir),
+        "instance_data": str(images),
+        "instance_prompt": PROMPT,
+        "resolution": args.resolution,
+        "center_crop": True,
+        "random_flip": False,
+        "method": args.method,
+        "lora_rank": args.lora_rank,
+        "lora_alpha": args.lora_rank,
+        "train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": 1,
+        "optimizer": args.optimizer,
+        "mixed_precision": args.mixed_precision,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "torch_compile": args.torch_compile,
+        "cache_latents": True,
+        "max_train_steps": big,
+        "validation_steps": big,
+        "checkpointing_steps": big,
+        "output_dir": str(out),
+    }
+    return load_config(DEMO, {"train": train})
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _vm_hwm() -> int:
+    try:
+        text = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) * 1024
+    except (OSError, AttributeError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+def read_peak(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return _vm_hwm()
+
+
+# ------------------------------------------------------------------------------ the engine
+def engine_trainer(cfg, run_dir: Path):
+    """A Trainer set up exactly as `dreambooth-tui train` sets it up, events to run_dir."""
+    from engine.events import EventWriter
+    from engine.train import Trainer
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(run_dir, None, ["bench_train"])
+    trainer.cfg = cfg
+    trainer.setup()
+    trainer.prepare()
+    trainer.events = EventWriter(run_dir / "events.jsonl")
+    trainer.unet.train()
+    return trainer
+
+
+def engine_step(trainer, step: int) -> tuple[float, float]:
+    """One iteration of Trainer.train_loop without its sampling/checkpoint branches.
+
+    Returns the loss and the seconds spent writing the step event."""
+    trainer.check_stop()
+    t0 = time.perf_counter()
+    loss, parts, grad_norm, lr = trainer.train_step(step)
+    trainer.step_times.append(time.perf_counter() - t0)
+    trainer.step = step
+    t1 = time.perf_counter()
+    trainer.step_event(step, loss, parts, grad_norm, lr)
+    return loss, time.perf_counter() - t1
+
+
+# ------------------------------------------------------------------------------ the reference
+class ReferenceStep:
+    """One update as the reference scripts do it: no caching, everything encoded every step."""
+
+    def __init__(self, cfg, device: torch.device, model_dir: Path, images: Path) -> None:
+        from accelerate import Accelerator
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from diffusers.optimization import get_scheduler
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        from engine.images import scan_images
+
+        tc = self.tc = cfg.train
+        self.device = device
+        # The engine's Accelerator made the (process-wide) state; this one shares its settings.
+        self.acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=device.type != "cuda")
+        wd = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision, torch.float32)
+        src = str(model_dir)
+        self.tokenizer = CLIPTokenizer.from_pretrained(src, subfolder="tokenizer")
+        self.text_encoder = CLIPTextModel.from_pretrained(src, subfolder="text_encoder")
+        self.vae = AutoencoderKL.from_pretrained(src, subfolder="vae")
+        self.unet = UNet2DConditionModel.from_pretrained(src, subfolder="unet")
+        self.scheduler = DDPMScheduler.from_pretrained(src, subfolder="scheduler")
+        self.vae.requires_grad_(False)
+        self.text_encoder.requires_grad_(False)
+        self.vae.to(device, dtype=wd)
+        self.text_encoder.to(device, dtype=wd)
+        if tc.method == "lora":  # train_dreambooth_lora.py: frozen UNet in weight_dtype + adapters
+            from peft import LoraConfig
+
+            self.unet.requires_grad_(False)
+            self.unet.to(device, dtype=wd)
+            self.unet.add_adapter(
+                LoraConfig(
+                    r=tc.lora_rank,
+                    lora_alpha=tc.lora_alpha,
+                    init_lora_weights="gaussian",
+                    target_modules=["to_k", "to_q", "to_v", "to_out.0"],
+                )
+            )
+            # The script upcasts the adapters for fp16 only; here always, as the engine does,
+            # so both train fp32 adapters (the same precision, the same loss).
+            for p in self.unet.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
+        else:  # train_dreambooth.py: the UNet stays fp32; accelerate's autocast does the rest
+            self.unet.to(device)
+        if tc.gradient_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self.params = [p for p in self.unet.parameters() if p.requires_grad]
+        if tc.optimizer == "adamw8bit":
+            import bitsandbytes as bnb
+
+            opt_cls = bnb.optim.AdamW8bit
+        else:
+            opt_cls = torch.optim.AdamW  # no fused/foreach flag: torch's default, as the script
+        optimizer = opt_cls(
+            self.params, lr=tc.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8
+        )
+        lr_scheduler = get_scheduler(tc.lr_scheduler, optimizer, num_warmup_steps=0)
+        self.unet, self.optimizer, self.lr_scheduler = self.acc.prepare(
+            self.unet, optimizer, lr_scheduler
+        )
+        self.unet.train()
+        self.paths = scan_images(images).good
+        self.weight_dtype = wd
+
+    def batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+        """Micro-batch k as the script's Dataset + collate_fn make it, every step."""
+        from engine.data import normalize, stream_indices, to_training_pixels, tokenize
+        from engine.images import open_rgb
+        from engine.recipe import step_seed
+
+        tc = self.tc
+        seed = step_seed(tc.seed, k, 0)
+        cpu_gen = torch.Generator().manual_seed(seed)
+        dev_gen = torch.Generator(self.device).manual_seed(seed)
+        bs = tc.train_batch_size
+        idx = stream_indices(len(self.paths), k * bs, bs, tc.seed, tc.shuffle, 0)
+        flips = (
+            (torch.rand(len(idx), generator=cpu_gen) < 0.5).tolist()
+            if tc.random_flip
+            else [False] * len(idx)
+        )
+        pixels = []
+        for i, flip in zip(idx, flips, strict=True):
+            img = open_rgb(self.paths[i])  # Image.open + exif_transpose + convert("RGB")
+            px = to_training_pixels(img, tc.resolution, True)  # Resize + CenterCrop
+            pixels.append(normalize(px.flip(-1) if flip else px))  # ToTensor + Normalize
+        px = torch.stack(pixels).to(self.device, dtype=self.weight_dtype)
+        ids = tokenize(self.tokenizer, [PROMPT] * len(idx)).to(self.device)
+        return px, ids, dev_gen
+
+    def compute_loss(self, k: int):
+        from engine.recipe import (
+            add_noise,
+            dreambooth_loss,
+            encode_latents,
+            prediction_target,
+            sample_noise,
+            sample_timesteps,
+        )
+
+        tc = self.tc
+        pixels, ids, gen = self.batch(k)
+        latents = encode_latents(self.vae, pixels, gen)  # frozen: no graph is recorded
+        embeds = self.text_encoder(ids)[0]
+        noise = sample_noise(latents, gen, tc.offset_noise)
+        t = sample_timesteps(self.scheduler, latents.shape[0], gen, latents.device)
+        noisy = add_noise(self.scheduler, latents, noise, t)
+        pred = self.unet(noisy, t, embeds).sample  # prepared: runs under autocast
+        target = prediction_target(self.scheduler, latents, noise, t)
+        return dreambooth_loss(pred, target, t, self.scheduler, None, 1.0, tc.snr_gamma)
+
+    def train_step(self, step: int) -> float:
+        loss = self.compute_loss(step - 1).total
+        self.acc.backward(loss)
+        if self.tc.max_grad_norm:
+            self.acc.clip_grad_norm_(self.params, self.tc.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=False)
+        return loss.detach().item()
+
+    def release(self) -> None:
+        self.acc.free_memory()
+
+
+def channels_last_ab(engine, args, device: torch.device, step: int) -> dict[str, Any]:
+    """Engine steps with the UNet in channels_last vs contiguous format, alternating."""
+    if args.method != "lora":  # converting trained weights would desync the optimizer state
+        return {"skipped": "LoRA only (its convolutions are frozen)"}
+    unet = _plain_unet(engine.unet)
+    times: dict[str, list[float]] = {"channels_last": [], "contiguous": []}
+    formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+    for i in range(args.ab_channels_last):
+        order = ("contiguous", "channels_last") if i % 2 == 0 else ("channels_last", "contiguous")
+        for name in order:
+            unet.to(memory_format=formats[name])
+            sync(device)
+            t0 = time.perf_counter()
+            step += 1
+            engine_step(engine, step)
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    unet.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    return {f"{k}_ms": median(v) * 1000 for k, v in times.items()}
+
+
+# ------------------------------------------------------------------------------ FLOPs
+def _plain_unet(unet):
+    unet = getattr(unet, "_orig_mod", unet)
+    return getattr(unet, "module", unet)
+
+
+def unet_train_flops(unet, cfg, device: torch.device) -> int:
+    """FLOPs of one UNet forward + backward at the benchmark's shapes (no recomputation)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tc = cfg.train
+    unet = _plain_unet(unet)
+    ckpt = bool(getattr(unet, "is_gradient_checkpointing", False))
+    if ckpt:
+        unet.disable_gradient_checkpointing()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision)
+    bs, side = tc.train_batch_size, tc.resolution // 8
+    gen = torch.Generator(device).manual_seed(0)
+    x = torch.randn((bs, unet.config.in_channels, side, side), generator=gen, device=device)
+    ctx = torch.randn((bs, 77, unet.config.cross_attention_dim), generator=gen, device=device)
+    t = torch.randint(0, 1000, (bs,), generator=gen, device=device)
+    autocast = (
+        torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    )
+    counter = FlopCounterMode(display=False)
+    with counter:
+        with autocast:
+            out = unet(x, t, ctx, return_dict=False)[0]
+        out.float().square().mean().backward()
+    for p in unet.parameters():
+        p.grad = None
+    if ckpt:
+        unet.enable_gradient_checkpointing()
+    return int(counter.get_total_flops())
+
+
+def peak_flops(device: torch.device, mixed_precision: str) -> tuple[float | None, str]:
+    if device.type != "cuda":
+        return None, "no peak figure for a CPU"
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_FLOPS.items():
+        if key in name:
+            if mixed_precision == "no":
+                return value / 2, f"{key} dense tf32 datasheet peak {value / 2e12:.1f} TFLOP/s"
+            return value, f"{key} dense bf16/fp16 datasheet peak {value / 1e12:.1f} TFLOP/s"
+    return None, f"no peak figure known for {name}"
+
+
+# ------------------------------------------------------------------------------ the run
+def summary(times: list[float], peak: int, flops: int | None, peak_f: float | None) -> dict:
+    step_s = median(times)
+    out: dict[str, Any] = {
+        "steps_per_s": 1.0 / step_s,
+        "step_ms": step_s * 1000,
+        "peak_mem": peak,
+        "step_ms_min": min(times) * 1000,
+        "step_ms_max": max(times) * 1000,
+    }
+    if flops:
+        out["tflop_s"] = flops / step_s / 1e12
+        out["mfu"] = flops / step_s / peak_f if peak_f else None
+    return out
+
+
+def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir, images = model_and_images(args)
+    work = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    cfg = make_config(args, model_dir, images, work / "runs")
+    log(f"model {model_dir} · {args.method} · {args.resolution}px · batch {args.batch_size} · "
+        f"{args.mixed_precision} · {args.optimizer} · checkpointing {args.gradient_checkpointing}")  # fmt: skip
+
+    t_load = time.perf_counter()
+    engine = engine_trainer(cfg, work / "run")
+    log(f"engine ready in {time.perf_counter() - t_load:.1f}s")
+    step_e = 0
+    for _ in range(args.warmup):
+        step_e += 1
+        engine_step(engine, step_e)
+    sync(device)
+    reset_peak(device)
+    for _ in range(args.mem_steps):
+        step_e += 1
+        engine_step(engine, step_e)
+    sync(device)
+    engine_peak = read_peak(device)
+    flops = None
+    if not args.no_flops:
+        flops = unet_train_flops(engine.unet, cfg, device)
+        log(f"UNet forward+backward: {flops / 1e9:.4g} GFLOP")
+    attention = sorted(
+        {type(p).__name__ for p in _plain_unet(engine.unet).attn_processors.values()}
+    )
+    log(f"attention processors: {', '.join(attention)}")
+    peak_f, peak_note = peak_flops(device, args.mixed_precision)
+
+    t_load = time.perf_counter()
+    ref = ReferenceStep(cfg, device, model_dir, images)
+    log(f"reference ready in {time.perf_counter() - t_load:.1f}s")
+    step_r = 0
+    for _ in range(args.warmup):
+        step_r += 1
+        ref.train_step(step_r)
+    sync(device)
+
+    times: dict[str, list[float]] = {"engine": [], "reference": []}
+    event_s: list[float] = []
+    losses: dict[str, list[float]] = {"engine": [], "reference": []}
+    for i in range(args.steps):
+        order = ("engine", "reference") if i % 2 == 0 else ("reference", "engine")
+        for side in order:
+            t0 = time.perf_counter()
+            if side == "engine":
+                step_e += 1
+                loss, ev = engine_step(engine, step_e)
+                event_s.append(ev)
+            else:
+                step_r += 1
+                loss = ref.train_step(step_r)
+            sync(device)
+            times[side].append(time.perf_counter() - t0)
+            losses[side].append(loss)
+
+    ab = channels_last_ab(engine, args, device, step_e) if args.ab_channels_last else None
+    engine.accelerator.free_memory()
+    engine.events.close()
+    del engine
+    reset_peak(device)
+    for _ in range(args.mem_steps):
+        step_r += 1
+        ref.train_step(step_r)
+    sync(device)
+    ref_peak = read_peak(device)
+    ref.release()
+    del ref
+    gc.collect()
+
+    result: dict[str, Any] = {
+        "engine": summary(times["engine"], engine_peak, flops, peak_f),
+        "reference": summary(times["reference"], ref_peak, flops, peak_f),
+        "config": {k: v for k, v in vars(args).items() if k != "json"},
+        "device": {
+            **machine(device.type),
+            "device": device.type,
+            "threads": torch.get_num_threads(),
+        },
+    }
+    result["ratio"] = result["engine"]["steps_per_s"] / result["reference"]["steps_per_s"]
+    result["mem_ratio"] = engine_peak / ref_peak if ref_peak else None
+    ev_ms = median(event_s) * 1000
+    result["engine"]["event_ms"] = ev_ms
+    result["engine"]["event_fraction"] = ev_ms / result["engine"]["step_ms"]
+    result["flops"] = {
+        "unet_fwd_bwd": flops,
+        "peak_flops": peak_f,
+        "peak_source": peak_note,
+        "note": "MFU = UNet forward+backward FLOPs (FlopCounterMode, without recomputation) "
+        "/ median step time / peak; the reference's VAE and text-encoder work is not counted",
+    }
+    result["attention_processors"] = attention
+    if ab is not None:
+        result["channels_last_ab"] = ab
+    result["losses"] = {k: [round(x, 6) for x in v[:5]] for k, v in losses.items()}
+    return result
+
+
+def report(result: dict[str, Any]) -> str:
+    e, r = result["engine"], result["reference"]
+    gib = 1 << 30
+    lines = [
+        f"{'':10} {'steps/s':>9} {'step ms':>9} {'peak GiB':>9} {'MFU':>6}",
+    ]
+    for name, s in (("engine", e), ("reference", r)):
+        mfu = f"{s['mfu'] * 100:5.1f}%" if s.get("mfu") else "   - "
+        lines.append(
+            f"{name:10} {s['steps_per_s']:9.2f} {s['step_ms']:9.1f} {s['peak_mem'] / gib:9.2f} {mfu}"
+        )
+    lines.append(
+        f"ratio (engine/reference steps/s): {result['ratio']:.2f}x · peak memory "
+        f"{result['mem_ratio']:.2f}x · event writing {e['event_ms']:.3f} ms "
+        f"({e['event_fraction'] * 100:.2f}% of a step)"
+    )
+    d = result["device"]
+    lines.append(
+        f"{d.get('gpu') or d['cpu']} · load {d['load_avg']} · torch {d.get('torch')} · {d['date']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = run(args, log=lambda m: print(m, file=sys.stderr, flush=True))
+    write_json(args.json, result)
+    print(report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""What every benchmark records beside its figures: the machine, the load, the versions, the date."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return found.group(1).strip() if found else "unknown"
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def machine(device: str = "cpu") -> dict[str, Any]:
+    """CPU model and count, load average, Python/torch versions, the accelerator if any."""
+    out: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_avg": load_average(),
+        "python": platform.python_version(),
+    }
+    if "torch" in sys.modules or device != "cpu":
+        import torch
+
+        out["torch"] = torch.__version__
+        if device.startswith("cuda") and torch.cuda.is_available():
+            out["gpu"] = torch.cuda.get_device_name()
+            out["cuda"] = torch.version.cuda
+    return out
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def write_json(path: str | Path | None, data: dict[str, Any]) -> None:
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
