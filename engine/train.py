@@ -433,7 +433,10 @@ class Trainer:
                     code=2,
                 ) from exc
         else:
-            extra = {"fused": True} if self.device.type == "cuda" else {"foreach": True}
+            # One fused kernel per update on CUDA and the CPU (torch >= 2.4): on the tiny model's
+            # CPU step it takes a quarter of foreach's time (benchmarks/RESULTS.md).
+            fused = self.device.type in ("cuda", "cpu")
+            extra = {"fused": True} if fused else {"foreach": True}
             self.optimizer = torch.optim.AdamW(
                 params, lr=tc.learning_rate, weight_decay=1e-2, **extra
             )
