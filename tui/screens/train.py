@@ -35,6 +35,9 @@ __all__ = ["EventsArrived", "RunStartFailed", "TrainScreen", "config_summary"]
 
 POLL_S = 0.2  # how often the tail worker looks for new events
 REDRAW_S = 0.25  # how often the widgets are redrawn from the model (when changed)
+# The two plots cost most of a redraw (benchmarks/bench_tui.py): while a run streams steps they
+# are redrawn at most this often; the labels and the progress bar keep the 4 Hz.
+PLOT_REDRAW_S = 1.0
 SAMPLE_TILES = 4
 
 STATUS_STYLES = {
@@ -150,6 +153,8 @@ class TrainScreen(Screen):
         super().__init__(name=name, id=id, classes=classes)
         self.follower: RunFollower | None = None
         self._drawn_version = -1
+        self._plots_version = -1
+        self._plots_drawn_at = -PLOT_REDRAW_S
         self._log_seen = 0
         self._samples_seen = 0
         self._drawn_status: str | None = None
@@ -212,6 +217,7 @@ class TrainScreen(Screen):
         elif self.follower is None:
             self._show_idle()
         self._drawn_version = -1  # redraw at once: the timer skipped while hidden
+        self._plots_version = -1
         self.redraw()
 
     # -- attaching ------------------------------------------------------------------------------
@@ -233,6 +239,8 @@ class TrainScreen(Screen):
             return
         self.follower = RunFollower(run_dir)
         self._drawn_version = -1
+        self._plots_version = -1
+        self._plots_drawn_at = -PLOT_REDRAW_S
         self._log_seen = 0
         self._samples_seen = 0
         self._drawn_status = None
@@ -298,11 +306,27 @@ class TrainScreen(Screen):
 
     def redraw(self) -> None:
         model = self.model
-        if model is None or not self.visible_now or model.version == self._drawn_version:
+        if model is None or not self.visible_now:
+            return
+        changed = model.version != self._drawn_version
+        plots_due = model.version != self._plots_version and (
+            time.monotonic() - self._plots_drawn_at >= PLOT_REDRAW_S or not model.is_live
+        )
+        if not changed and not plots_due:
             return
         self._drawn_version = model.version
         with self.app.batch_update():
-            self._draw(model)
+            if changed:
+                self._draw(model)
+            if plots_due:
+                self._draw_plots(model)
+
+    def _draw_plots(self, model: RunModel) -> None:
+        self._plots_version = model.version
+        # An empty plot does not count: the first points (a re-attached history) show at once.
+        self._plots_drawn_at = time.monotonic() if model.losses else -PLOT_REDRAW_S
+        self.query_one("#loss-plot", LossPlot).set_series("loss", model.losses, refresh=True)
+        self.query_one("#lr-plot", LossPlot).set_series("lr", model.lrs, refresh=True)
 
     def _draw(self, model: RunModel) -> None:
         status = model.display_status
@@ -313,8 +337,13 @@ class TrainScreen(Screen):
                 status_text.append(f" ({model.phase_detail})", style="dim")
         if model.device:
             status_text.append(f"  · {model.device.get('kind', '')}", style="dim")
-        self.query_one("#run-status", Static).update(status_text)
-        self.query_one("#step-label", Static).update(Text(model.progress_text, style="bold"))
+        # Labels of a fixed width repaint without a layout pass; the step label is as wide as its
+        # text, so only a change of length needs one.
+        self.query_one("#run-status", Static).update(status_text, layout=False)
+        step_label = self.query_one("#step-label", Static)
+        previous = len(str(step_label.render()))
+        text = Text(model.progress_text, style="bold")
+        step_label.update(text, layout=len(text) != previous)
         progress = self.query_one("#progress", ProgressBar)
         progress.update(total=model.total_steps, progress=model.step)
         rate = Text()
@@ -328,10 +357,7 @@ class TrainScreen(Screen):
             rate.append(
                 ("  · " if rate else "") + f"took {fmt_duration(model.finished['duration_s'])}"
             )
-        self.query_one("#rate", Static).update(rate)
-
-        self.query_one("#loss-plot", LossPlot).set_series("loss", model.losses, refresh=True)
-        self.query_one("#lr-plot", LossPlot).set_series("lr", model.lrs, refresh=True)
+        self.query_one("#rate", Static).update(rate, layout=False)
         self.query_one("#gpu-meter", GpuMeter).update_values(model.device, model.mem, model.gpu)
         self._draw_errors(model)
         self._draw_log(model)
