@@ -404,9 +404,6 @@ class TrainConfig(_Section):
     torch_compile: Bool = Field(
         False, description="torch.compile the UNet (slow first steps, then faster)."
     )
-    dataloader_num_workers: NonNegInt = Field(
-        0, description="Worker processes loading images (0: in the training process)."
-    )
     snr_gamma: OptPosFloat = Field(
         None, description="Min-SNR loss weighting gamma (5.0 is usual); null: off."
     )
@@ -542,7 +539,6 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "gradient_checkpointing",
             "cache_latents",
             "torch_compile",
-            "dataloader_num_workers",
             "num_processes",
         )
     ],

@@ -88,7 +88,6 @@ DESIGN_DEFAULTS = {
         "shuffle": True,
         "sample_batch_size": 4,
         "torch_compile": False,
-        "dataloader_num_workers": 0,
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],
