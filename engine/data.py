@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from engine.config import BUILTIN_TINY, is_local_path
-from engine.images import caption_for, open_rgb, scan_images
+from engine.images import caption_for, open_rgb, scan_images, to_rgb
 
 
 class DataError(RuntimeError):
@@ -144,14 +144,7 @@ def load_hub_dataset(
         if img is None:
             out.skipped.append((f"row {i}", "no image"))
             continue
-        from PIL import ImageOps
-
-        img = ImageOps.exif_transpose(img)
-        if img.mode != "RGB":
-            bg = Image.new("RGB", img.size, (255, 255, 255))
-            img = img.convert("RGBA")
-            bg.paste(img, mask=img.getchannel("A"))
-            img = bg
+        img = to_rgb(img)
         out.pixels.append(to_training_pixels(img, size, center_crop, gen))
         cap = row.get(text_cols[0]) if (captions and text_cols) else None
         out.prompts.append(cap.strip() if isinstance(cap, str) and cap.strip() else prompt)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -28,7 +27,6 @@ from engine.events import EVENTS_FILE, EventWriter
 from engine.runs import CONFIG_FILE, slugify
 
 GRID_FILE = "grid.png"
-_CKPT_DIR = re.compile(r"^step-(\d+)$")
 LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
@@ -101,15 +99,9 @@ def resolve_model(value: str) -> str:
 
 
 def list_checkpoints(run_dir: Path) -> list[int]:
-    root = Path(run_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    steps = []
-    for p in root.iterdir():
-        m = _CKPT_DIR.match(p.name)
-        if m and (p / "state.json").exists():
-            steps.append(int(m.group(1)))
-    return sorted(steps)
+    from engine.checkpoint import list_checkpoints as found
+
+    return [step for step, _ in found(Path(run_dir))]
 
 
 def load_run_config(run_dir: Path):
@@ -598,10 +590,9 @@ def image_grid(images: list, cols: int | None = None, pad: int = 2, background=(
 def _device_info(device: str) -> dict[str, Any]:
     import torch
 
-    if device.startswith("cuda"):
-        props = torch.cuda.get_device_properties(torch.device(device))
-        return {"kind": "cuda", "name": props.name, "total_mem": props.total_memory}
-    return {"kind": device.split(":")[0], "name": device, "total_mem": None}
+    from engine.gpu import device_info
+
+    return device_info(torch.device(device))
 
 
 def _public_options(opts: GenerateOptions) -> dict[str, Any]:

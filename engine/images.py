@@ -163,6 +163,11 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, bool]:
     return im.convert("RGB"), False
 
 
+def to_rgb(im: Image.Image) -> Image.Image:
+    """An already opened image (e.g. from a Hub dataset) -> RGB, the same way open_rgb does."""
+    return _to_rgb(_apply_orientation(im, _orientation(im)))[0]
+
+
 def load_image(path: Path | str, *, reduce_to: int | None = None) -> LoadedImage:
     """Open ``path`` fully and return it as RGB with what was learned about the file.
 
