@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 
 def device_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
@@ -18,10 +20,18 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return {"kind": device.type, "name": device.type, "total_mem": total}
 
 
+_statm: tuple[int, int] | None = None  # (pid, fd of /proc/self/statm), kept open
+
+
 def rss_bytes() -> int:
+    """This process's resident set size. Read through a kept-open /proc/self/statm: opening it
+    for every step event cost ~0.2 ms right after a training step (benchmarks/RESULTS.md)."""
+    global _statm
     try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        pid = os.getpid()
+        if _statm is None or _statm[0] != pid:  # first call, or a forked child
+            _statm = (pid, os.open("/proc/self/statm", os.O_RDONLY))
+        return int(os.pread(_statm[1], 128, 0).split()[1]) * _PAGE_SIZE
     except (OSError, ValueError, IndexError):
         return 0
 
