@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import sys
 import tempfile
 import time
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         },
     }
     result["ratio"] = result["engine"]["images_per_s"] / result["plain"]["images_per_s"]
+    shutil.rmtree(out_root, ignore_errors=True)
     return result
 
 

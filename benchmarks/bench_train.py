@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import gc
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -496,6 +497,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     if ab is not None:
         result["channels_last_ab"] = ab
     result["losses"] = {k: [round(x, 6) for x in v[:5]] for k, v in losses.items()}
+    shutil.rmtree(work, ignore_errors=True)
     return result
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{p['cpu_share'] * 100:.0f}% of a core", flush=True)  # fmt: skip
         print(f"highest rate followed within 1 s: {result['rate']['highest_rate']} events/s")
     result["device"]["load_avg_end"] = machine()["load_avg"]
+    shutil.rmtree(tmp, ignore_errors=True)
     write_json(args.json, result)
     return 0
 
