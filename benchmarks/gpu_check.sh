@@ -12,6 +12,7 @@
 #
 #   bash benchmarks/gpu_check.sh                         # the GPU run
 #   SKIP_WHEELS=1 MODEL=tiny RES=32 STEPS=2 bash benchmarks/gpu_check.sh   # its logic on a CPU
+#   SUITE=compile STEPS=8 WARMUP=3 bash benchmarks/gpu_check.sh            # train.torch_compile only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -64,6 +65,12 @@ bench() {  # NAME LIMIT_S ARGS...
   local rc=${PIPESTATUS[0]}
   [ "$rc" = 0 ] || { echo "$name failed (rc $rc):"; tail -15 "$OUT/log.txt"; } | tee -a "$OUT/summary.txt"
 }
+if [ "${SUITE:-all}" = compile ]; then  # train.torch_compile against the same reference
+  bench full_adamw_compile 150 --method full --optimizer adamw --torch-compile
+  bench lora_r4_compile 130 --method lora --lora-rank 4 --torch-compile
+  echo "done in $(( $(date +%s) - t_start ))s" | tee -a "$OUT/summary.txt"
+  exit 0
+fi
 bench full_adamw 110 --method full --optimizer adamw
 bench full_adamw8bit_ckpt 110 --method full --optimizer adamw8bit --gradient-checkpointing
 bench lora_r4 90 --method lora --lora-rank 4 --ab-channels-last 6
