@@ -8,7 +8,8 @@ attaching to runs, and quitting while a run is live.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
@@ -19,11 +20,6 @@ from textual.message import Message
 from textual.screen import Screen
 
 from engine.runs import RunInfo, live_runs, stop_run
-from tui.screens.config import ConfigScreen
-from tui.screens.data import DataScreen
-from tui.screens.generate import GenerateScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.train import TrainScreen
 from tui.state import AppState, ConfigChanged, RunAttached, build_state
 
 # textual-image asks the terminal what it can draw when first imported: before Textual starts.
@@ -49,6 +45,17 @@ MODE_TIPS = {
 _MODES_GROUP = Binding.Group("Screens", compact=True)
 
 
+def _lazy_screen(module: str, name: str) -> Callable[[], Screen]:
+    """A MODES entry that imports tui.screens.<module> when the mode is first shown: only the
+    opening screen's modules count towards the first frame."""
+
+    def make() -> Screen:
+        return getattr(importlib.import_module(f"tui.screens.{module}"), name)()
+
+    make.__qualname__ = make.__name__ = name
+    return make
+
+
 class LiveRunsFound(Message):
     def __init__(self, runs: list[RunInfo]) -> None:
         super().__init__()
@@ -60,11 +67,11 @@ class DreamBoothApp(App):
     CSS_PATH = "app.tcss"
     AUTO_FOCUS = None  # no input holds the focus at start: keys work at once
     MODES = {
-        "data": DataScreen,
-        "config": ConfigScreen,
-        "train": TrainScreen,
-        "generate": GenerateScreen,
-        "runs": RunsScreen,
+        "data": _lazy_screen("data", "DataScreen"),
+        "config": _lazy_screen("config", "ConfigScreen"),
+        "train": _lazy_screen("train", "TrainScreen"),
+        "generate": _lazy_screen("generate", "GenerateScreen"),
+        "runs": _lazy_screen("runs", "RunsScreen"),
     }
     BINDINGS = [
         *(
