@@ -25,9 +25,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Static
-from textual_image.widget import get_cell_size
 
-from tui.widgets.image_protocol import image_widget_class
+from tui.widgets.image_protocol import get_cell_size, image_widget_class
 
 __all__ = ["ImageGrid", "ImageItem", "ImageModal", "ImageTile", "decode_thumbnail", "protocol_for"]
 
