@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -21,12 +22,15 @@ from textual.widgets import DataTable, Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
 from engine.config import BUILTIN_TINY, is_local_path
-from engine.doctor import PROBLEM_LABELS, DatasetReport, check_folder, severity
-from engine.images import list_image_files
 from tui.state import ConfigChanged, data_folder
 from tui.widgets.folder_picker import FolderPicker, display_path
 from tui.widgets.modals import PromptModal
 from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
+
+if TYPE_CHECKING:
+    # engine.doctor (and PIL, which it imports) loads in the check's worker: not before the
+    # first frame.
+    from engine.doctor import DatasetReport
 
 MAX_THUMBNAILS = 48
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
@@ -234,6 +238,8 @@ class DataScreen(Screen):
 
     @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
     def run_check(self, folder: Path, resolution: int) -> None:
+        from engine.doctor import check_folder
+
         worker = get_current_worker()
         try:
             report = check_folder(folder, resolution=resolution)
@@ -247,6 +253,8 @@ class DataScreen(Screen):
 
     @work(thread=True, exclusive=True, group="data-thumbs", exit_on_error=False)
     def load_thumbnails(self, folder: Path) -> None:
+        from engine.images import list_image_files
+
         worker = get_current_worker()
         try:
             paths = list_image_files(folder)
@@ -265,6 +273,8 @@ class DataScreen(Screen):
     # ------------------------------------------------------------------ results
 
     def on_dataset_checked(self, message: DatasetChecked) -> None:
+        from engine.doctor import PROBLEM_LABELS, severity  # imported by the check already
+
         if message.folder != self.folder:
             return
         report = message.report

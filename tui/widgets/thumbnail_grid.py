@@ -7,15 +7,17 @@ grid only places them. Names are shown literally.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image as PILImage
-from PIL import ImageOps
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from tui.widgets.image_protocol import image_widget_class
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 __all__ = ["THUMB_PIXELS", "Thumbnail", "ThumbnailGrid", "make_thumbnail"]
 
@@ -29,6 +31,9 @@ def make_thumbnail(path: Path, size: int = THUMB_PIXELS) -> PILImage.Image | Non
 
     Blocking (file I/O and decoding): call it from a worker thread.
     """
+    from PIL import Image as PILImage  # here, not at import: PIL stays out of the first frame
+    from PIL import ImageOps
+
     try:
         with PILImage.open(path) as im:
             im.draft("RGB", (size, size))
