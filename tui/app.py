@@ -24,7 +24,8 @@ from tui.state import AppState, ConfigChanged, RunAttached, build_state
 
 # textual-image asks the terminal what it can draw when first imported: before Textual starts.
 from tui.widgets import image_protocol  # noqa: F401  (imported for that side effect)
-from tui.widgets.modals import Choice, ChoiceModal, KeyRow, KeysModal
+
+# The modals (tui.widgets.modals) are imported where they open: not before the first frame.
 
 __all__ = ["MODE_TITLES", "DreamBoothApp", "run_app"]
 
@@ -169,6 +170,8 @@ class DreamBoothApp(App):
         return True
 
     def action_help(self) -> None:
+        from tui.widgets.modals import KeyRow, KeysModal
+
         shown: list[KeyRow] = []  # the keys of the footer first, then the rest (navigation)
         others: list[KeyRow] = []
         seen: set[str] = set()
@@ -191,6 +194,8 @@ class DreamBoothApp(App):
         if not live:
             self.exit()
             return
+        from tui.widgets.modals import Choice, ChoiceModal
+
         names = ", ".join(r.run_id for r in live)
         noun = "A run is" if len(live) == 1 else f"{len(live)} runs are"
 

@@ -24,7 +24,6 @@ from textual.worker import get_current_worker
 from engine.config import BUILTIN_TINY, is_local_path
 from tui.state import ConfigChanged, data_folder
 from tui.widgets.folder_picker import FolderPicker, display_path
-from tui.widgets.modals import PromptModal
 from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
 
 if TYPE_CHECKING:
@@ -387,6 +386,8 @@ class DataScreen(Screen):
                 self.pushing = True
                 self.refresh_bindings()
                 self.push_dataset(folder, repo_id, dry_run)
+
+        from tui.widgets.modals import PromptModal  # here: not before the first frame
 
         self.app.push_screen(
             PromptModal(
