@@ -104,8 +104,10 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         await wait_for(pilot, lambda: "live" in static_text(screen, "#run-status"), 5, "live")
         first = static_text(screen, "#step-label")
         assert re.fullmatch(r"step \d+/400", first), first
-        first_points = len(screen.query_one("#loss-plot", LossPlot).points("loss"))
-        assert first_points >= 1
+        plot = screen.query_one("#loss-plot", LossPlot)
+        # the plots redraw at most once a second while steps stream: wait for the first draw
+        await wait_for(pilot, lambda: len(plot.points("loss")) >= 1, 10, "the first loss points")
+        first_points = len(plot.points("loss"))
         assert "RSS" in meter.render().plain and "MiB" in meter.render().plain
         assert "train.stop" in shown_keys(screen) and "train.start" not in shown_keys(screen)
         assert "it/s" in static_text(screen, "#rate") and "loss" in static_text(screen, "#rate")
@@ -117,7 +119,9 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         assert "samples · step 4" in str(grid.border_title)
         later = static_text(screen, "#step-label")
         assert later != first  # the step moved on
-        assert len(screen.query_one("#loss-plot", LossPlot).points("loss")) > first_points
+        await wait_for(
+            pilot, lambda: len(plot.points("loss")) > first_points, 10, "more loss points"
+        )
         assert screen.query_one(ProgressBar).progress == screen.model.step
         run_dir = screen.run_dir
         step_at_quit = screen.model.step
@@ -152,7 +156,11 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         screen = train_screen(app2)
         assert screen.run_dir == run_dir
         await wait_for(pilot, lambda: "live" in static_text(screen, "#run-status"), 5, "live")
-        plotted = screen.query_one("#loss-plot", LossPlot).points("loss")
+        plot = screen.query_one("#loss-plot", LossPlot)
+        await wait_for(
+            pilot, lambda: len(plot.points("loss")) >= step_at_quit, 10, "the whole history"
+        )
+        plotted = plot.points("loss")
         steps = [int(s) for s, _ in plotted]
         assert steps[0] == 1 and steps == list(range(1, len(steps) + 1))  # from step 1, no gap
         assert len(steps) >= step_at_quit
