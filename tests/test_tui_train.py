@@ -122,7 +122,8 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         await wait_for(
             pilot, lambda: len(plot.points("loss")) > first_points, 10, "more loss points"
         )
-        assert screen.query_one(ProgressBar).progress == screen.model.step
+        bar = screen.query_one(ProgressBar)  # redrawn at 4 Hz: it catches up with the model
+        await wait_for(pilot, lambda: bar.progress == screen.model.step, 5, "the progress bar")
         run_dir = screen.run_dir
         step_at_quit = screen.model.step
 
