@@ -166,3 +166,26 @@ async def test_push_asks_repo_runs_a_dry_run_then_pushes_when_confirmed(tmp_path
             "--private",
         ]
         await wait_for(pilot, lambda: "pushed" in text_of(screen.query_one("#gen-status")), 5, "")
+
+
+async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tmp_path):
+    runs = tmp_path / "runs"
+    older = write_finished_run(runs, name="20240101-000000-older")
+    (older / "final").mkdir()
+    newest_without_model = write_finished_run(runs, name="20240301-000000-no-model")
+    newer = write_finished_run(runs, name="20240201-000000-newer")
+    (newer / "checkpoints" / "step-000010").mkdir(parents=True)
+    import json as _json
+
+    for run, started in ((older, 1.0), (newer, 2.0), (newest_without_model, 3.0)):
+        (run / "run.json").write_text(
+            _json.dumps({"run_id": run.name, "status": "completed", "started": started})
+        )
+    app = DreamBoothApp(demo_state(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.pause(0.3)
+        select = app.screen.query_one("#model-source", Select)
+        assert select.value == "ckpt:10"
+        labels = [str(label) for label, _ in app.screen._choices]
+        assert any("20240201-000000-newer" in label for label in labels)

@@ -241,6 +241,16 @@ def model_choices(run_dir: Path | None) -> list[tuple[str, str]]:
     return choices
 
 
+def newest_run_with_model(output_dir: Path) -> Path | None:
+    """The newest run with a final model or a checkpoint (what a user generates from next)."""
+    from engine.runs import list_runs
+
+    for info in list_runs(output_dir):
+        if (info.run_dir / "final").exists() or any((info.run_dir / "checkpoints").glob("step-*")):
+            return info.run_dir
+    return None
+
+
 def output_dir_for(run_dir: Path | None, output_root: Path) -> Path:
     base = (run_dir / "generated") if run_dir is not None else (output_root / "generated")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -441,9 +451,13 @@ class GenerateScreen(Screen):
         self.query_one("#model-id", Input).value = str(cfg.train.model)
 
     def _sync_models(self) -> None:
-        """The model Select follows the app's run (final model and checkpoints)."""
-        run_dir = getattr(self._state(), "run_dir", None)
+        """The model Select follows the app's run (final model and checkpoints); with none
+        attached, the newest run under the output dir that has a model to offer."""
+        state = self._state()
+        run_dir = getattr(state, "run_dir", None)
         run_dir = Path(run_dir) if run_dir else None
+        if run_dir is None and state is not None:
+            run_dir = newest_run_with_model(state.runs_dir)
         choices = model_choices(run_dir)
         select = self.query_one("#model-source", Select)
         if run_dir == self._run_dir and choices == self._choices:
