@@ -310,6 +310,11 @@ Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
 
 DEFAULT_LEARNING_RATES = {"full": 5.0e-6, "lora": 1.0e-4}
 
+# Keys earlier versions wrote (run directories keep their config.yaml): accepted and ignored.
+RETIRED_KEYS = {
+    ("train", "dataloader_num_workers"): "images are decoded once into memory",
+}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -933,6 +938,10 @@ def parse_config_text(
             warnings.append(
                 f'{source}: train.mixed_precision: read false as "no"; write "no" in quotes'
             )
+        for (section, key), why in RETIRED_KEYS.items():
+            if isinstance(data.get(section), dict) and key in data[section]:
+                del data[section][key]  # an older run's config must still load
+                warnings.append(f"{source}: {section}.{key}: no longer used ({why}); ignored")
     if overrides:
         data = _deep_merge(data, overrides)
     return _validate(data, source, tree, key_map), warnings

@@ -790,3 +790,12 @@ def test_learning_rate_default_follows_the_method():
         0
     ].train.learning_rate
     assert lr == 3e-4
+
+
+def test_a_retired_key_from_an_older_run_loads_with_a_warning():
+    from engine.config import parse_config_text
+
+    base = "train:\n  model: a/b\n  instance_data: a/c\n  instance_prompt: x\n"
+    cfg, warnings = parse_config_text(base + "  dataloader_num_workers: 2\n", "old.yaml")
+    assert cfg.train.instance_prompt == "x"
+    assert any("train.dataloader_num_workers" in w and "ignored" in w for w in warnings)
