@@ -95,13 +95,11 @@ def build_pipeline(folder: Path, device: str | None = None) -> None:
     import torch
     from diffusers import (
         AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
         UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from engine.tiny import write_tokenizer
+    from engine.tiny import save_pipeline, write_tokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok_dir = folder.parent / (folder.name + "-tokenizer")
@@ -114,26 +112,7 @@ def build_pipeline(folder: Path, device: str | None = None) -> None:
         vae = AutoencoderKL(**vae_config())
         torch.manual_seed(SEED)
         text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(tokenizer)))
-    scheduler = PNDMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        skip_prk_steps=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        unet=unet.to("cpu"),
-        vae=vae.to("cpu"),
-        text_encoder=text_encoder.to("cpu"),
-        tokenizer=tokenizer,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(folder, safe_serialization=True)
+    save_pipeline(folder, tokenizer, text_encoder.to("cpu"), vae.to("cpu"), unet.to("cpu"))
     shutil.rmtree(tok_dir, ignore_errors=True)
 
 

@@ -90,8 +90,6 @@ def build_pipeline(folder: Path) -> None:
     import torch
     from diffusers import (
         AutoencoderKL,
-        PNDMScheduler,
-        StableDiffusionPipeline,
         UNet2DConditionModel,
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -139,6 +137,14 @@ def build_pipeline(folder: Path) -> None:
             projection_dim=32,
         )
     )
+    save_pipeline(folder, tokenizer, text_encoder, vae, unet)
+    shutil.rmtree(tok_dir, ignore_errors=True)
+
+
+def save_pipeline(folder: Path, tokenizer, text_encoder, vae, unet) -> None:
+    """Save the parts as a StableDiffusionPipeline folder with SD1.5's PNDM scheduler."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
     scheduler = PNDMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -159,7 +165,6 @@ def build_pipeline(folder: Path) -> None:
         requires_safety_checker=False,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
-    shutil.rmtree(tok_dir, ignore_errors=True)
 
 
 def concept_image(index: int, size: int = 64, seed: int = SEED) -> Image.Image:
