@@ -80,13 +80,12 @@ def resolve_model(value: str) -> str:
     """builtin:tiny -> the tiny model folder (built once); a local path -> the folder, which must
     be a diffusers pipeline; anything else is a hub id, returned as is."""
     from engine.config import BUILTIN_TINY, is_local_path
+    from engine.models import resolve_model as resolve
 
     if value == BUILTIN_TINY:
-        from engine.tiny import ensure_tiny
-
-        return str(ensure_tiny() / "model")
+        return resolve(value)
     if is_local_path(value):
-        folder = Path(value).expanduser()
+        folder = Path(resolve(value))
         if not folder.exists():
             raise _usage(f"model folder '{value}' does not exist")
         if not (folder / "model_index.json").exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,16 @@ from engine.events import EVENTS_FILE, EventTail
 
 
 def fmt_bytes(n: float | None) -> str:
-    if not n:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    """1288490188 -> '1.20 GiB'; 5242880 -> '5.0 MiB'; None -> '–' (the CLI and the app)."""
+    if n is None or not isinstance(n, (int, float)) or not math.isfinite(n) or n < 0:
+        return "–"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.2f} GiB"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.1f} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.0f} KiB"
+    return f"{int(n)} B"
 
 
 class ProgressRenderer:

@@ -13,22 +13,11 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
+from engine.progress import fmt_bytes
+
 __all__ = ["GpuMeter", "bar", "fmt_bytes", "meter_lines"]
 
 GIB = 1 << 30
-
-
-def fmt_bytes(n: float | None) -> str:
-    """1288490188 -> '1.20 GiB'; 5242880 -> '5.0 MiB'; None -> '–'."""
-    if n is None or not isinstance(n, (int, float)) or not math.isfinite(n) or n < 0:
-        return "–"
-    if n >= GIB:
-        return f"{n / GIB:.2f} GiB"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.1f} MiB"
-    if n >= 1 << 10:
-        return f"{n / (1 << 10):.0f} KiB"
-    return f"{int(n)} B"
 
 
 def bar(fraction: float | None, width: int, style: str = "green") -> Text:
