@@ -52,8 +52,12 @@ def prepare_run(cfg: Config, template_text: str | None = None) -> Path:
     return run_dir
 
 
-def engine_command(run_dir: str | Path, num_processes: int = 1, resume: str | None = None,
-                   accelerate_config: str | None = None) -> list[str]:
+def engine_command(
+    run_dir: str | Path,
+    num_processes: int = 1,
+    resume: str | None = None,
+    accelerate_config: str | None = None,
+) -> list[str]:
     """The argv that runs the engine on a prepared run directory."""
     tail = ["-m", "engine", "run", str(run_dir)]
     if resume:
@@ -64,8 +68,15 @@ def engine_command(run_dir: str | Path, num_processes: int = 1, resume: str | No
     if accelerate_config:
         launch += ["--config_file", str(accelerate_config)]
     else:
-        launch += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no",
-                   "--dynamo_backend", "no"]
+        launch += [
+            "--multi_gpu",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+        ]
     if num_processes > 1:
         launch += ["--num_processes", str(num_processes)]
     port = os.environ.get("MASTER_PORT")
@@ -74,9 +85,13 @@ def engine_command(run_dir: str | Path, num_processes: int = 1, resume: str | No
     return [*launch, *tail]
 
 
-def spawn_engine(run_dir: str | Path, num_processes: int = 1, resume: str | None = None,
-                 accelerate_config: str | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn_engine(
+    run_dir: str | Path,
+    num_processes: int = 1,
+    resume: str | None = None,
+    accelerate_config: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """Start the engine detached: own session, stdin /dev/null, stdout+stderr -> engine.log."""
     run_dir = Path(run_dir)
     cmd = engine_command(run_dir, num_processes, resume, accelerate_config)
