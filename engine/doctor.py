@@ -139,6 +139,12 @@ class ImageInfo:
             self.problems.append(code)
             self.messages.append(message)
 
+    def label(self, code: str) -> str:
+        """The short label for one of this image's problems ("duplicate of a.png")."""
+        if code == "duplicate" and self.duplicate_of is not None:
+            return f"duplicate of {self.duplicate_of.name}"
+        return PROBLEM_LABELS.get(code, code)
+
     def message_for(self, code: str) -> str | None:
         try:
             return self.messages[self.problems.index(code)]
@@ -146,11 +152,19 @@ class ImageInfo:
             return None
 
 
-def _names(paths: list[Path], limit: int = 3) -> str:
-    shown = ", ".join(p.name for p in paths[:limit])
+def _names(paths: list[Path], limit: int = 3, label: Callable[[Path], str] | None = None) -> str:
+    shown = ", ".join((label or _name)(p) for p in paths[:limit])
     if len(paths) > limit:
         shown += f", +{len(paths) - limit} more"
     return shown
+
+
+def _name(path: Path) -> str:
+    return path.name
+
+
+def _duplicate_name(path: Path, original: Path | None) -> str:
+    return path.name if original is None else f"{path.name} of {original.name}"
 
 
 def _num(value: float) -> str:
@@ -260,11 +274,17 @@ class DatasetReport:
         return " · ".join(parts)
 
     def problem_lines(self) -> list[str]:
-        """One line per problem kind: "warning: 2 duplicate (b.png, c.png)"."""
-        return [
-            f"{severity(code)}: {len(paths)} {PROBLEM_LABELS[code]} ({_names(paths)})"
-            for code, paths in self.problems.items()
-        ]
+        """One line per problem kind: "warning: 2 duplicate (b.png of a.png, c.png of a.png)"."""
+        of = {i.path: i.duplicate_of for i in self.images if i.duplicate_of}
+
+        def duplicate_name(path: Path) -> str:
+            return _duplicate_name(path, of.get(path))
+
+        lines = []
+        for code, paths in self.problems.items():
+            names = _names(paths, label=duplicate_name if code == "duplicate" else None)
+            lines.append(f"{severity(code)}: {len(paths)} {PROBLEM_LABELS[code]} ({names})")
+        return lines
 
     def summary_lines(self) -> list[str]:
         """The headline, then one line per problem kind with its count."""

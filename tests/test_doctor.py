@@ -84,7 +84,11 @@ def test_duplicates_exact_and_near(tmp_path):
     assert info["f.jpg"].messages == ["duplicate of e.jpg (identical pixels)"]
     assert report.problems["duplicate"] == [tmp_path / n for n in ("b.png", "c.png", "f.jpg")]
     assert report.has_warnings and not report.has_errors
-    assert "warning: 3 duplicate (b.png, c.png, f.jpg)" in report.summary_lines()
+    # `check` prints these lines: each duplicate names the file it repeats
+    assert "warning: 3 duplicate (b.png of a.png, c.png of a.png, f.jpg of e.jpg)" in (
+        report.summary_lines()
+    )
+    assert info["b.png"].label("duplicate") == "duplicate of a.png"
 
 
 def test_dhash_near_and_far():

@@ -72,6 +72,20 @@ async def test_pick_folder_shows_count_and_flags_the_bad_image(tui_env):
         assert not isinstance(app.focused, Input)  # back to the tree: keys work again
 
 
+async def test_duplicate_row_names_the_file_it_repeats(tui_env):
+    photos = _photos(tui_env)
+    (photos / "again.png").write_bytes((photos / "shape-00.png").read_bytes())
+    app = make_app(write_demo_config(tui_env, instance_data="./photos"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.report is not None, what="the dataset check")
+        await settle(pilot)
+        table = screen.query_one("#data-problems", DataTable)
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+        assert str(rows["shape-00.png"][2]) == "duplicate of again.png"
+        assert "shape-00.png of again.png" in str(screen.query_one("#data-summary").render())
+
+
 async def test_tree_picks_a_folder_and_names_show_literally(tui_env):
     _photos(tui_env, "[dim]photos")
     app = make_app(write_demo_config(tui_env, instance_data="./elsewhere"))

@@ -272,7 +272,7 @@ class DataScreen(Screen):
     # ------------------------------------------------------------------ results
 
     def on_dataset_checked(self, message: DatasetChecked) -> None:
-        from engine.doctor import PROBLEM_LABELS, severity  # imported by the check already
+        from engine.doctor import severity  # imported by the check already
 
         if message.folder != self.folder:
             return
@@ -297,7 +297,7 @@ class DataScreen(Screen):
             flagged.add(info.name)
             size = f"{info.width}×{info.height}" if info.width else "—"
             worst = severity(info.problems[0])
-            labels = ", ".join(PROBLEM_LABELS.get(code, code) for code in info.problems)
+            labels = ", ".join(info.label(code) for code in info.problems)
             table.add_row(
                 Text(info.name),
                 Text(size),
