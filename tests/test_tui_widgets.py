@@ -236,3 +236,52 @@ def test_meter_lines_with_readings_taken_on_an_h200() -> None:
     assert "temp 55°C  power 689 W" in text
     compact = "\n".join(line.plain for line in meter_lines(device, mem, gpu, 36, compact=True))
     assert "NVIDIA" not in compact and "util 99% · 55°C · 689 W" in compact
+
+
+def test_render_plot_y_labels_are_as_wide_as_the_widest_including_the_middle() -> None:
+    # top 0.0015 and bottom 0 fit 6 cells; the middle label 7.5e-04 needs 7
+    points = [(s, 0.0015 * (s % 2)) for s in range(40)]
+    lines = plain(render_plot([Series("lr", points)], 40, 12, legend=False))
+    body = lines[:-2]
+    assert any(line.lstrip().startswith("7.5e-04┤") for line in body)
+    axis_columns = {next(c for c, ch in enumerate(line) if ch in "┤│") for line in body}
+    assert axis_columns == {7}  # every row's axis in the same column
+    assert all(len(line) == 40 for line in lines)
+    assert lines[-2].index("└") == 7
+
+
+def test_plot_reduces_a_long_run_to_at_most_two_points_per_column() -> None:
+    from tui.widgets.plot_data import reduce_points
+
+    points = [(s, math.sin(s / 700) + 0.1 * math.sin(s * 1.7)) for s in range(1, 100_001)]
+    reduced = reduce_points(points, 1, 100_000, 160)
+    assert 0 < len(reduced) <= 160
+    assert len({c for c, _, _ in reduced}) == len(reduced)  # one (lowest, highest) per column
+    # the same envelope as walking every point
+    naive: dict[int, list[float]] = {}
+    for x, y in points:
+        c = min(159, int((x - 1) / (100_000 - 1) * 159 + 0.5))
+        naive.setdefault(c, []).append(y)
+    assert {c: (lo, hi) for c, lo, hi in reduced} == {
+        c: (min(ys), max(ys)) for c, ys in naive.items()
+    }
+
+
+def test_smoothed_curve_is_extended_with_new_points_not_recomputed(monkeypatch) -> None:
+    from tui.widgets import loss_plot
+
+    plot = loss_plot.LossPlot()
+    points = [(s, 1.0 / s + (0.1 if s % 3 else float("nan"))) for s in range(1, 2001)]
+    plot.add_points(points[:1500], "loss")
+    calls = []
+    monkeypatch.setattr(loss_plot, "ema", lambda *a, **k: calls.append(1) or ema(*a, **k))
+    plot.build_series()
+    plot.add_points(points[1500:], "loss")
+    series = plot.build_series()
+    assert calls == []  # a redraw does not walk the whole history again
+    smoothed = next(s for s in series if s.name == "loss (smoothed)")
+    expected = ema(points)
+    got = plot.smoothed_points("loss")
+    assert [x for x, _ in got] == [x for x, _ in expected]
+    assert [y for _, y in got] == pytest.approx([y for _, y in expected], rel=1e-9)
+    assert len(smoothed.points) == len(expected)

@@ -123,6 +123,7 @@ class RunModel:
     engine_alive: bool | None = None  # set by RunFollower; None = not checked
     stopping: bool = False  # the UI sent SIGTERM and waits for `finished`
     version: int = 0  # bumped by every apply() that changed something
+    history_rev: int = 0  # bumped when loss/lr points are taken back (a resume redoes steps)
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -182,8 +183,7 @@ class RunModel:
         self.resumed_from_step = resumed
         if resumed is not None:
             # Steps after the checkpoint were lost with the old process: they will be redone.
-            _truncate(self.losses, resumed)
-            _truncate(self.lrs, resumed)
+            self._rewind(resumed)
             self.step = resumed
         self.status = "running"
         self.finished = None
@@ -192,6 +192,10 @@ class RunModel:
         self.eta_s = self.it_s = None
         if self.started_t is None:
             self.started_t = _float(e.get("t"))
+
+    def _rewind(self, last_step: int) -> None:
+        if _truncate(self.losses, last_step) | _truncate(self.lrs, last_step):
+            self.history_rev += 1
 
     def _on_phase(self, e: dict[str, Any]) -> None:
         self.phase = str(e.get("name") or "")
@@ -202,8 +206,7 @@ class RunModel:
         if step is None:
             return
         if self.losses and self.losses[-1][0] >= step:
-            _truncate(self.losses, step - 1)  # a step seen twice: the later one wins
-            _truncate(self.lrs, step - 1)
+            self._rewind(step - 1)  # a step seen twice: the later one wins
         self.step = step
         loss, lr = _float(e.get("loss")), _float(e.get("lr"))
         self.loss, self.lr = loss, lr
@@ -277,10 +280,27 @@ _HANDLERS = {
 }
 
 
-def _truncate(points: deque[tuple[int, float]], last_step: int) -> None:
-    """Drop points after `last_step` (they are at the end: steps only grow within an attempt)."""
+def _truncate(points: deque[tuple[int, float]], last_step: int) -> bool:
+    """Drop points after `last_step` (they are at the end: steps only grow within an attempt).
+    True if any was dropped."""
+    dropped = False
     while points and points[-1][0] > last_step:
         points.pop()
+        dropped = True
+    return dropped
+
+
+def points_after(points: deque[tuple[int, float]], step: int | None) -> list[tuple[int, float]]:
+    """The points after `step` (all of them for None), read from the end: cheap per redraw."""
+    if step is None:
+        return list(points)
+    out = []
+    for point in reversed(points):
+        if point[0] <= step:
+            break
+        out.append(point)
+    out.reverse()
+    return out
 
 
 class RunFollower:

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.runs import RunInfo, list_runs
 from tui import engine_client
+from tui.widgets import plot_data
 from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.modals import Choice, ChoiceModal
@@ -286,6 +287,7 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="runs-losses", exit_on_error=False)
     def load_losses(self, runs: list[tuple[str, Path]]) -> None:
+        plot_data.preload()  # numpy, for the plot: here rather than on the UI thread
         series = [(name, engine_client.load_loss_history(run_dir)) for name, run_dir in runs]
         self.post_message(LossesLoaded(series))
 

@@ -23,8 +23,9 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui import engine_client
-from tui.engine_client import RunFollower, RunModel, fmt_duration
+from tui.engine_client import RunFollower, RunModel, fmt_duration, points_after
 from tui.state import RunAttached
+from tui.widgets import plot_data
 from tui.widgets.gpu_meter import GpuMeter
 from tui.widgets.image_grid import ImageGrid, ImageItem
 from tui.widgets.log_view import LogView
@@ -160,6 +161,9 @@ class TrainScreen(Screen):
         self._drawn_status: str | None = None
         self._starting = False
         self._grace_until = 0.0  # just launched: the engine may not hold its lock yet
+        self._plotted_rev = -1
+        self._plotted_model: RunModel | None = None
+        self._plotted_step: dict[str, int | None] = {}
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -272,6 +276,7 @@ class TrainScreen(Screen):
     @work(thread=True, exclusive=True, group="train-tail", exit_on_error=False)
     def _tail(self, follower: RunFollower) -> None:
         worker = get_current_worker()
+        plot_data.preload()  # numpy, for the plots: here rather than on the UI thread
         last_alive: bool | None = None
         while not worker.is_cancelled:
             events, alive = follower.read()
@@ -325,8 +330,22 @@ class TrainScreen(Screen):
         self._plots_version = model.version
         # An empty plot does not count: the first points (a re-attached history) show at once.
         self._plots_drawn_at = time.monotonic() if model.losses else -PLOT_REDRAW_S
-        self.query_one("#loss-plot", LossPlot).set_series("loss", model.losses, refresh=True)
-        self.query_one("#lr-plot", LossPlot).set_series("lr", model.lrs, refresh=True)
+        # Only the points added since the last redraw go to the plots (their smoothing and
+        # ranges are incremental); a resume that took points back replaces the curves.
+        fresh = model.history_rev != self._plotted_rev or self._plotted_model is not model
+        for plot_id, name, points in (
+            ("#loss-plot", "loss", model.losses),
+            ("#lr-plot", "lr", model.lrs),
+        ):
+            plot = self.query_one(plot_id, LossPlot)
+            if fresh:
+                plot.set_series(name, points, refresh=True)
+            else:
+                plot.add_points(
+                    points_after(points, self._plotted_step.get(name)), name, refresh=True
+                )
+            self._plotted_step[name] = points[-1][0] if points else None
+        self._plotted_rev, self._plotted_model = model.history_rev, model
 
     def _draw(self, model: RunModel) -> None:
         status = model.display_status

@@ -8,12 +8,13 @@ only when told (`refresh()`), which the Train screen does on a timer, never per 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
 from textual.widget import Widget
+
+from tui.widgets.plot_data import EmaState, Track, as_arrays
 
 __all__ = ["PALETTE", "LossPlot", "Series", "ema", "fmt_value", "render_plot"]
 
@@ -22,12 +23,16 @@ PALETTE = ("dodger_blue1", "orange1", "green3", "magenta", "gold1", "cyan", "red
 
 # Braille dot bits by (x in 0..1, y in 0..3) inside one cell, y from the top.
 _DOTS = ((0x01, 0x02, 0x04, 0x40), (0x08, 0x10, 0x20, 0x80))
+# The bits of dot rows a..b (0..3) of a cell's left or right half.
+_SPAN_MASKS = tuple(
+    tuple(tuple(sum(half[a : b + 1]) for b in range(4)) for a in range(4)) for half in _DOTS
+)
 
 
 @dataclass
 class Series:
     name: str
-    points: Sequence[tuple[float, float]]
+    points: Sequence[tuple[float, float]] | Track
     style: str = PALETTE[0]
     legend: bool = True
 
@@ -60,10 +65,6 @@ def fmt_value(v: float) -> str:
     return f"{v:.4f}"
 
 
-def _finite(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-    return [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
-
-
 def render_plot(
     series: Sequence[Series],
     width: int,
@@ -81,8 +82,8 @@ def render_plot(
     of thousands of points reads as an envelope instead of disappearing.
     """
     width, height = max(1, width), max(1, height)
-    data = [(s, _finite(s.points)) for s in series]
-    data = [(s, pts) for s, pts in data if pts]
+    data = [(s, s.points if isinstance(s.points, Track) else Track(s.points)) for s in series]
+    data = [(s, track) for s, track in data if len(track)]
     lines: list[Text] = []
     if legend and height >= 4:
         row = Text(no_wrap=True, overflow="crop")
@@ -98,14 +99,15 @@ def render_plot(
             lines.append(Text(msg.center(width)[:width], style="dim", no_wrap=True))
         return [_pad(t, width) for t in lines[:height]]
 
-    xs = [x for _, pts in data for x, _ in pts]
-    ys = [y for _, pts in data for _, y in pts]
-    x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
+    bounds = [b for _, track in data if (b := track.bounds()) is not None]
+    x0, x1 = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    y0, y1 = min(b[2] for b in bounds), max(b[3] for b in bounds)
     if y1 == y0:
         pad = abs(y0) * 0.05 or 1.0
         y0, y1 = y0 - pad, y1 + pad
-    label_w = max(len(fmt_value(y0)), len(fmt_value(y1)))
+    mid_row = plot_h // 2 if plot_h >= 5 else -1
+    top, bottom, mid = fmt_value(y1), fmt_value(y0), fmt_value((y0 + y1) / 2)
+    label_w = max(len(top), len(bottom), len(mid) if mid_row >= 0 else 0)
     plot_w = max(1, width - label_w - 1)
     dots_w, dots_h = plot_w * 2, plot_h * 4
 
@@ -113,32 +115,26 @@ def render_plot(
     cells = [[0] * plot_w for _ in range(plot_h)]
     styles: list[list[str | None]] = [[None] * plot_w for _ in range(plot_h)]
 
-    def px(x: float) -> int:
-        if x1 == x0:
-            return dots_w // 2
-        return min(dots_w - 1, int((x - x0) / (x1 - x0) * (dots_w - 1) + 0.5))
+    import numpy as np
 
-    def py(y: float) -> int:  # 0 = top
-        return min(dots_h - 1, max(0, int((y1 - y) / (y1 - y0) * (dots_h - 1) + 0.5)))
-
-    for s, pts in data:
-        columns: dict[int, list[int]] = {}
-        for x, y in pts:
-            cx, cy = px(x), py(y)
-            col = columns.get(cx)
-            if col is None:
-                columns[cx] = [cy, cy]
-            else:
-                col[0], col[1] = min(col[0], cy), max(col[1], cy)
+    for s, track in data:
+        # At most two values per dot column (its lowest and highest point), then dot rows
+        # (0 = top): the drawing below never sees more than 2 x dots_w points.
+        cols, lows, highs = track.column_spans(x0, x1, dots_w)
+        upper = np.minimum(np.maximum((y1 - highs) / (y1 - y0) * (dots_h - 1) + 0.5, 0), dots_h - 1)
+        lower = np.minimum(np.maximum((y1 - lows) / (y1 - y0) * (dots_h - 1) + 0.5, 0), dots_h - 1)
+        rows = zip(upper.astype(int).tolist(), lower.astype(int).tolist(), strict=True)
+        columns = dict(zip(cols.tolist(), rows, strict=True))
         for cx, (lo, hi) in _joined(columns):
-            for cy in range(lo, hi + 1):
-                cell_x, cell_y = cx // 2, cy // 4
-                cells[cell_y][cell_x] |= _DOTS[cx % 2][cy % 4]
-                styles[cell_y][cell_x] = s.style
+            # the span's dots, a cell (4 dot rows) at a time
+            masks, cell_x = _SPAN_MASKS[cx % 2], cx // 2
+            r0, r1 = lo // 4, hi // 4
+            for r in range(r0, r1 + 1):
+                a = lo - 4 * r if r == r0 else 0
+                b = hi - 4 * r if r == r1 else 3
+                cells[r][cell_x] |= masks[a][b]
+                styles[r][cell_x] = s.style
 
-    top, bottom = fmt_value(y1), fmt_value(y0)
-    mid_row = plot_h // 2 if plot_h >= 5 else -1
-    mid = fmt_value((y0 + y1) / 2)
     for r in range(plot_h):
         label = top if r == 0 else bottom if r == plot_h - 1 else mid if r == mid_row else ""
         line = Text(no_wrap=True, overflow="crop")
@@ -170,7 +166,7 @@ def render_plot(
     return [_pad(t, width) for t in lines[:height]]
 
 
-def _joined(columns: dict[int, list[int]]) -> list[tuple[int, tuple[int, int]]]:
+def _joined(columns: dict[int, tuple[int, int]]) -> list[tuple[int, tuple[int, int]]]:
     """Dot columns -> vertical spans that connect: gaps between data columns are interpolated,
     and each span reaches its left neighbour's span so the curve has no holes."""
     out: list[tuple[int, tuple[int, int]]] = []
@@ -208,8 +204,10 @@ def _pad(text: Text, width: int) -> Text:
 
 @dataclass
 class _Entry:
-    points: deque[tuple[float, float]]
+    raw: Track
     style: str
+    smoothed: Track | None = None
+    ema: EmaState | None = None
 
 
 class LossPlot(Widget):
@@ -218,6 +216,7 @@ class LossPlot(Widget):
     `set_series(name, points)` replaces (or adds) a curve in the next palette colour, which is
     how the Runs screen overlays runs; `add_points(points, name=...)` appends (the Train screen).
     With `smoothing` set, each series is drawn dim (raw) with its smoothed curve bright on top.
+    The smoothed curve is extended with the new points only, never recomputed on a redraw.
     """
 
     DEFAULT_CSS = """
@@ -256,7 +255,12 @@ class LossPlot(Widget):
     ) -> None:
         entry = self._series.get(name)
         style = style or (entry.style if entry else PALETTE[len(self._series) % len(PALETTE)])
-        self._series[name] = _Entry(deque(points, maxlen=self.max_points), style)
+        entry = _Entry(Track(max_points=self.max_points), style)
+        if self.smoothing is not None:
+            entry.smoothed = Track(max_points=self.max_points)
+            entry.ema = EmaState(self.smoothing)
+        self._series[name] = entry
+        self._extend(entry, points)
         if refresh:
             self.refresh()
 
@@ -265,9 +269,19 @@ class LossPlot(Widget):
     ) -> None:
         if name not in self._series:
             self.set_series(name, (), refresh=False)
-        self._series[name].points.extend(points)
+        self._extend(self._series[name], points)
         if refresh:
             self.refresh()
+
+    @staticmethod
+    def _extend(entry: _Entry, points: Iterable[tuple[float, float]]) -> None:
+        pts = points if isinstance(points, (list, tuple)) else list(points)
+        if not pts:
+            return  # (numpy stays unimported until there is something to plot)
+        xs, ys = as_arrays(pts)
+        entry.raw.extend_arrays(xs, ys)
+        if entry.smoothed is not None and entry.ema is not None:
+            entry.smoothed.extend_arrays(*entry.ema.extend_arrays(xs, ys))
 
     def remove_series(self, name: str) -> None:
         self._series.pop(name, None)
@@ -283,19 +297,23 @@ class LossPlot(Widget):
 
     def points(self, name: str) -> list[tuple[float, float]]:
         entry = self._series.get(name)
-        return list(entry.points) if entry else []
+        return entry.raw.points() if entry else []
+
+    def smoothed_points(self, name: str) -> list[tuple[float, float]]:
+        entry = self._series.get(name)
+        return entry.smoothed.points() if entry and entry.smoothed is not None else []
 
     def build_series(self) -> list[Series]:
         out: list[Series] = []
         for name, entry in self._series.items():
-            if self.smoothing is None:
-                out.append(Series(name, entry.points, entry.style))
+            if entry.smoothed is None:
+                out.append(Series(name, entry.raw, entry.style))
                 continue
-            out.append(Series(name, entry.points, f"{entry.style} dim", legend=False))
-        if self.smoothing is not None:
-            for name, entry in self._series.items():
+            out.append(Series(name, entry.raw, f"{entry.style} dim", legend=False))
+        for name, entry in self._series.items():
+            if entry.smoothed is not None:
                 label = f"{name} (smoothed)" if len(self._series) == 1 else name
-                out.append(Series(label, ema(entry.points, self.smoothing), f"bold {entry.style}"))
+                out.append(Series(label, entry.smoothed, f"bold {entry.style}"))
         return out
 
     # -- rendering ----------------------------------------------------------------------------
