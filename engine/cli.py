@@ -227,23 +227,50 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+    from engine.progress import fmt_duration
     from engine.runs import list_runs, utc_iso
 
     runs = list_runs(args.output_dir)
     if not runs:
         print(f"no runs under {args.output_dir}")
         return 0
-    table = Table("run", "status", "step", "loss", "started", "duration")
-    for r in runs:
-        dur = f"{r.duration:.0f} s" if r.duration is not None else ""
-        loss = f"{r.last_loss:.4f}" if r.last_loss is not None else ""
-        table.add_row(
-            r.run_id, r.state, f"{r.step}/{r.total_steps or '?'}", loss, utc_iso(r.started), dur
+    header = ("run", "status", "step", "loss", "started", "duration")
+    rows = [
+        (
+            r.run_id,
+            r.state,
+            f"{r.step}/{r.total_steps or '?'}",
+            f"{r.last_loss:.4f}" if r.last_loss is not None else "",
+            utc_iso(r.started),
+            fmt_duration(r.duration) if r.duration is not None else "",
         )
-    Console().print(table)
+        for r in runs
+    ]
+    if not sys.stdout.isatty():
+        # piped: plain tab-separated lines, every field whole (scripts cut them with `cut -f`)
+        for row in (header, *rows):
+            print("\t".join(row))
+        return 0
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    if sum(widths) + 3 * (len(widths) - 1) > console.width:
+        # too narrow for one line per run: the id (the handle users pass to --run and
+        # --resume) whole on its own line, the rest below it; never cut with "…"
+        for run_id, state, step, loss, started, duration in rows:
+            console.print(run_id, style="bold", overflow="fold", highlight=False)
+            details = [state, step, f"loss {loss}" if loss else "", started, duration]
+            console.print("  " + "  ".join(d for d in details if d), overflow="fold")
+        return 0
+    table = Table(*header, box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in table.columns:
+        column.no_wrap = True
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     return 0
 
 

@@ -27,6 +27,18 @@ def fmt_bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
+def fmt_duration(seconds: float | None) -> str:
+    """A duration as the app and the CLI show it: 73 -> '1m 13s'; 3700 -> '1h 01m'; None -> '–'."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
 class ProgressRenderer:
     """Follows RUN_DIR/events.jsonl; prints phases, logs, samples, errors; a live bar for steps."""
 
@@ -118,7 +130,7 @@ class ProgressRenderer:
                 self.task = None
             status = e.get("status")
             outputs = e.get("outputs") or {}
-            line = f"{status} at step {e.get('step')} in {e.get('duration_s') or 0:.0f} s"
+            line = f"{status} at step {e.get('step')} in {fmt_duration(e.get('duration_s'))}"
             if outputs.get("final"):
                 line += f"; model: {self.run_dir / outputs['final']}"
             style = {"completed": "bold green", "stopped": "bold yellow"}.get(status, "bold red")

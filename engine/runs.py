@@ -90,13 +90,14 @@ def update_run_json(run_dir: str | Path, **fields: Any) -> dict[str, Any]:
 def start_record(run_dir: Path, argv: list[str], total_steps: int) -> dict[str, Any]:
     """run.json as an engine starts (fresh or resumed)."""
     data = read_run_json(run_dir)
+    now = time.time()
     data.update(
         run_id=run_dir.name,
         status=RUNNING,
         pid=os.getpid(),
         host=socket.gethostname(),
-        started=data.get("started") or time.time(),
-        resumed=time.time() if data.get("started") else None,
+        started=data.get("started") or now,
+        resumed=now if data.get("started") else None,
         ended=None,
         engine_version=__version__,
         argv=argv,
@@ -104,6 +105,36 @@ def start_record(run_dir: Path, argv: list[str], total_steps: int) -> dict[str, 
     )
     write_run_json(run_dir, data)
     return data
+
+
+def run_duration(meta: dict[str, Any], now: float | None = None) -> float | None:
+    """A run's duration, the one definition the app, `runs` and the engine's `finished` use:
+    the time its engine processes ran, summed over resumes (the gap between a stop and the
+    resume does not count). run.json keeps the finished sessions' sum in `duration_s` and the
+    current session's start in `resumed` (or `started`); `now` (the clock, for a live run)
+    ends a session still running. A run.json from before `duration_s`: `ended - started`."""
+    started = meta.get("started")
+    if not isinstance(started, (int, float)):
+        return None
+    done = meta.get("duration_s")
+    done = float(done) if isinstance(done, (int, float)) else None
+    ended = meta.get("ended")
+    if isinstance(ended, (int, float)):
+        return done if done is not None else max(0.0, ended - started)
+    if now is None:
+        return done  # not running and never ended (crashed): the finished sessions only
+    return (done or 0.0) + max(0.0, now - (meta.get("resumed") or started))
+
+
+def finish_record(run_dir: Path, now: float, **fields: Any) -> float | None:
+    """The duration of a run whose engine session ends at `now` (see run_duration); with
+    `fields` (status, step), run.json also gets them, `ended` and the new `duration_s`."""
+    data = read_run_json(run_dir)
+    data["ended"] = None
+    duration = run_duration(data, now)
+    if fields:
+        update_run_json(run_dir, ended=now, duration_s=duration, **fields)
+    return duration
 
 
 class RunLock:
@@ -218,6 +249,8 @@ class RunInfo:
     last_loss: float | None = None
     started: float | None = None
     ended: float | None = None
+    resumed: float | None = None  # the current (or last) engine session's start, after a resume
+    duration_s: float | None = None  # run.json's sum of finished sessions (see run_duration)
     method: str | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -233,10 +266,14 @@ class RunInfo:
 
     @property
     def duration(self) -> float | None:
-        if self.started is None:
-            return None
-        end = time.time() if self.live else (self.ended or None)
-        return None if end is None else max(0.0, end - self.started)
+        """See run_duration (live: up to now)."""
+        meta = {
+            "started": self.started,
+            "resumed": self.resumed,
+            "ended": None if self.live else self.ended,
+            "duration_s": self.duration_s,
+        }
+        return run_duration(meta, time.time() if self.live else None)
 
     @property
     def resumable(self) -> bool:
@@ -254,6 +291,8 @@ def run_info(run_dir: str | Path) -> RunInfo:
         total_steps=meta.get("total_steps"),
         started=meta.get("started"),
         ended=meta.get("ended"),
+        resumed=meta.get("resumed"),
+        duration_s=meta.get("duration_s"),
         method=meta.get("method"),
     )
     for raw in reversed(_tail_lines(run_dir / EVENTS_FILE)):

@@ -47,6 +47,7 @@ from engine.runs import (
     STOPPED,
     RunLock,
     RunLockedError,
+    finish_record,
     start_record,
     update_run_json,
 )
@@ -100,6 +101,7 @@ class Trainer:
         self.step = 0
         self.start_step = 0
         self.started = time.time()
+        self.recorded = False  # run.json has this session's start (the main process only)
         self.accelerator = None
         self.gpu_monitor: GpuMonitor | None = None
         self.step_times: deque[float] = deque(maxlen=10)
@@ -778,6 +780,7 @@ class Trainer:
             tc = self.cfg.train
             if self.is_main:
                 start_record(self.run_dir, self.argv, tc.max_train_steps)
+                self.recorded = True
                 update_run_json(self.run_dir, method=tc.method)
             self.setup()
             acc = self.accelerator
@@ -835,15 +838,20 @@ class Trainer:
         finally:
             if self.gpu_monitor is not None:
                 self.gpu_monitor.stop()
+            # one duration everywhere (runs.run_duration): this session plus earlier ones
+            now = time.time()
+            duration = finish_record(self.run_dir, now) if self.recorded else None
             self.events.emit(
                 "finished",
                 status=status,
                 step=self.step,
                 outputs=outputs,
-                duration_s=time.time() - self.started,
+                duration_s=now - self.started if duration is None else duration,
             )
-            if self.is_main:
-                update_run_json(self.run_dir, status=status, ended=time.time(), step=self.step)
+            if self.recorded:
+                finish_record(self.run_dir, now, status=status, step=self.step)
+            elif self.is_main:
+                update_run_json(self.run_dir, status=status, ended=now, step=self.step)
             self.events.close()
             lock.release()
             self.stop.uninstall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,11 +15,15 @@ from engine.runs import (
     RunLock,
     RunLockedError,
     create_run_dir,
+    finish_record,
     is_locked,
     latest_resumable,
     list_runs,
     new_run_id,
+    read_run_json,
+    run_duration,
     run_info,
+    start_record,
     write_run_json,
 )
 
@@ -137,3 +142,71 @@ def test_registry_states_and_latest_resumable(tmp_path):
     with RunLock(crashed):
         assert run_info(crashed).state == "live"
         assert latest_resumable(tmp_path) is None
+
+
+def test_run_duration_sums_engine_sessions_not_the_gap(tmp_path, monkeypatch):
+    run_dir = create_run_dir(tmp_path, "resumed")
+    clock = iter([100.0, 1000.0])  # the first session starts at 100, the resume at 1000
+    monkeypatch.setattr("engine.runs.time.time", lambda: next(clock))
+    start_record(run_dir, [], 10)
+    assert finish_record(run_dir, 160.0, status="stopped", step=4) == 60.0
+    assert run_info(run_dir).duration == 60.0
+    start_record(run_dir, [], 10)  # resumed 840 s after the stop: not counted
+    assert run_duration(read_run_json(run_dir), now=1010.0) == 70.0  # live: up to now
+    assert finish_record(run_dir, 1030.0, status="completed", step=10) == 90.0
+    meta = read_run_json(run_dir)
+    assert meta["duration_s"] == 90.0 and meta["started"] == 100.0 and meta["ended"] == 1030.0
+    assert run_info(run_dir).duration == 90.0
+    # a run.json written before duration_s existed: ended - started, as before
+    assert run_duration({"started": 5.0, "ended": 65.0}) == 60.0
+
+
+def _runs_cli(output_dir, tty_columns: int | None = None) -> str:
+    """`python -m engine runs` piped, or on a pseudo-terminal `tty_columns` wide."""
+    argv = [sys.executable, "-m", "engine", "runs", "--output-dir", str(output_dir)]
+    if tty_columns is None:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, tty_columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.run(argv, stdout=child, stderr=subprocess.PIPE, env=env, check=True)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(parent, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(parent)
+    assert proc.returncode == 0
+    return b"".join(chunks).decode()
+
+
+def test_runs_cli_never_cuts_run_ids(tmp_path):
+    ids = []
+    for i, name in enumerate(["dreambooth-demo-one", "dreambooth-demo-two"]):
+        run_dir = tmp_path / f"20261129-05320{i}-{name}"
+        run_dir.mkdir()
+        write_run_json(
+            run_dir,
+            {"run_id": run_dir.name, "status": "completed", "started": 100.0 + i, "ended": 294.0},
+        )
+        ids.append(run_dir.name)
+    piped = _runs_cli(tmp_path).splitlines()
+    # piped: plain tab-separated lines, no table drawing, every id whole
+    assert piped[0].split("\t") == ["run", "status", "step", "loss", "started", "duration"]
+    assert sorted(line.split("\t")[0] for line in piped[1:]) == sorted(ids)
+    assert piped[1].split("\t")[-1] == "3m 13s"
+    assert not any(ch in "".join(piped) for ch in "┃│━─…")
+    # a terminal 80 columns wide: the table wraps other columns, never the ids
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", _runs_cli(tmp_path, tty_columns=80))
+    assert all(run_id in shown for run_id in ids), shown
+    assert "…" not in shown and max(len(line) for line in shown.splitlines()) <= 80

@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from engine.events import read_events
+from engine.progress import fmt_duration
+from engine.runs import run_info
 from tests.enginehelpers import ROOT, losses, of_type, train_in_process, write_config
 
 QUIET = {"validation_steps": 100, "checkpointing_steps": 100}
@@ -205,6 +207,8 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(tiny_dir, tmp_path)
     assert ckpts and ckpts[-1]["step"] == stopped_at
     assert (run_dir / ckpts[-1]["path"] / "state.json").exists()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    first_session = finished["duration_s"]
+    time.sleep(2.0)  # the gap between the stop and the resume is not part of the run's duration
 
     out = subprocess.run(
         [
@@ -227,6 +231,20 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(tiny_dir, tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     events = read_events(run_dir / "events.jsonl")
     assert events[-1]["status"] == "completed" and events[-1]["step"] == stopped_at + 2
+    # one duration (runs.run_duration): the engine's sessions summed, the same in the event,
+    # run.json (the Runs screen) and `dreambooth-tui runs`
+    info = run_info(run_dir)
+    duration = events[-1]["duration_s"]
+    assert info.duration == duration and duration > first_session
+    assert duration < info.ended - info.started - 1.5
+    listed = subprocess.run(
+        [sys.executable, "-m", "engine", "runs", "--output-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert listed.stdout.splitlines()[1].split("\t")[-1] == fmt_duration(duration)
 
 
 def test_nan_loss_stops_with_error_and_keeps_the_last_checkpoint(tiny_dir, tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import EVENTS_FILE, EventTail, iter_events
+from engine.progress import fmt_duration as fmt_duration  # one format, the CLI's too
 from engine.runs import is_locked, read_run_json
 from engine.runs import stop_run as _stop_run
 
@@ -434,15 +435,3 @@ def log_tail(path: str | Path, max_lines: int = 20) -> list[str]:
     except OSError:
         return []
     return data.splitlines()[-max_lines:]
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """73 -> '1m 13s'; 3700 -> '1h 01m'; None -> '–'."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
