@@ -429,6 +429,26 @@ def is_hub_id(value: str) -> bool:
     return bool(value) and value != BUILTIN_TINY and not is_local_path(value) and "/" in value
 
 
+def public_base_model(value: str) -> tuple[str, bool]:
+    """What a public card may say about the base model: (name, is a hub id).
+
+    A hub id stays itself. A local folder never publishes this machine's path: a hub-cache
+    snapshot (`.../models--ORG--NAME/snapshots/SHA`) becomes its hub id `ORG/NAME`, any other
+    folder only its own name. (The hub forbids `--` in repo ids, so the split is exact.)
+    """
+    from engine.config import BUILTIN_TINY, is_local_path
+
+    if value == BUILTIN_TINY or not is_local_path(value):
+        return value, is_hub_id(value)
+    parts = Path(value.rstrip("/")).parts
+    for i in range(len(parts) - 2):
+        if parts[i].startswith("models--") and parts[i + 1] == "snapshots":
+            repo_id = "/".join(parts[i][len("models--") :].split("--"))
+            if repo_id:
+                return repo_id, True
+    return Path(value).expanduser().name or value, False
+
+
 def license_for(base_model: str) -> str | None:
     """The base model's license where known (None: unknown, omitted from the card)."""
     for prefix, name in _LICENSES:
@@ -519,9 +539,8 @@ def model_card(facts: RunFacts, repo_id: str, has_samples: bool):
 
     tc = facts.config.train
     ev = facts.config.evaluation
-    base = tc.model
+    base, on_hub = public_base_model(tc.model)
     lora = facts.method == "lora"
-    on_hub = is_hub_id(base)
     tags = ["dreambooth", "diffusers", "text-to-image", "stable-diffusion"]
     tags += ["lora"] if lora else []
     tags += ["dreambooth-tui"]
@@ -539,6 +558,8 @@ def model_card(facts: RunFacts, repo_id: str, has_samples: bool):
         widget=widget,
     )
     base_text = f"[{base}](https://huggingface.co/{base})" if on_hub else f"`{_md(base)}`"
+    if not on_hub and base != tc.model:
+        base_text += " (a local folder)"
     kind = f"LoRA (rank {tc.lora_rank}, alpha {tc.lora_alpha})" if lora else "full fine-tune"
     prior = "no"
     if tc.prior_preservation:

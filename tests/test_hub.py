@@ -411,3 +411,37 @@ def test_marker_token_is_written_nowhere(tmp_path, fake_hub, image_folder, monke
     assert any(p.name == "events.jsonl" and "images" in p.parts for p in checked)
     leaks = [p for p in checked if MARKER.encode() in p.read_bytes()]
     assert leaks == []
+
+
+# ------------------------------------------------------------------- local base model folders
+
+
+@pytest.mark.parametrize(
+    "folder, base, on_hub",
+    [
+        (
+            "hf/hub/models--stable-diffusion-v1-5--stable-diffusion-v1-5/snapshots/0123abc",
+            SD15,
+            True,
+        ),
+        ("private/alice/my-sd15", "my-sd15", False),
+    ],
+)
+def test_card_never_publishes_the_local_path_of_the_base(
+    tmp_path, no_network, folder, base, on_hub
+):
+    model_dir = tmp_path / folder
+    model_dir.mkdir(parents=True)
+    run_dir = make_lora_run(tmp_path / "runs", model=str(model_dir))
+    out = tmp_path / "dry"
+    push_model(run_dir, "me/sks-lora", dry_run=True, output_dir=out, log=lambda _: None)
+    text = (out / "README.md").read_text(encoding="utf-8")
+    assert str(tmp_path) not in text and "alice" not in text and "snapshots" not in text
+    card = ModelCard.load(out / "README.md")
+    assert card.data.base_model == (base if on_hub else None)
+    if on_hub:  # the hub id recovered from the cache path: linked, licensed, in the snippet
+        assert card.data.license == "creativeml-openrail-m"
+        assert f"| base model | [{SD15}](https://huggingface.co/{SD15}) |" in card.text
+        assert f'StableDiffusionPipeline.from_pretrained("{SD15}"' in card.text
+    else:
+        assert "| base model | `my-sd15` (a local folder) |" in card.text
