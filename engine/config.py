@@ -120,7 +120,7 @@ class ConfigError(Exception):
         super().__init__(self._text())
 
     def _text(self) -> str:
-        parts: list[str] = []
+        parts: list[str] = []  # joined below into one line, whatever a key or file name holds
         if self.file:
             parts.append(self.file)
         if self.key:
@@ -128,7 +128,7 @@ class ConfigError(Exception):
         elif self.line is not None:
             parts.append(f"line {self.line}")
         parts.append(self.problem)
-        return ": ".join(parts)
+        return " ".join(": ".join(parts).splitlines())
 
     def __str__(self) -> str:
         return self._text()
@@ -604,13 +604,75 @@ def _yaml_error(exc: YAMLError, source: str) -> ConfigError:
     return ConfigError(f"YAML syntax error: {problem}", file=source, line=line)
 
 
+# A config is ~60 values. These bounds keep a hostile or broken file (deep nesting, an alias
+# "billion laughs", a self-referencing alias) to one error line instead of a RecursionError or
+# gigabytes of memory.
+MAX_DEPTH = 32
+MAX_VALUES = 20_000
+MAX_FILE_BYTES = 1 << 20
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest ``[``/``{`` nesting in ``text``, brackets in quotes and comments included (an
+    over-estimate is fine: it only has to bound what the YAML scanner, slow on deep flow
+    nesting, is given)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
 def _load_yaml(text: str, source: str) -> Any:
+    if _flow_depth(text) > MAX_DEPTH:
+        raise ConfigError(
+            f"nested too deeply; a config is at most {MAX_DEPTH} levels deep", file=source
+        )
     try:
-        return _yaml_rt().load(text)
+        tree = _yaml_rt().load(text)
     except MarkedYAMLError as exc:
         raise _yaml_error(exc, source) from None
     except YAMLError as exc:  # unmarked, rare
         raise ConfigError(f"YAML error: {exc}", file=source) from None
+    except RecursionError:
+        raise ConfigError(
+            f"nested too deeply; a config is at most {MAX_DEPTH} levels deep", file=source
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(
+            f"a value cannot be read: {' '.join(str(exc).split())}", file=source
+        ) from None
+    _check_size(tree, source)
+    return tree
+
+
+def _check_size(tree: Any, source: str) -> None:
+    """Refuse a tree deeper than MAX_DEPTH or with more than MAX_VALUES values once its aliases
+    are expanded (walked without recursion, stopping at the first bound crossed)."""
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise ConfigError(
+                f"too large: more than {MAX_VALUES} values (counting what its aliases repeat)",
+                file=source,
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"nested too deeply (or an alias contains itself); a config is at most "
+                f"{MAX_DEPTH} levels deep",
+                file=source,
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node if isinstance(k, (tuple, list)))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def _plain(node: Any) -> Any:
@@ -951,6 +1013,13 @@ def read_config(path: str | Path, overrides: dict | None = None) -> tuple[Config
     """Load a config file (either format). Returns (config, warnings); raises ConfigError."""
     source = str(path)
     try:
+        size = Path(path).expanduser().stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                f"too large for a config ({size} bytes, at most {MAX_FILE_BYTES}); is it the "
+                "right file?",
+                file=source,
+            )
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("config file not found", file=source) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,16 @@ REASON_EMPTY = "empty file"
 REASON_NOT_IMAGE = "not an image (cannot identify format)"
 REASON_CORRUPT = "truncated or corrupt image data"
 REASON_TOO_LARGE = "too large"
+
+# The decompression-bomb limit, set deliberately: decoding W x H pixels takes W*H*3 bytes or more
+# whatever the file's size, so a small file that declares 20000x20000 would take gigabytes.
+# Pillow refuses (DecompressionBombError -> "too large") anything above 2 * MAX_IMAGE_PIXELS as
+# soon as it reads the header, before decoding; that bound is MAX_PIXELS, 100 megapixels (the
+# largest phone and camera photos; training resizes to 512-1024 px anyway). Pillow's warning
+# zone below it is silenced: it would only print a multi-line warning for an image we accept.
+MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
