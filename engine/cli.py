@@ -15,6 +15,10 @@ from pathlib import Path
 
 from engine import __version__
 
+ACCELERATE_CONFIG_HELP = (
+    "an accelerate config file (several GPUs or machines; sharded modes, DeepSpeed and FSDP, "
+    "are refused)"
+)
 VERBS = ("demo", "train", "check", "generate", "runs", "push-dataset", "push-model", "tiny", "run")
 
 
@@ -112,6 +116,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
         return 2
+    if args.accelerate_config:
+        from engine.launch import accelerate_config_problem
+
+        problem = accelerate_config_problem(args.accelerate_config)
+        if problem:
+            return fail(problem)
     from engine.config import BUILTIN_TINY, is_local_path, summary
 
     tc = cfg.train
@@ -157,6 +167,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
         return 2
+    if args.accelerate_config:
+        from engine.launch import accelerate_config_problem
+
+        problem = accelerate_config_problem(args.accelerate_config)
+        if problem:
+            return fail(problem)
     resume = None
     if args.resume:
         if args.resume == "latest":
@@ -302,14 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-train-steps", type=int)
     p.add_argument("--num-processes", type=int, help="processes (GPUs) via accelerate launch")
-    p.add_argument(
-        "--accelerate-config", help="an accelerate config file (several machines, DeepSpeed, FSDP)"
-    )
+    p.add_argument("--accelerate-config", help=ACCELERATE_CONFIG_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the result")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("check", help="validate the config and the data; train nothing")
     p.add_argument("config")
+    p.add_argument("--accelerate-config", help=ACCELERATE_CONFIG_HELP)
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("runs", help="list runs (live and past)")

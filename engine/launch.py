@@ -113,6 +113,53 @@ def spawn_engine(
         )
 
 
+# Sharded modes keep each rank's own shard of the weights and optimizer; the engine saves
+# checkpoints and final/ from rank 0's local state, so a sharded run would save a fraction of
+# the model. Refused (exit 2) until the engine gathers full state dicts.
+SHARDED_MODES = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP", "MEGATRON_LM": "Megatron-LM"}
+SHARDED_REFUSAL = (
+    "is not supported: checkpoints and final/ would hold only rank 0's shard of the model; "
+    "use several processes without sharding (--num-processes N, or distributed_type: "
+    "MULTI_GPU in the accelerate config)"
+)
+
+
+def accelerate_config_problem(path: str | Path) -> str | None:
+    """One line saying why this accelerate config file cannot be used, or None when it can."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    path = Path(path).expanduser()
+    try:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return f"{path}: cannot read the accelerate config ({exc.strerror or exc})"
+    except YAMLError as exc:
+        return f"{path}: not a YAML/JSON accelerate config ({str(exc).splitlines()[0]})"
+    if not isinstance(data, dict):
+        return f"{path}: not an accelerate config (expected keys such as distributed_type)"
+    kind = str(data.get("distributed_type") or "").upper()
+    for key, name in (("deepspeed_config", "DEEPSPEED"), ("fsdp_config", "FSDP")):
+        if data.get(key) and kind not in SHARDED_MODES:
+            kind = name  # a non-empty section turns the mode on, as accelerate does
+    if kind in SHARDED_MODES:
+        return f"{path}: distributed_type {SHARDED_MODES[kind]} {SHARDED_REFUSAL}"
+    return None
+
+
+def sharded_mode_in_env(environ: dict[str, str] | None = None) -> str | None:
+    """The sharded mode `accelerate launch` switched on for this process (its env flags)."""
+    environ = os.environ if environ is None else environ
+    for flag, name in (
+        ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed"),
+        ("ACCELERATE_USE_FSDP", "FSDP"),
+        ("ACCELERATE_USE_MEGATRON_LM", "Megatron-LM"),
+    ):
+        if environ.get(flag, "").strip().lower() in ("1", "true", "yes", "y", "on", "t"):
+            return name
+    return None
+
+
 def accelerate_available() -> bool:
     return shutil.which("accelerate") is not None or _has_module("accelerate")
 

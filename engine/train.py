@@ -130,6 +130,13 @@ class Trainer:
 
         cfg = self.cfg
         tc = cfg.train
+        from engine.launch import SHARDED_REFUSAL, sharded_mode_in_env
+
+        sharded = sharded_mode_in_env()
+        if sharded:
+            raise EngineError(
+                "config", f"{sharded} {SHARDED_REFUSAL}", "start the run without it", code=2
+            )
         cuda = torch.cuda.is_available()
         if tc.mixed_precision == "fp16" and not cuda:
             raise EngineError(
