@@ -1,5 +1,10 @@
 """Checkpoints: whole or absent (written to a temp folder, then renamed), newest N kept.
 
+With `checkpoints_total_limit` N reached, the oldest is removed before the new one is written
+(as long as one complete checkpoint remains), so the disk never holds more than max(N, 2)
+checkpoints, the one being written included. A killed save leaves a `.tmp-*` folder: the next
+engine on the run removes it at start (`remove_leftovers`).
+
 checkpoints/step-000500/
   state.json                        step, method, train_text_encoder, world_size
   unet.safetensors                  the UNet's trainable parameters (LoRA: the adapter weights)
@@ -27,6 +32,10 @@ from engine import faults
 
 CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
+# The engine's own temp folders: checkpoints/.tmp-step-NNNNNN (being written),
+# checkpoints/.tmp-del-step-NNNNNN (being deleted) and RUN_DIR/.tmp-final.
+_TEMP_CHECKPOINT = re.compile(r"^\.tmp-(del-)?step-\d+$")
+_TEMP_IN_RUN_DIR = (".tmp-final",)
 
 
 def checkpoint_dir(run_dir: Path, step: int) -> Path:
@@ -116,6 +125,7 @@ def write_checkpoint(
     try:
         faults.check_disk(step)
         save_file(trainable_state(unet), str(tmp / "unet.safetensors"))
+        faults.hang_in_save(step)
         if text_encoder is not None:
             save_file(trainable_state(text_encoder), str(tmp / "text_encoder.safetensors"))
         if lora_writer is not None:
@@ -136,13 +146,46 @@ def write_checkpoint(
     return final
 
 
+def delete_checkpoint(path: Path) -> None:
+    """Rename first (atomic: the checkpoint is gone as a whole), then delete the files."""
+    trash = path.with_name(f".tmp-del-{path.name}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Remove the temp folders a killed save left behind (only the engine's own names)."""
+    found = [run_dir / name for name in _TEMP_IN_RUN_DIR if (run_dir / name).is_dir()]
+    root = run_dir / CHECKPOINTS
+    if root.is_dir():
+        found += sorted(p for p in root.iterdir() if _TEMP_CHECKPOINT.match(p.name) and p.is_dir())
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found
+
+
+def make_room(run_dir: Path, keep: int | None, step: int) -> list[Path]:
+    """Before writing the checkpoint of `step`: remove the oldest ones so that, with the new one,
+    at most `keep` exist, but never the last complete one (keep 1 peaks at 2 for a moment)."""
+    if not keep:
+        return []
+    found = [p for s, p in list_checkpoints(run_dir) if s != step]
+    excess = min(len(found) - (keep - 1), len(found) - 1)
+    removed = []
+    for path in found[: max(excess, 0)]:
+        delete_checkpoint(path)
+        removed.append(path)
+    return removed
+
+
 def prune(run_dir: Path, keep: int | None) -> list[Path]:
     if not keep:
         return []
     found = list_checkpoints(run_dir)
     removed = []
     for _, path in found[:-keep] if len(found) > keep else []:
-        shutil.rmtree(path, ignore_errors=True)
+        delete_checkpoint(path)
         removed.append(path)
     return removed
 

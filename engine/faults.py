@@ -1,13 +1,16 @@
 """Fault injection for tests of the failure paths (NaN loss, disk full while saving).
 
 DREAMBOOTH_TUI_FAULTS="nan@5,disk@10,oom@3" makes step 5's loss NaN, the checkpoint write at
-step 10 fail with ENOSPC and step 3 run out of memory. Unset in normal use; read once.
+step 10 fail with ENOSPC and step 3 run out of memory; "hang@4" stops the checkpoint write of
+step 4 halfway (its weights written, the rest not) until the process is killed. Unset in normal
+use; read once.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import time
 
 
 def _parse() -> dict[str, set[int]]:
@@ -36,3 +39,8 @@ def check_oom(step: int) -> None:
         import torch
 
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+
+
+def hang_in_save(step: int) -> None:
+    while step in FAULTS.get("hang", ()):
+        time.sleep(1)

@@ -477,6 +477,8 @@ class Trainer:
         acc.wait_for_everyone()
         path = None
         if self.is_main:
+            for old in ckpt.make_room(self.run_dir, tc.checkpoints_total_limit, step):
+                self.log(f"removed old checkpoint {old.name} to make room")
             unet = acc.unwrap_model(self.unet)
             te = self.trainable_te()
             lora_writer = (lambda d: save_lora(d, unet, te)) if tc.method == "lora" else None
@@ -771,6 +773,7 @@ class Trainer:
     def run(self) -> int:
         self.stop.install()
         lock = RunLock(self.run_dir)
+        leftovers: list[Path] = []
         if self.is_main:
             try:
                 lock.acquire()
@@ -778,6 +781,7 @@ class Trainer:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             self.events = EventWriter(self.run_dir / "events.jsonl")
+            leftovers = ckpt.remove_leftovers(self.run_dir)  # a killed save's temp folders
         status, code, outputs = FAILED, 1, {"final": None, "lora": None}
         try:
             try:
@@ -800,6 +804,9 @@ class Trainer:
                 resumed_from_step=self.resumed_from(),
                 world_size=acc.num_processes,
             )
+            if self.is_main and leftovers:
+                names = ", ".join(str(p.relative_to(self.run_dir)) for p in leftovers)
+                self.log(f"removed the temp folders of an interrupted save: {names}")
             if self.is_main and self.device.type == "cuda":
                 self.gpu_monitor = GpuMonitor(self.events.emit, self.device.index or 0).start()
             self.prepare()
