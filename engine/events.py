@@ -130,27 +130,39 @@ class EventTail:
     """Follows a growing events.jsonl: each `poll()` returns the complete events added since.
 
     Holds a partial last line until its newline arrives. Works before the file exists. Cheap to
-    call often: it reads only new bytes.
+    call often: it reads only new bytes. A file that shrank or was replaced (another device or
+    inode) is read again from its start, and `generation` goes up by one: whoever folds the
+    events into a state must then start from a fresh one, or the history counts twice.
+    Errors other than a file not there yet (a permission, a stale NFS handle) are raised.
     """
 
     def __init__(self, path: str | Path, max_bytes: int = 8 << 20) -> None:
         self.path = Path(path)
         self.offset = 0
         self.max_bytes = max_bytes
+        self.generation = 0
         self._partial = b""
+        self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file being read
 
     def poll(self) -> list[dict[str, Any]]:
         try:
-            size = self.path.stat().st_size
+            st = self.path.stat()
         except FileNotFoundError:
             return []
-        if size < self.offset:  # truncated or replaced: start again
-            self.offset, self._partial = 0, b""
-        if size == self.offset:
+        ident = (st.st_dev, st.st_ino)
+        if self._ident is not None and (ident != self._ident or st.st_size < self.offset):
+            self.offset, self._partial = 0, b""  # truncated or replaced: start again
+            self.generation += 1
+        if st.st_size == self.offset:
+            self._ident = ident
             return []
         with open(self.path, "rb") as fh:
+            opened = os.fstat(fh.fileno())
+            if (opened.st_dev, opened.st_ino) != ident:
+                return []  # replaced between stat and open: the next poll starts again
             fh.seek(self.offset)
             data = fh.read(self.max_bytes)
+        self._ident = ident
         self.offset += len(data)
         data = self._partial + data
         lines = data.split(b"\n")

@@ -11,13 +11,13 @@ from tui_synthetic import TRICKY_PROMPT, loss_at, write_finished_run
 from engine.events import EVENTS_FILE, EventTail, EventWriter, read_events
 from engine.runs import RunLock
 from tui.engine_client import (
-    RunFollower,
     RunModel,
     delete_run,
     fmt_duration,
     load_loss_history,
     stop_run,
 )
+from tui.follower import RunFollower
 
 
 def ev(type: str, **fields) -> dict:
@@ -116,12 +116,12 @@ def test_follower_reads_in_chunks_and_sees_the_lock(tmp_path: Path) -> None:
     writer.close()
     follower = RunFollower(run_dir)
     with RunLock(run_dir):
-        events, alive = follower.read()
-        assert alive
-        assert 0 < len(events) < 20001  # one chunk, not the whole file at once
-        follower.model.apply(events)
+        batch = follower.read()
+        assert batch.alive
+        assert 0 < len(batch.events) < 20001  # one chunk, not the whole file at once
+        follower.model.apply(batch.events)
         while True:
-            more, _ = follower.read()
+            more = follower.read().events
             if not more:
                 break
             follower.model.apply(more)

@@ -4,8 +4,8 @@ Torch-free (DESIGN.md): this module imports only engine.events, engine.runs and 
 engine.launch. Nothing here touches Textual either, so it is unit-tested without an app.
 
 `RunModel` is the state of a run as derived from its events; `RunModel.apply(events)` is pure
-(no I/O). `RunFollower` pairs a model with an `EventTail`: a worker thread calls
-`follower.read()` (file I/O and JSON parsing), the UI thread calls `follower.model.apply(...)`.
+(no I/O). `tui.follower.RunFollower` pairs a model with an `EventTail`: a worker thread reads,
+the UI thread applies.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.events import EVENTS_FILE, EventTail, iter_events
+from engine.events import EVENTS_FILE, iter_events
 from engine.progress import fmt_duration as fmt_duration  # one format, the CLI's too
 from engine.runs import is_locked, read_run_json
 from engine.runs import stop_run as _stop_run
 
 __all__ = [
     "ErrorInfo",
-    "RunFollower",
     "RunModel",
     "SampleInfo",
     "delete_run",
@@ -89,8 +88,9 @@ class RunModel:
 
     `status` is what the events say: `waiting` (nothing yet), `running` (a run_started with no
     finished after it), or the finished event's status. Whether the engine is still alive is not
-    in the events: `RunFollower` sets `engine_alive`, and `display_status` combines the two
-    (`live`, or `crashed` for a running status whose engine is gone).
+    in the events: `tui.follower.RunFollower` sets `engine_alive` and `engine_gone`, and
+    `display_status` combines them (`live`, or `crashed` for a running status whose engine is
+    gone, or a waiting one whose engine died before its first event).
     """
 
     run_dir: Path | None = None
@@ -122,6 +122,9 @@ class RunModel:
     started_t: float | None = None
     last_t: float | None = None
     engine_alive: bool | None = None  # set by RunFollower; None = not checked
+    engine_gone: bool = False  # no engine runs or is starting (tui.follower)
+    engine_log: list[str] = field(default_factory=list)  # engine.log's tail, once it is gone
+    follow_error: str | None = None  # the last read of the run failed (retrying)
     stopping: bool = False  # the UI sent SIGTERM and waits for `finished`
     version: int = 0  # bumped by every apply() that changed something
     history_rev: int = 0  # bumped when loss/lr points are taken back (a resume redoes steps)
@@ -134,6 +137,8 @@ class RunModel:
             if self.engine_alive is False:
                 return "crashed"
             return "stopping" if self.stopping else "live"
+        if self.status == "waiting" and self.engine_gone:
+            return "crashed"  # the engine died before its first event
         if self.status == "waiting" and self.engine_alive:
             return "starting"
         return self.status
@@ -187,6 +192,7 @@ class RunModel:
             self._rewind(resumed)
             self.step = resumed
         self.status = "running"
+        self.errors.clear()  # a previous attempt's errors leave the panel (the log keeps them)
         self.finished = None
         self.stopping = False
         self.phase, self.phase_detail = None, ""
@@ -304,32 +310,6 @@ def points_after(points: deque[tuple[int, float]], step: int | None) -> list[tup
     return out
 
 
-class RunFollower:
-    """Follows one run directory's events.jsonl from its start.
-
-    `read()` is for a worker thread: it checks whether the engine holds the run's lock (before
-    reading, so a `finished` written just before exit is never missed) and returns the complete
-    events added since the last call, at most `TAIL_CHUNK` bytes' worth. The UI thread applies
-    them with `model.apply(events)` and sets `model.engine_alive`.
-    """
-
-    def __init__(self, run_dir: str | Path, events_file: str = EVENTS_FILE) -> None:
-        self.run_dir = Path(run_dir)
-        self.tail = EventTail(self.run_dir / events_file, max_bytes=TAIL_CHUNK)
-        self.model = RunModel(run_dir=self.run_dir, run_id=self.run_dir.name)
-
-    def read(self) -> tuple[list[dict[str, Any]], bool]:
-        alive = is_locked(self.run_dir)
-        return self.tail.poll(), alive
-
-    def poll(self) -> list[dict[str, Any]]:
-        """Read and apply in one go (single-threaded use: the headless code and tests)."""
-        events, alive = self.read()
-        self.model.apply(events)
-        self.model.engine_alive = alive
-        return events
-
-
 def load_loss_history(run_dir: str | Path) -> list[tuple[int, float]]:
     """(step, loss) for every step of a run, in step order. A resumed run redoes the steps after
     its checkpoint: the later value wins, and steps lost with a crashed attempt are dropped."""
@@ -364,9 +344,11 @@ def start_run(cfg: Any, template_text: str | None = None) -> Path:
     """Create a run directory for `cfg` (an engine.config.Config) and start the engine on it,
     detached. Returns the run directory."""
     from engine.launch import prepare_run, spawn_engine
+    from tui.follower import remember_process
 
     run_dir = prepare_run(cfg, template_text)
-    spawn_engine(run_dir, num_processes=int(getattr(cfg.train, "num_processes", 1) or 1))
+    proc = spawn_engine(run_dir, num_processes=int(getattr(cfg.train, "num_processes", 1) or 1))
+    remember_process(run_dir, proc)  # so the Train screen sees an engine that dies at start
     return run_dir
 
 
@@ -383,7 +365,11 @@ def resume_run(run_dir: str | Path) -> subprocess.Popen:
         num_processes = int(load_config(run_dir / "config.yaml").train.num_processes or 1)
     except Exception:  # an unreadable config: the engine itself will report it
         num_processes = int(read_run_json(run_dir).get("num_processes") or 1)
-    return spawn_engine(run_dir, num_processes=num_processes, resume="latest")
+    from tui.follower import remember_process
+
+    proc = spawn_engine(run_dir, num_processes=num_processes, resume="latest")
+    remember_process(run_dir, proc)
+    return proc
 
 
 def stop_run(run_dir: str | Path) -> bool:

@@ -23,7 +23,8 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui import engine_client
-from tui.engine_client import RunFollower, RunModel, fmt_duration, points_after
+from tui.engine_client import RunModel, fmt_duration, points_after
+from tui.follower import Batch, RunFollower, apply_batch, follow_loop, launched_process
 from tui.state import RunAttached
 from tui.widgets import plot_data
 from tui.widgets.gpu_meter import GpuMeter
@@ -54,13 +55,14 @@ STATUS_STYLES = {
 
 
 class EventsArrived(Message):
-    """A batch of events read from a run's events.jsonl by the tail worker."""
+    """A batch read from a run by the tail worker (events, engine state, a read error)."""
 
-    def __init__(self, run_dir: Path, events: list[dict[str, Any]], alive: bool) -> None:
+    def __init__(self, follower: RunFollower, batch: Batch) -> None:
         super().__init__()
-        self.run_dir = run_dir
-        self.events = events
-        self.alive = alive
+        self.follower = follower
+        self.run_dir = follower.run_dir
+        self.batch = batch
+        self.events = batch.events
 
 
 class RunStartFailed(Message):
@@ -160,7 +162,6 @@ class TrainScreen(Screen):
         self._samples_seen = 0
         self._drawn_status: str | None = None
         self._starting = False
-        self._grace_until = 0.0  # just launched: the engine may not hold its lock yet
         self._plotted_rev = -1
         self._plotted_model: RunModel | None = None
         self._plotted_step: dict[str, int | None] = {}
@@ -251,14 +252,21 @@ class TrainScreen(Screen):
         self.query_one("#idle").display = False
         self.query_one("#attached").display = True
         self.query_one("#run-title", Static).update(Text(run_dir.name, style="bold"))
+        self._reset_widgets()
+        self._tail(self.follower)
+        self.refresh_bindings()
+
+    def _reset_widgets(self) -> None:
+        self._drawn_version = -1
+        self._plots_version = -1
+        self._log_seen = 0
+        self._samples_seen = 0
         self.query_one("#loss-plot", LossPlot).clear()
         self.query_one("#lr-plot", LossPlot).clear()
         self.query_one("#log", LogView).clear()
         self.query_one("#samples", ImageGrid).clear()
         self.query_one("#samples", ImageGrid).border_title = "samples"
         self.query_one("#gpu-meter", GpuMeter).update_values()
-        self._tail(self.follower)
-        self.refresh_bindings()
 
     def detach(self) -> None:
         self.workers.cancel_group(self, "train-tail")
@@ -277,28 +285,25 @@ class TrainScreen(Screen):
     def _tail(self, follower: RunFollower) -> None:
         worker = get_current_worker()
         plot_data.preload()  # numpy, for the plots: here rather than on the UI thread
-        last_alive: bool | None = None
-        while not worker.is_cancelled:
-            events, alive = follower.read()
-            if events or alive != last_alive:
-                self.post_message(EventsArrived(follower.run_dir, events, alive))
-                last_alive = alive
-            if not events or not _behind(follower):
-                time.sleep(POLL_S)
+        follow_loop(
+            follower,
+            lambda batch: self.post_message(EventsArrived(follower, batch)),
+            lambda: worker.is_cancelled,
+            poll_s=POLL_S,
+        )
 
     @on(EventsArrived)
     def _on_events(self, message: EventsArrived) -> None:
         message.stop()
-        if self.follower is None or message.run_dir != self.follower.run_dir:
-            return  # a batch from a run we no longer follow
-        model = self.follower.model
-        model.apply(message.events)
-        alive = message.alive
-        if not alive and model.status == "waiting" and time.monotonic() < self._grace_until:
-            alive = True  # launched a moment ago: the engine is still starting up
-        if model.engine_alive != alive:
-            model.engine_alive = alive
-            model.version += 1
+        try:
+            if self.follower is not message.follower:
+                return  # a batch from a run we no longer follow
+            old_model = self.follower.model
+            apply_batch(self.follower, message.batch)
+            if self.follower.model is not old_model:  # the events file started again
+                self._reset_widgets()
+        finally:
+            message.follower.gate.release()  # the tail worker may read the next batch
 
     # -- drawing --------------------------------------------------------------------------------
     @property
@@ -356,6 +361,8 @@ class TrainScreen(Screen):
                 status_text.append(f" ({model.phase_detail})", style="dim")
         if model.device:
             status_text.append(f"  · {model.device.get('kind', '')}", style="dim")
+        if model.follow_error:
+            status_text.append("  · not updating: cannot read the run", style="bold red")
         # Labels of a fixed width repaint without a layout pass; the step label is as wide as its
         # text, so only a change of length needs one.
         self.query_one("#run-status", Static).update(status_text, layout=False)
@@ -387,10 +394,22 @@ class TrainScreen(Screen):
 
     def _draw_errors(self, model: RunModel) -> None:
         panel = self.query_one("#errors", Static)
-        if not model.errors:
+        text = Text()
+        if model.follow_error:
+            text.append("cannot read the run: ", style="bold")
+            text.append(model.follow_error)
+        if not model.errors and model.display_status == "crashed" and model.engine_log:
+            if text:
+                text.append("\n")
+            text.append("the engine exited", style="bold")
+            text.append(" before its first event" if model.status == "waiting" else "")
+            text.append("; the end of engine.log:\n", style="bold")
+            text.append("\n".join(model.engine_log[-6:]))
+        if not model.errors and not text:
             panel.display = False
             return
-        text = Text()
+        if text and model.errors:
+            text.append("\n")
         for i, err in enumerate(model.errors[-3:]):
             if i:
                 text.append("\n")
@@ -480,10 +499,11 @@ class TrainScreen(Screen):
                 attach(message.run_dir, notify=False)
             except TypeError:
                 attach(message.run_dir)
-        self._grace_until = time.monotonic() + 60.0
         self.attach(message.run_dir)
-        if self.model is not None and not message.resumed:
-            self.model.engine_alive = True  # the engine is starting: show it as such
+        if self.follower is not None:
+            self.follower.process = launched_process(message.run_dir)
+            if not message.resumed:
+                self.follower.model.engine_alive = True  # the engine is starting: say so
         self.refresh_bindings()
 
     @on(RunStartFailed)
@@ -537,11 +557,3 @@ class TrainScreen(Screen):
 
     def action_open_sample(self) -> None:
         self.query_one("#samples", ImageGrid).open_selected()
-
-
-def _behind(follower: RunFollower) -> bool:
-    """Whether the events file has more bytes than the tail has read (a burst in progress)."""
-    try:
-        return follower.tail.path.stat().st_size > follower.tail.offset
-    except OSError:
-        return False
