@@ -503,7 +503,7 @@ class Trainer:
                 raise self.disk_error(exc, f"checkpoint at step {step}") from exc
             self.events.emit("checkpoint", step=step, path=str(path.relative_to(self.run_dir)))
             for old in ckpt.prune(self.run_dir, tc.checkpoints_total_limit):
-                self.log(f"removed old checkpoint {old.name}")
+                self.log(f"removed old checkpoint {old.name}", level="debug")  # housekeeping
         acc.wait_for_everyone()
         return path
 

@@ -45,8 +45,8 @@ def test_apply_whole_run(tmp_path: Path) -> None:
     assert [c[0] for c in model.checkpoints] == [20, 40]
     assert model.errors[0].kind == "oom" and "gradient_checkpointing" in model.errors[0].hint
     assert model.finished is not None and model.finished["duration_s"] == 12.5
-    # logs: two sample lines, the error, the final save
-    assert model.log_count == 4
+    # logs: two sample lines, a pruned checkpoint (debug), the error, the final save
+    assert model.log_count == 5
     assert any(TRICKY_PROMPT in msg for _, msg in model.log)
 
 

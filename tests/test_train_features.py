@@ -281,10 +281,10 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tiny_dir, tmp_path, monk
 
 
 def test_resume_from_a_checkpoint_path(tiny_dir, tmp_path):
-    code, run_dir, _ = train_in_process(
+    code, run_dir, events = train_in_process(
         tmp_path,
         train={
-            "max_train_steps": 4,
+            "max_train_steps": 5,
             "checkpointing_steps": 2,
             "validation_steps": 100,
             "checkpoints_total_limit": 1,
@@ -292,9 +292,12 @@ def test_resume_from_a_checkpoint_path(tiny_dir, tmp_path):
     )
     assert code == 0
     ckpts = sorted((run_dir / "checkpoints").iterdir())
-    assert [p.name for p in ckpts] == ["step-000002"]
+    assert [p.name for p in ckpts] == ["step-000004"]
+    # pruning is housekeeping: logged at debug level, which the app's log hides
+    (removed,) = [e for e in of_type(events, "log") if "removed old checkpoint" in e["message"]]
+    assert removed["level"] == "debug" and removed["message"].endswith("step-000002")
     code, _, events = train_in_process(tmp_path, resume=str(ckpts[0]), run_dir=run_dir)
-    assert code == 0 and of_type(events, "run_started")[-1]["resumed_from_step"] == 2
+    assert code == 0 and of_type(events, "run_started")[-1]["resumed_from_step"] == 4
 
 
 def test_two_processes_with_gloo_through_accelerate_launch(tiny_dir, tmp_path):

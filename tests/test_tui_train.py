@@ -208,6 +208,7 @@ async def test_finished_run_shows_progress_errors_log_and_samples(tmp_path, monk
         assert screen.query_one("#errors").display
         log = "\n".join(screen.query_one(LogView).plain_lines())
         assert f"samples for step 40: {TRICKY_PROMPT}" in log  # literal, not markup
+        assert "removed old checkpoint" not in log  # debug-level housekeeping: hidden
         assert str(grid.border_title) == "samples · step 40"
         captions = [static_text(t, ".caption") for t in grid.tiles]
         assert captions == [TRICKY_PROMPT, TRICKY_PROMPT]

@@ -81,6 +81,8 @@ def write_finished_run(
                 w.log(f"samples for step {step}: {prompt}")
             if step % 20 == 0:
                 w.emit("checkpoint", step=step, path=f"checkpoints/step-{step:06d}")
+                if step > 20:
+                    w.log(f"removed old checkpoint step-{step - 20:06d}", level="debug")
         if error:
             w.emit(
                 "error",

@@ -32,7 +32,9 @@ def log_text(level: str, message: str) -> Text:
 
 
 class LogView(RichLog):
-    """A RichLog of (level, message) lines, at most `max_lines`, markup off."""
+    """A RichLog of (level, message) lines, at most `max_lines`, markup off. Debug lines
+    (routine housekeeping such as pruned checkpoints) are left out unless `show_debug`; they
+    stay in the run's events.jsonl."""
 
     DEFAULT_CSS = """
     LogView {
@@ -47,6 +49,7 @@ class LogView(RichLog):
         self,
         *,
         max_lines: int = 500,
+        show_debug: bool = False,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -62,9 +65,12 @@ class LogView(RichLog):
             classes=classes,
         )
         self.lines_written = 0
+        self.show_debug = show_debug
 
     def add_lines(self, lines: Iterable[tuple[str, str]]) -> None:
         for level, message in lines:
+            if not self.show_debug and level.lower() == "debug":
+                continue
             self.write(log_text(level, message))
             self.lines_written += 1
 
