@@ -92,8 +92,78 @@ class EventWriter:
         self.close()
 
 
+# The fields of each known type that readers use, with the JSON types they may have (null is
+# always allowed: it means absent). An event whose field has another type (a torn or garbage
+# line that still parsed, another program's writes) is skipped whole, so no reader meets it.
+_NUM = (int, float)
+_NUM_OR_TEXT = (int, float, str)  # the writer writes non-finite floats as "nan", "inf"
+_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "run_started": {
+        "run_id": (str,),
+        "config": (dict,),
+        "total_steps": (int,),
+        "device": (dict,),
+        "resumed_from_step": (int,),
+        "world_size": (int,),
+    },
+    "phase": {"name": (str,), "detail": (str,)},
+    "step": {
+        "step": (int,),
+        "loss": _NUM_OR_TEXT,
+        "lr": _NUM_OR_TEXT,
+        "grad_norm": _NUM_OR_TEXT,
+        "it_s": _NUM,
+        "samples_s": _NUM,
+        "eta_s": _NUM,
+        "mem": (dict,),
+        "loss_instance": _NUM_OR_TEXT,
+        "loss_prior": _NUM_OR_TEXT,
+    },
+    "gpu": {k: _NUM for k in ("util", "mem_used", "mem_total", "temp_c", "power_w")},
+    "sample": {"step": (int,), "prompt": (str,), "paths": (list,), "seed": (int,)},
+    "checkpoint": {"step": (int,), "path": (str,)},
+    "log": {"level": (str,), "message": (str,)},
+    "error": {"kind": (str,), "message": (str,), "hint": (str,)},
+    "finished": {"status": (str,), "step": (int,), "outputs": (dict,), "duration_s": _NUM},
+}
+_REQUIRED = {
+    "step": ("step",),
+    "sample": ("paths",),
+    "checkpoint": ("step", "path"),
+    "log": ("message",),
+    "error": ("message",),
+    "finished": ("status",),
+}
+MAX_LINE = 1 << 20  # no event is near this; a longer line is garbage and is skipped unread
+
+
+def _well_formed(event: dict[str, Any]) -> bool:
+    kind = event["type"]
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        return True  # an unknown type: readers ignore it anyway
+    if any(event.get(name) is None for name in _REQUIRED.get(kind, ())):
+        return False
+    for name, types in fields.items():
+        value = event.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            return False
+    mem = event.get("mem")
+    if isinstance(mem, dict) and not all(
+        v is None or (isinstance(v, _NUM) and not isinstance(v, bool)) for v in mem.values()
+    ):
+        return False
+    paths = event.get("paths")
+    return not (isinstance(paths, list) and not all(isinstance(p, str) for p in paths))
+
+
 def parse_line(line: str | bytes) -> dict[str, Any] | None:
-    """One line -> event dict, or None for a blank, torn or non-event line."""
+    """One line -> event dict, or None for a blank, torn, garbage or non-event line (also for a
+    known type whose fields have the wrong types: see _FIELDS)."""
+    if len(line) > MAX_LINE:
+        return None
     if isinstance(line, bytes):
         line = line.decode("utf-8", errors="replace")
     line = line.strip()
@@ -101,11 +171,11 @@ def parse_line(line: str | bytes) -> dict[str, Any] | None:
         return None
     try:
         event = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return None
-    return event
+    return event if _well_formed(event) else None
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:
@@ -118,7 +188,11 @@ def iter_events(path: str | Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with open(path, "rb") as fh:
-        for raw in fh:
+        while raw := fh.readline(MAX_LINE + 1):
+            if len(raw) > MAX_LINE:  # garbage: skip to the end of the line without holding it
+                while raw and not raw.endswith(b"\n"):
+                    raw = fh.readline(MAX_LINE + 1)
+                continue
             if not raw.endswith(b"\n"):
                 break  # torn last line: the writer may still be writing it
             event = parse_line(raw)
@@ -167,6 +241,8 @@ class EventTail:
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()
+        if len(self._partial) > MAX_LINE:  # a garbage line: keep only enough to know it is one
+            self._partial = self._partial[: MAX_LINE + 1]
         events = []
         for raw in lines:
             event = parse_line(raw)

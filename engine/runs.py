@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
-from engine.events import EVENTS_FILE, parse_line
+from engine.events import EVENTS_FILE, MAX_LINE, parse_line
 
 RUN_JSON = "run.json"
 LOCK_FILE = "engine.lock"
@@ -223,19 +223,27 @@ def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM) -> bool:
     return True
 
 
-def _tail_lines(path: Path, max_bytes: int = 256 << 10) -> list[bytes]:
+def _lines_from_end(path: Path, block: int = 256 << 10, limit: int = 64 << 20):
+    """The file's lines, last first, read in blocks from the end (at most `limit` bytes), so a
+    long run of garbage at the end does not hide the events before it. A line longer than any
+    event is kept at MAX_LINE + 1 bytes (parse_line skips it), so memory stays bounded."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; a generator cannot use `with` here
     except OSError:
-        return []
-    lines = data.split(b"\n")
-    if size > max_bytes:
-        lines = lines[1:]  # the first one is probably cut
-    return lines
+        return
+    with fh:
+        pos = fh.seek(0, os.SEEK_END)
+        rest = b""
+        while pos > 0 and fh.tell() and limit > 0:
+            n = min(block, pos, limit)
+            pos -= n
+            limit -= n
+            fh.seek(pos)
+            lines = (fh.read(n) + rest).split(b"\n")
+            rest = lines.pop(0)[-(MAX_LINE + 1) :]  # may go on in the block before
+            yield from reversed(lines)
+        if pos == 0:
+            yield rest
 
 
 @dataclass
@@ -295,7 +303,7 @@ def run_info(run_dir: str | Path) -> RunInfo:
         duration_s=meta.get("duration_s"),
         method=meta.get("method"),
     )
-    for raw in reversed(_tail_lines(run_dir / EVENTS_FILE)):
+    for raw in _lines_from_end(run_dir / EVENTS_FILE):
         event = parse_line(raw)
         if event is None:
             continue
