@@ -11,6 +11,7 @@ checkpoints/step-000500/
   text_encoder.safetensors          when the text encoder is trained
   pytorch_lora_weights.safetensors  LoRA runs: diffusers format, for `load_lora_weights`
   optimizer.pt  scheduler.pt        optimizer and LR scheduler state
+  scaler.pt                         fp16: the gradient scaler's state (engine.loss_scaling)
   rng-<rank>.pt                     every RNG state of each process
 """
 
@@ -29,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine import faults
+from engine.loss_scaling import load_scaler, save_scaler
 
 CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -118,6 +120,7 @@ def write_checkpoint(
     lr_scheduler,
     meta: dict[str, Any],
     lora_writer=None,
+    scaler=None,
 ) -> Path:
     """Main process: write the temp folder, fsync, rename. Raises OSError (disk full...)."""
     tmp = temp_dir(run_dir, step)
@@ -132,6 +135,7 @@ def write_checkpoint(
             lora_writer(tmp)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
+        save_scaler(scaler, tmp)
         (tmp / "state.json").write_text(json.dumps({"step": step, **meta}, indent=2))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -194,8 +198,11 @@ def read_state(path: Path) -> dict[str, Any]:
     return json.loads((path / "state.json").read_text())
 
 
-def load_checkpoint(path: Path, unet, text_encoder, optimizer, lr_scheduler, rank: int) -> int:
-    """Restore weights, optimizer, scheduler and this rank's RNG; returns the step."""
+def load_checkpoint(
+    path: Path, unet, text_encoder, optimizer, lr_scheduler, rank: int, scaler=None
+) -> int:
+    """Restore weights, optimizer, scheduler, gradient scaler (fp16) and this rank's RNG;
+    returns the step."""
     state = read_state(path)
     load_trainable(unet, path / "unet.safetensors")
     if text_encoder is not None and (path / "text_encoder.safetensors").exists():
@@ -204,6 +211,7 @@ def load_checkpoint(path: Path, unet, text_encoder, optimizer, lr_scheduler, ran
         torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
     )
     lr_scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    load_scaler(scaler, path)
     rng = path / f"rng-{rank}.pt"
     if rng.exists():
         set_rng_state(torch.load(rng, weights_only=False))

@@ -29,6 +29,7 @@ from engine.config import Config, ConfigError, config_to_dict, load_config
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
 from engine.events import EventWriter
 from engine.gpu import GpuMonitor, device_info, memory
+from engine.loss_scaling import optimizer_update
 from engine.models import ModelLoadError, add_lora, load_components, save_lora
 from engine.recipe import (
     add_noise,
@@ -498,6 +499,7 @@ class Trainer:
                     self.lr_scheduler,
                     meta,
                     lora_writer,
+                    acc.scaler,
                 )
             except OSError as exc:
                 raise self.disk_error(exc, f"checkpoint at step {step}") from exc
@@ -699,9 +701,11 @@ class Trainer:
             )
         grad_norm = acc.clip_grad_norm_(self.params, tc.max_grad_norm) if tc.max_grad_norm else None
         lr = self.lr_scheduler.get_last_lr()[0]
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        if optimizer_update(self.optimizer, self.lr_scheduler, acc.scaler):
+            self.log(
+                f"step {step}: fp16 gradient overflow, update skipped "
+                f"(loss scale now {acc.scaler.get_scale():g}; the LR schedule does not advance)"
+            )
         gn = float(grad_norm) if grad_norm is not None else None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -757,6 +761,7 @@ class Trainer:
             self.optimizer,
             self.lr_scheduler,
             acc.process_index,
+            acc.scaler,
         )
         self.log(f"resumed from {path.name} (step {self.start_step})")
 
