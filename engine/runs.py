@@ -5,8 +5,6 @@ Torch-free: the TUI imports this module. See DESIGN.md, "Run directory".
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import re
@@ -20,24 +18,22 @@ from typing import Any
 
 from engine import __version__
 from engine.events import EVENTS_FILE, MAX_LINE, parse_line
+from engine.runlock import (  # noqa: F401  (re-exported: the one place callers import from)
+    LOCK_FILE,
+    RunLock,
+    RunLockedError,
+    is_locked,
+    lock_holder,
+    lock_owner,
+    pid_alive,
+)
 
 RUN_JSON = "run.json"
-LOCK_FILE = "engine.lock"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "engine.log"
 
 # Statuses stored in run.json; "live" and "crashed" are derived (see RunInfo.state).
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
-
-
-class RunLockedError(RuntimeError):
-    def __init__(self, run_dir: Path, pid: int | None) -> None:
-        self.run_dir, self.pid = run_dir, pid
-        holder = f"pid {pid}" if pid else "another process"
-        super().__init__(
-            f"{run_dir}: already in use by a running engine ({holder}); "
-            "stop it first or pick another run"
-        )
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -137,86 +133,11 @@ def finish_record(run_dir: Path, now: float, **fields: Any) -> float | None:
     return duration
 
 
-class RunLock:
-    """An exclusive flock on RUN_DIR/engine.lock, released by the kernel if the process dies."""
-
-    def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_FILE
-        self._fd: int | None = None
-
-    def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise RunLockedError(self.run_dir, lock_holder(self.run_dir)) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def lock_holder(run_dir: str | Path) -> int | None:
-    try:
-        text = (Path(run_dir) / LOCK_FILE).read_text().strip()
-        return int(text) if text else None
-    except (OSError, ValueError):
-        return None
-
-
-def is_locked(run_dir: str | Path) -> bool:
-    """True while an engine holds the run's lock (i.e. the run is live)."""
-    path = Path(run_dir) / LOCK_FILE
-    if not path.exists():
-        return False
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM) -> bool:
     """Ask a live run's engine to stop (SIGTERM: finish the step, checkpoint, exit 0)."""
-    if not is_locked(run_dir):
-        return False
-    pid = read_run_json(run_dir).get("pid") or lock_holder(run_dir)
+    # The lock's owner, not run.json's pid: that one is written a little later, and until then
+    # names the previous engine of a resumed run.
+    pid = lock_owner(run_dir)
     if not pid_alive(pid):
         return False
     os.kill(pid, sig)
