@@ -230,3 +230,20 @@ async def test_a_config_that_does_not_load_opens_in_yaml_with_its_error(tui_env)
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not app.state.modified, what="the save")
     assert "learning_rate: 3e-5" in path.read_text()
+
+
+async def test_find_enter_takes_the_highlighted_suggestion(tui_env):
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="Config")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        await pilot.press("slash")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="Find")
+        await pilot.press(*"gradient_acc")
+        field = app.screen.query_one(Input)
+        await wait_for(pilot, lambda: field._suggestion == "gradient_accumulation_steps")
+        await pilot.press("enter")  # not "no field 'gradient_acc'": the suggestion shown
+        await wait_for(pilot, lambda: app.screen is screen, what="Find to close")
+        assert app.focused is screen.query_one("#field-train-gradient_accumulation_steps")

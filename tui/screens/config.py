@@ -131,7 +131,7 @@ class ConfigScreen(Screen):
             "find_field",
             "Find",
             id="config.find",
-            tooltip="Jump to a field by its name (→ takes the suggested name)",
+            tooltip="Jump to a field by its name (Enter takes the suggested name)",
         ),
         Binding(
             "f",

@@ -172,7 +172,12 @@ class PromptModal(Dialog):
         self.query_one(Input).focus()
 
     def _submit(self) -> None:
-        value = self.query_one(Input).value.strip()
+        field = self.query_one(Input)
+        # Enter takes what the field shows: the typed text completed by its suggestion
+        suggestion = getattr(field, "_suggestion", "") or ""
+        if self._suggester and len(suggestion) > len(field.value) and field.cursor_at_end:
+            field.value = suggestion
+        value = field.value.strip()
         error = self._validate(value) if self._validate else None
         if error:
             self.query_one("#prompt-error", Static).update(Text(error))
