@@ -11,12 +11,12 @@ from conftest_tui import (
     wait_for,
     write_demo_config,
 )
-from textual.widgets import Input, TextArea
+from textual.widgets import Input, Static, TextArea
 
 from engine.config import FIELD_GROUPS, read_config
 from tui.screens.config import ConfigScreen
 from tui.widgets.config_form import FieldRow
-from tui.widgets.modals import PickModal, PromptModal
+from tui.widgets.modals import ChoiceModal, PickModal, PromptModal
 
 
 async def _open_config(pilot) -> ConfigScreen:
@@ -247,3 +247,44 @@ async def test_find_enter_takes_the_highlighted_suggestion(tui_env):
         await pilot.press("enter")  # not "no field 'gradient_acc'": the suggestion shown
         await wait_for(pilot, lambda: app.screen is screen, what="Find to close")
         assert app.focused is screen.query_one("#field-train-gradient_accumulation_steps")
+
+
+async def test_changing_the_instance_prompt_offers_to_update_the_sample_prompts(tui_env):
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="Config")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        old = app.state.config.train.instance_prompt
+        assert "sks" in old and any("sks" in p for p in app.state.config.evaluation.prompts)
+        field = screen.query_one("#field-train-instance_prompt", Input)
+        field.focus()
+        field.value = old.replace("sks", "zwx")
+        await pilot.pause()
+        await pilot.press("tab")  # leaving the field asks
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the question")
+        shown = " ".join(str(label.render()) for label in app.screen.query(Static))
+        assert "evaluation.prompts" in shown and "a photo of zwx shape" in shown
+        await pilot.press("enter")  # "Update them" (the default)
+        await wait_for(pilot, lambda: app.screen is screen, what="the dialog to close")
+        prompts = app.state.config.evaluation.prompts
+        assert prompts and all("zwx" in p and "sks" not in p for p in prompts)
+        # saved as the user would: the file has the new prompts
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.state.modified, what="the save")
+        saved = read_config(app.state.config_path)[0]
+        assert saved.evaluation.prompts == prompts
+        assert saved.train.instance_prompt == old.replace("sks", "zwx")
+
+
+def test_updated_prompts_replaces_the_changed_token_only():
+    from tui.screens.prompt_sync import updated_prompts
+
+    old, new = "a photo of sks dog", "a photo of zwx dog"
+    assert updated_prompts(old, new, ["a photo of sks dog on the beach", "sks dog, oil"]) == [
+        "a photo of zwx dog on the beach",
+        "zwx dog, oil",
+    ]
+    assert updated_prompts(old, new, ["a cat"]) is None  # nothing uses the old one
+    assert updated_prompts(old, "my dog", ["a photo of sks dog in snow"]) == ["my dog in snow"]

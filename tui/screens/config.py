@@ -21,6 +21,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import (
     Footer,
     Header,
+    Input,
     OptionList,
     Static,
     TabbedContent,
@@ -43,7 +44,7 @@ from engine.config import (
 from tui.state import DEFAULT_CONFIG, ConfigChanged
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.folder_picker import display_path
-from tui.widgets.modals import PickModal, PromptModal
+from tui.widgets.modals import Choice, ChoiceModal, PickModal, PromptModal
 
 PATH_FIELDS = {"model", "instance_data", "class_data", "prior_preservation"}
 
@@ -164,6 +165,7 @@ class ConfigScreen(Screen):
         self._yaml_error: str | None = None
         self._paths_error: ConfigError | None = None
         self._samples: list[tuple[Path, str]] = []
+        self._prompt_base: str | None = None  # the instance prompt the sample prompts follow
 
     # ------------------------------------------------------------------ layout
 
@@ -225,6 +227,7 @@ class ConfigScreen(Screen):
         self.query_one("#config-start").display = not has_any
         self.tabs.display = has_any
         if state.config is not None:
+            self._prompt_base = state.config.train.instance_prompt
             self.form.set_config(state.config)
             self._set_yaml(self._current_text())
             self.check_paths_soon()
@@ -235,6 +238,44 @@ class ConfigScreen(Screen):
             self._yaml_error = state.config_error
         self._update_head()
         self.refresh_bindings()
+
+    @on(Input.Blurred, "#field-train-instance_prompt")
+    def _instance_prompt_left(self) -> None:
+        """Offer to carry a changed instance prompt over to the sample prompts."""
+        from tui.screens.prompt_sync import updated_prompts
+
+        cfg = self.app.state.config
+        if cfg is None:
+            return
+        old, self._prompt_base = self._prompt_base, cfg.train.instance_prompt
+        new_prompts = updated_prompts(old or "", cfg.train.instance_prompt, cfg.evaluation.prompts)
+        if new_prompts is None:
+            return
+        listing = "\n".join(f"  {p}" for p in new_prompts)
+        message = (
+            f"The sample prompts (evaluation.prompts) still use {old!r}, not "
+            f"{cfg.train.instance_prompt!r}: the samples would not show the new concept. "
+            f"Update them to:\n{listing}"
+        )
+
+        def answered(choice: str | None) -> None:
+            current = self.app.state.config
+            if choice != "update" or current is None:
+                self.notify("sample prompts kept as they were", markup=False)
+                return
+            evaluation = current.evaluation.model_copy(update={"prompts": new_prompts})
+            self.app.state.change_config(current.model_copy(update={"evaluation": evaluation}))
+            self._show_state()
+
+        self.app.push_screen(
+            ChoiceModal(
+                "Sample prompts",
+                message,
+                [Choice("update", "Update them"), Choice("keep", "Keep them")],
+                cancel="keep",
+            ),
+            answered,
+        )
 
     def _current_text(self) -> str:
         state = self.app.state
