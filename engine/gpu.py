@@ -49,8 +49,20 @@ def memory(device: torch.device) -> dict[str, int]:
     return {"allocated": rss, "reserved": rss, "peak": max(peak, rss)}
 
 
+def torch_device_identity(index: int) -> tuple[str | None, str | None]:
+    """(UUID, PCI bus id "domain:bus:device") of torch's cuda:index, where torch reports them."""
+    props = torch.cuda.get_device_properties(index)
+    uuid = str(getattr(props, "uuid", "") or "") or None
+    parts = [getattr(props, f"pci_{k}_id", None) for k in ("domain", "bus", "device")]
+    pci = ":".join(f"{p:x}" for p in parts) if all(isinstance(p, int) for p in parts) else None
+    return uuid, pci
+
+
 class GpuMonitor:
-    """Polls NVML in a daemon thread; emits nothing (and raises nothing) without a driver."""
+    """Polls NVML in a daemon thread; emits nothing (and raises nothing) without a driver.
+
+    `device_index` is torch's index; the NVML device is found by identity (engine.gpu_select),
+    so CUDA_VISIBLE_DEVICES and MIG instances give the figures of the GPU torch uses."""
 
     def __init__(self, emit, device_index: int = 0, interval: float = 2.0) -> None:
         self.emit, self.index, self.interval = emit, device_index, interval
@@ -59,11 +71,23 @@ class GpuMonitor:
         self._handle = None
 
     def start(self) -> GpuMonitor:
+        from engine.gpu_select import list_nvml_devices, pick_nvml_device
+
         try:
             import pynvml
 
             pynvml.nvmlInit()
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(self.index)
+            uuid, pci = torch_device_identity(self.index)
+            target = pick_nvml_device(
+                list_nvml_devices(pynvml),
+                self.index,
+                os.environ.get("CUDA_VISIBLE_DEVICES"),
+                uuid,
+                pci,
+            )
+            if target is None:  # rather no NVML figures than another GPU's
+                return self
+            self._handle = pynvml.nvmlDeviceGetHandleByUUID(target)
         except Exception:  # no driver, no library, no device: no gpu events
             return self
         self._thread = threading.Thread(target=self._run, name="gpu-monitor", daemon=True)
@@ -74,9 +98,12 @@ class GpuMonitor:
         import pynvml
 
         h = self._handle
-        util = pynvml.nvmlDeviceGetUtilizationRates(h)
         mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-        out: dict[str, Any] = {"util": util.gpu, "mem_used": mem.used, "mem_total": mem.total}
+        out: dict[str, Any] = {"util": None, "mem_used": mem.used, "mem_total": mem.total}
+        try:  # not supported on a MIG instance
+            out["util"] = pynvml.nvmlDeviceGetUtilizationRates(h).gpu
+        except Exception:
+            pass
         try:
             out["temp_c"] = pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
         except Exception:
