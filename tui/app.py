@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from engine.runs import RunInfo, live_runs, stop_run
+from tui import terminal_signals
 from tui.state import AppState, ConfigChanged, RunAttached, build_state
 
 # textual-image asks the terminal what it can draw when first imported: before Textual starts.
@@ -112,6 +113,8 @@ class DreamBoothApp(App):
         super().__init__(**kwargs)
 
     def on_mount(self) -> None:
+        if not self.is_headless:  # a real terminal: restore it on SIGHUP/SIGTERM too
+            terminal_signals.install(self)
         self.sub_title = MODE_TITLES.get(self.current_mode, "")
         self.mode_change_signal.subscribe(self, self._mode_changed)
         self._find_live_runs()
