@@ -224,7 +224,9 @@ def run_info(run_dir: str | Path) -> RunInfo:
         duration_s=meta.get("duration_s"),
         method=meta.get("method"),
     )
-    for raw in _lines_from_end(run_dir / EVENTS_FILE):
+    # 16 KiB at a time: the last step is usually in the last few lines (the Runs screen lists
+    # hundreds of runs; 256 KiB each was 51 MB per refresh at 200 runs)
+    for raw in _lines_from_end(run_dir / EVENTS_FILE, block=16 << 10):
         event = parse_line(raw)
         if event is None:
             continue

@@ -6,7 +6,6 @@ asking; `space` marks runs and `o` overlays the loss curves of the marked ones.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.text import Text
@@ -18,8 +17,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.runs import RunInfo, list_runs
+from engine.runs import RunInfo
 from tui import engine_client
+from tui.runs_index import COLUMNS, RunsIndex, fmt_step, table_row
 from tui.widgets import plot_data
 from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
@@ -33,14 +33,17 @@ STATE_STYLE = {
     "failed": "bold red",
     "crashed": "bold red",
 }
-COLUMNS = ("", "Run", "Status", "Step", "Loss", "Started (UTC)", "Duration")
+RIGHT = {"Step", "Loss", "Duration"}
 
 
 class RunsListed(Message):
-    def __init__(self, output_dir: Path, runs: list[RunInfo]) -> None:
+    def __init__(
+        self, output_dir: Path, runs: list[RunInfo], rows: dict[str, tuple[str, ...]]
+    ) -> None:
         super().__init__()
         self.output_dir = output_dir
         self.runs = runs
+        self.rows = rows  # run_dir -> table_row(info)
 
 
 class LossesLoaded(Message):
@@ -55,21 +58,6 @@ class RunActionDone(Message):
         self.text = text
         self.error = error
         self.attach = attach
-
-
-def _fmt_loss(loss: float | None) -> str:
-    return "–" if loss is None else f"{loss:.4f}"
-
-
-def _fmt_started(ts: float | None) -> str:
-    if ts is None:
-        return "–"
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
-def _fmt_step(info: RunInfo) -> str:
-    total = info.total_steps
-    return f"{info.step}/{total}" if total else str(info.step)
 
 
 class RunsTable(DataTable):
@@ -131,6 +119,12 @@ class RunsScreen(Screen):
         self.runs: list[RunInfo] = []
         self.marked: set[str] = set()  # run_dir as str
         self._loaded = False
+        self._index = RunsIndex()
+        self._listed: tuple[Path, list] | None = None  # posted last: posted again on a change
+        self._rows: dict[str, tuple[str, ...]] = {}  # what the table shows, per run
+        self._head: Text | None = None
+        self._detail: Text | None = None
+        self._current_state: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -145,7 +139,7 @@ class RunsScreen(Screen):
         self.sub_title = "Runs"
         table = self.query_one(RunsTable)
         for name in COLUMNS:
-            table.add_column(name, key=name or "mark")
+            table.add_column(name, key=name or "mark")  # (widths follow the cells)
         self.query_one("#runs-plot").display = False
         self.refresh_runs()
         self.set_interval(REFRESH_S, self._tick)
@@ -164,9 +158,16 @@ class RunsScreen(Screen):
         return Path(self.app.state.output_dir)
 
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
-    def refresh_runs(self) -> None:
+    def refresh_runs(self, force: bool = False) -> None:
         output_dir = self.output_dir
-        self.post_message(RunsListed(output_dir, list_runs(self.app.state.runs_dir)))
+        runs = self._index.list(self.app.state.runs_dir)
+        rows = {str(info.run_dir): table_row(info) for info in runs}
+        details = [(i.error, i.method) for i in runs]
+        listed = (output_dir, list(zip(rows.items(), details, strict=True)))
+        if listed == self._listed and not force:
+            return  # nothing changed: no message, no redraw
+        self._listed = listed
+        self.post_message(RunsListed(output_dir, runs, rows))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         self._loaded = True
@@ -176,17 +177,22 @@ class RunsScreen(Screen):
         table = self.query_one(RunsTable)
         cursor_key = self._cursor_key()
         old_keys = [row.key.value for row in table.ordered_rows]
-        new_keys = [str(r.run_dir) for r in message.runs]
+        new_keys = list(message.rows)
         if old_keys == new_keys:
-            for info in message.runs:
-                for column, cell in zip(COLUMNS, self._cells(info), strict=True):
-                    table.update_cell(str(info.run_dir), column or "mark", cell)
+            for key, row in message.rows.items():
+                before = self._rows.get(key)
+                for i, (column, value) in enumerate(zip(COLUMNS[1:], row, strict=True)):
+                    if before is None or before[i] != value:
+                        # update_width: a cell that grows widens its column (not " comple")
+                        table.update_cell(key, column, self._cell(column, value), update_width=True)
         else:
             table.clear()
-            for info in message.runs:
-                table.add_row(*self._cells(info), key=str(info.run_dir))
+            for key, row in message.rows.items():
+                cells = [self._cell(c, v) for c, v in zip(COLUMNS[1:], row, strict=True)]
+                table.add_row(self._mark_cell(key), *cells, key=key)
             if cursor_key in keys:
                 table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
+        self._rows = dict(message.rows)
         head = Text()
         head.append(f"{len(message.runs)} run{'s' if len(message.runs) != 1 else ''}", "bold")
         head.append(" in ")
@@ -196,21 +202,17 @@ class RunsScreen(Screen):
             head.append(f" · {live} live", "bold green")
         if not message.runs:
             head.append("\nno runs yet: start one on the Train screen (3)", "dim")
-        self.query_one("#runs-head", Static).update(head)
+        if head != self._head:
+            self._head = head
+            self.query_one("#runs-head", Static).update(head)
         self._show_detail()
-        self.refresh_bindings()
 
-    def _cells(self, info: RunInfo) -> list[Text]:
-        mark = "●" if str(info.run_dir) in self.marked else " "
-        return [
-            Text(mark, style="bold magenta"),
-            Text(info.run_id),
-            Text(info.state, style=STATE_STYLE.get(info.state, "")),
-            Text(_fmt_step(info), justify="right"),
-            Text(_fmt_loss(info.last_loss), justify="right"),
-            Text(_fmt_started(info.started)),
-            Text(engine_client.fmt_duration(info.duration), justify="right"),
-        ]
+    def _cell(self, column: str, value: str) -> Text:
+        style = STATE_STYLE.get(value, "") if column == "Status" else ""
+        return Text(value, style=style, justify="right" if column in RIGHT else "left")
+
+    def _mark_cell(self, key: str) -> Text:
+        return Text("●" if key in self.marked else " ", style="bold magenta")
 
     # ------------------------------------------------------------------ cursor
 
@@ -243,7 +245,13 @@ class RunsScreen(Screen):
             if info.error:
                 detail.append("\n")
                 detail.append(info.error, "red")
-        self.query_one("#runs-detail", Static).update(detail)
+        if detail != self._detail:
+            self._detail = detail
+            self.query_one("#runs-detail", Static).update(detail)
+        state = (str(info.run_dir), info.state) if info is not None else None
+        if state != self._current_state:
+            self._current_state = state
+            self.refresh_bindings()
 
     # ------------------------------------------------------------------ actions
 
@@ -333,7 +341,7 @@ class RunsScreen(Screen):
                 Text.assemble(
                     "Delete ",
                     (info.run_id, "bold"),
-                    f" ({info.state}, step {_fmt_step(info)})?\n",
+                    f" ({info.state}, step {fmt_step(info)})?\n",
                     "Its folder goes: checkpoints, samples, final model and all.",
                 ),
                 [
