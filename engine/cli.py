@@ -6,7 +6,6 @@ Importing this module is cheap (no torch): the verbs that need torch import it w
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -205,21 +204,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def follow(run_dir: Path, proc: subprocess.Popen, quiet: bool = False) -> int:
-    """Render the run's events until the engine exits; forward SIGINT/SIGTERM to it."""
+    """Render the run's events until the engine exits; SIGINT/SIGTERM stop the rank-0 engine
+    (stop = save, as in the app; see engine.launch.HeadlessStop)."""
+    from rich.text import Text
+
+    from engine.launch import HeadlessStop
     from engine.progress import ProgressRenderer
 
-    def forward(signum, frame):  # stop = save: the engine finishes the step and checkpoints
-        try:
-            os.kill(proc.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     renderer = ProgressRenderer(run_dir, quiet=quiet)
+    stop = HeadlessStop(
+        run_dir, proc, lambda line: renderer.progress.console.print(Text(line, style="yellow"))
+    )
+    old = {s: signal.signal(s, stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         with renderer:
             while proc.poll() is None:
                 renderer.update()
+                stop.deliver()
                 time.sleep(0.2)
             renderer.update()
     finally:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.config import BUILTIN_TINY, Config, dump_config, is_local_path
-from engine.runs import CONFIG_FILE, LOG_FILE, create_run_dir
+from engine.runs import CONFIG_FILE, LOG_FILE, create_run_dir, stop_run
 
 
 def _absolute(value: str | None) -> str | None:
@@ -111,6 +113,50 @@ def spawn_engine(
             start_new_session=True,
             close_fds=True,
         )
+
+
+class HeadlessStop:
+    """SIGINT/SIGTERM to the headless CLI, delivered as the app delivers its stop.
+
+    The first signal goes straight to the rank-0 engine (the lock's owner), never to
+    `accelerate launch`: its agent would signal every worker and SIGKILL them 30 s later, in the
+    middle of a large checkpoint. Rank 0 tells the other ranks at the next step boundary (they
+    all agree on the step), writes the checkpoint and exits 0, and the launcher with it. While
+    the engine is still starting (no lock yet) the stop waits and is delivered once it holds
+    the lock (`pending`, retried by `deliver`). A second signal ends the run at once: the
+    engine exits without saving and the launcher takes the other ranks down.
+    """
+
+    def __init__(
+        self, run_dir: Path, proc: subprocess.Popen, say: Callable[[str], None] = print
+    ) -> None:
+        self.run_dir, self.proc, self.say = run_dir, proc, say
+        self.signum: int | None = None
+        self.delivered = False
+
+    @property
+    def pending(self) -> bool:
+        return self.signum is not None and not self.delivered
+
+    def handle(self, signum: int, frame: object = None) -> None:
+        if self.signum is None:
+            self.signum = signum
+            self.deliver()
+            if self.delivered:
+                self.say("stopping: finishing the step and writing a checkpoint (again: quit now)")
+            else:
+                self.say("stopping once the engine has started (again: quit now)")
+            return
+        self.say("quitting now, without a checkpoint")
+        stop_run(self.run_dir, signum)  # a second signal: the engine exits at once
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the launcher ends the other ranks
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def deliver(self) -> None:
+        if self.pending and self.proc.poll() is None and self.signum is not None:
+            self.delivered = stop_run(self.run_dir, self.signum)
 
 
 # Sharded modes keep each rank's own shard of the weights and optimizer; the engine saves
