@@ -362,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         app.add_argument("config", nargs="?")
         app.add_argument("--images", choices=["auto", "kitty", "sixel", "halfcell", "unicode"])
         return cmd_app(app.parse_args(argv))
+    from engine.redact import redact_output
+
+    redact_output()  # a token pasted where it does not belong is never printed (engine.log too)
     args = build_parser().parse_args(argv)
     if not getattr(args, "func", None):
         build_parser().print_help()

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.redact import hub_tokens, redact
+
 VERSION = 1
 EVENTS_FILE = "events.jsonl"
 
@@ -55,6 +57,7 @@ class EventWriter:
         self.enabled = enabled
         self._fh = None
         self._lock = threading.Lock()  # the GPU monitor thread writes too
+        self._tokens = hub_tokens()  # masked wherever they appear (a token pasted as a prompt)
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +75,8 @@ class EventWriter:
         event = {"v": VERSION, "t": time.time(), "type": type, **fields}
         if self._fh is not None:
             line = json.dumps(_clean(event), ensure_ascii=False, separators=(",", ":"))
+            if self._tokens:
+                line = redact(line, self._tokens)
             with self._lock:
                 self._fh.write(line + "\n")
                 self._fh.flush()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.config import BUILTIN_TINY, Config, dump_config, is_local_path
+from engine.redact import redact
 from engine.runs import CONFIG_FILE, LOG_FILE, create_run_dir, stop_run
 
 
@@ -50,7 +51,7 @@ def prepare_run(cfg: Config, template_text: str | None = None) -> Path:
     """Create runs/<run-id>/ under the config's output_dir and write its config.yaml."""
     cfg = resolve_local_paths(cfg)
     run_dir = create_run_dir(cfg.train.output_dir, run_name(cfg))
-    (run_dir / CONFIG_FILE).write_text(dump_config(cfg, template_text), encoding="utf-8")
+    (run_dir / CONFIG_FILE).write_text(redact(dump_config(cfg, template_text)), encoding="utf-8")
     return run_dir
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine import __version__
 from engine.events import EVENTS_FILE, MAX_LINE, parse_line
+from engine.redact import redact
 from engine.runlock import (  # noqa: F401  (re-exported: the one place callers import from)
     LOCK_FILE,
     RunLock,
@@ -43,7 +44,7 @@ def slugify(text: str, max_len: int = 40) -> str:
 
 def new_run_id(name: str, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%d-%H%M%S}-{slugify(name)}"
+    return f"{now:%Y%m%d-%H%M%S}-{slugify(redact(name))}"  # a prompt may hold a pasted token
 
 
 def create_run_dir(output_dir: str | Path, name: str) -> Path:

@@ -30,6 +30,7 @@ from textual.worker import get_current_worker
 
 from engine.config import EVAL_SCHEDULERS
 from engine.events import EVENTS_FILE, EventTail
+from engine.redact import redact
 from tui import engine_client
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.modals import Choice, ChoiceModal, PromptModal
@@ -695,6 +696,7 @@ class GenerateScreen(Screen):
                 timeout=3600,
             )
             output = (done.stdout + ("\n" + done.stderr if done.stderr.strip() else "")).strip()
+            output = redact(output)  # the engine masks tokens too; never show one whatever ran
             code = done.returncode
         except (OSError, subprocess.TimeoutExpired) as exc:
             output, code = str(exc), 1
