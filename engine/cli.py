@@ -63,9 +63,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return fail("could not build the tiny demo model", 1)
     config = Path(args.config or "dreambooth-demo.yaml")
     if not config.exists():
-        config.write_text(
-            (sample_configs_dir() / "demo.yaml").read_text(encoding="utf-8"), encoding="utf-8"
-        )
+        text = (sample_configs_dir() / "demo.yaml").read_text(encoding="utf-8")
+        # its comments name the file they are in: the copy's own name, not the sample's
+        config.write_text(text.replace("sample_configs/demo.yaml", str(config)), encoding="utf-8")
         print(f"wrote {config} (the demo config: tiny model, CPU)", file=sys.stderr)
     if args.no_app:
         return 0
