@@ -24,7 +24,7 @@ from typing import Any
 
 from engine import __version__
 from engine.events import EVENTS_FILE, EventWriter
-from engine.runs import CONFIG_FILE, slugify
+from engine.runs import CONFIG_FILE, images_base, slugify
 
 GRID_FILE = "grid.png"
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -482,7 +482,7 @@ def resolve_options(
         device=device,
         dtype=dtype,
         show=show,
-        base_output_dir=Path(ev.output_dir).expanduser(),
+        base_output_dir=images_base(run_dir, ev.output_dir),
     )
     for name in ("num_images", "num_inference_steps", "batch_size"):
         if getattr(opts, name) < 1:
@@ -619,8 +619,8 @@ def _show(path: Path, caption: str, console=None) -> None:
 def generate(opts: GenerateOptions, pipe=None, log=print) -> list[Path]:
     """Make ``opts.total`` images; returns their paths (the grid last).
 
-    Writes into ``opts.output_dir`` (created; default a new ``<evaluation.output_dir>/<stamp>``
-    folder) the PNGs, sidecars, grid.png and events.jsonl, emitting each ``sample`` event right
+    Writes into ``opts.output_dir`` (created; default a new ``<stamp>`` folder under
+    runs.images_base: RUN_DIR/generated or evaluation.output_dir) the PNGs, sidecars, grid.png and events.jsonl, emitting each ``sample`` event right
     after its PNG is written. ``pipe``: an already loaded pipeline (else load_pipeline's).
     Raises GenerateError; an error and a failed ``finished`` event are written first.
     """

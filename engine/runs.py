@@ -32,6 +32,7 @@ from engine.runlock import (  # noqa: F401  (re-exported: the one place callers 
 RUN_JSON = "run.json"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "engine.log"
+GENERATED_DIR = "generated"
 
 # Statuses stored in run.json; "live" and "crashed" are derived (see RunInfo.state).
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
@@ -102,6 +103,16 @@ def start_record(run_dir: Path, argv: list[str], total_steps: int) -> dict[str, 
     )
     write_run_json(run_dir, data)
     return data
+
+
+def images_base(run_dir: str | Path | None, images_dir: str | Path = "images") -> Path:
+    """Where generated images go, the one rule for the app and `generate`: a run's images stay
+    with the run, in RUN_DIR/generated/; a model without a run (a hub id, a folder) writes to
+    `images_dir`, the config's evaluation.output_dir (./images by default). Each request gets
+    its own <UTC yyyymmdd-hhmmss> folder under it; --output-dir overrides."""
+    if run_dir is not None:
+        return Path(run_dir).expanduser() / GENERATED_DIR
+    return Path(images_dir).expanduser()
 
 
 def run_duration(meta: dict[str, Any], now: float | None = None) -> float | None:

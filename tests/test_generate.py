@@ -139,12 +139,14 @@ def test_never_overwrites(tmp_path, pipe):
 
 
 def test_run_defaults_come_from_its_evaluation_section(tmp_path, runs, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # evaluation.output_dir "images" is relative to here
+    monkeypatch.chdir(tmp_path)
     opts = resolve_options(run_dir=runs["full"])
     assert (opts.prompts, opts.num_images, opts.seed) == (["a photo of sks shape"], 2, 5)
     assert (opts.scheduler, opts.num_inference_steps, opts.height) == ("ddim", 3, 32)
     paths = generate(opts)
-    assert paths[0].parent.parent == tmp_path / "images"  # images/<yyyymmdd-hhmmss>/
+    # a run's images stay with it (the app's rule too): RUN_DIR/generated/<yyyymmdd-hhmmss>/
+    assert paths[0].parent.parent == runs["full"] / "generated"
+    assert not (tmp_path / "images").exists()
     meta = png_metadata(paths[1])
     assert meta["seed"] == "6" and meta["scheduler"] == "ddim"
     assert meta["model"] == str(runs["full"] / "final") and meta["run"] == str(runs["full"])

@@ -189,3 +189,12 @@ async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tm
         assert select.value == "ckpt:10"
         labels = [str(label) for label, _ in app.screen._choices]
         assert any("20240201-000000-newer" in label for label in labels)
+
+
+def test_generated_images_follow_the_one_rule(tmp_path):
+    from tui.screens.generate import output_dir_for
+
+    run_dir = tmp_path / "runs" / "20240101-000000-x"
+    assert output_dir_for(run_dir).parent == run_dir / "generated"  # as `generate --run`
+    # no run (a hub id or a model folder): the config's evaluation.output_dir, as the CLI
+    assert output_dir_for(None, tmp_path / "imgs").parent == tmp_path / "imgs"

@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 from engine.config import EVAL_SCHEDULERS
 from engine.events import EVENTS_FILE, EventTail
 from engine.redact import redact
+from engine.runs import images_base
 from tui import engine_client
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.modals import Choice, ChoiceModal, PromptModal
@@ -252,8 +253,9 @@ def newest_run_with_model(output_dir: Path) -> Path | None:
     return None
 
 
-def output_dir_for(run_dir: Path | None, output_root: Path) -> Path:
-    base = (run_dir / "generated") if run_dir is not None else (output_root / "generated")
+def output_dir_for(run_dir: Path | None, images_dir: str | Path = "images") -> Path:
+    """A new <stamp> folder under runs.images_base (the rule `generate` follows too)."""
+    base = images_base(run_dir, images_dir).absolute()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     candidate = base / stamp
     n = 2
@@ -529,8 +531,10 @@ class GenerateScreen(Screen):
         self._show_error(None)
         self.history.add(req.prompt)
         state = self._state()
-        root = Path(getattr(state, "output_dir", None) or "runs")
-        out_dir = output_dir_for(self._run_dir if req.source != SOURCE_CUSTOM else None, root)
+        config = getattr(state, "config", None)
+        images_dir = config.evaluation.output_dir if config is not None else "images"
+        run_dir = self._run_dir if req.source != SOURCE_CUSTOM else None
+        out_dir = output_dir_for(run_dir, images_dir)
         try:
             proc = engine_client.start_generate(args, out_dir)
         except OSError as exc:
