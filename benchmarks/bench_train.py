@@ -1,17 +1,23 @@
-"""Training step: our engine against the reference recipe, alternating, in one process.
+"""Training step: the engine against a re-created reference step, alternating, in one process.
 
-(a) the engine's step as `dreambooth-tui train` runs it (engine.train.Trainer: cached latents and
+This is the second, labelled row of the GPU comparison: the first is diffusers' real scripts
+run as their own processes (benchmarks/bench_real.py). Here (a) the engine's step as `dreambooth-tui train` runs it (engine.train.Trainer: cached latents and
 text embeddings, fused/foreach AdamW, channels_last on a GPU, one `step` event per update
 written to a real events.jsonl), and (b) a reference step that does what diffusers'
 examples/dreambooth/train_dreambooth.py (train_dreambooth_lora.py for LoRA) does for each
-update: decode and transform the image and tokenize the prompt (its Dataset), encode the image
+update, written from the script and not from the engine's code: decode and transform the image
+and tokenize the prompt (its Dataset), encode the image
 with the VAE and the prompt with the text encoder, fp32 trainable weights under autocast, the
 same optimizer class with its default implementation, clip_grad_norm_, zero_grad with
 set_to_none=False (the script's default) and `loss.item()` for the progress bar.
 
-Both load the same model folder and train the same data with the same settings; both draw their
-random numbers as the engine does (engine.recipe.step_seed), so on the same weights they compute
-the same loss (tests/test_benchmarks.py checks that).
+Both load the same model folder and train the same data with the same settings. The one thing
+the reference takes from the engine is which random numbers to draw (engine.recipe.step_seed,
+for its generator): so on the same weights the engine's recipe (cached latent distributions,
+cached text embeddings, its own image pipeline) must compute the script's loss, which
+tests/test_benchmarks.py checks. That is a check of the engine's recipe against the script's,
+not of the timing's fairness: the re-created step is not the script (no DataLoader, no
+accelerate.accumulate, no tracker), which is why the real scripts are the first row.
 
 Timing: warm-up steps, then `--steps` timed steps of each side, alternating (ABBA order); the
 median step time. Peak memory is measured for each side with the other absent: the engine's
@@ -104,6 +110,7 @@ def make_config(args: argparse.Namespace, model_dir: Path, images: Path, out: Pa
         "resolution": args.resolution,
         "center_crop": True,
         "random_flip": False,
+        "shuffle": False,  # images in folder order, so the re-created step can take the same
         "method": args.method,
         "lora_rank": args.lora_rank,
         "lora_alpha": args.lora_rank,
@@ -193,9 +200,9 @@ class ReferenceStep:
         from diffusers.optimization import get_scheduler
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        from engine.images import scan_images
-
         tc = self.tc = cfg.train
+        if tc.shuffle or tc.random_flip or tc.snr_gamma or tc.offset_noise:
+            raise ValueError("the re-created step covers the benchmark's config only")
         self.device = device
         # The engine's Accelerator made the (process-wide) state; this one shares its settings.
         self.acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=device.type != "cuda")
@@ -247,55 +254,70 @@ class ReferenceStep:
             self.unet, optimizer, lr_scheduler
         )
         self.unet.train()
-        self.paths = scan_images(images).good
+        exts = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+        self.paths = sorted(p for p in images.iterdir() if p.suffix.lower() in exts)
         self.weight_dtype = wd
 
     def batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """Micro-batch k as the script's Dataset + collate_fn make it, every step."""
-        from engine.data import normalize, stream_indices, to_training_pixels, tokenize
-        from engine.images import open_rgb
-        from engine.recipe import step_seed
+        """Micro-batch k as the script's Dataset + collate_fn make it, every step.
 
-        tc = self.tc
-        seed = step_seed(tc.seed, k, 0)
-        cpu_gen = torch.Generator().manual_seed(seed)
-        dev_gen = torch.Generator(self.device).manual_seed(seed)
+        Written from the script (torchvision's Resize/CenterCrop/ToTensor/Normalize semantics,
+        its tokenize_prompt), not from the engine's data code; images in folder order (the
+        benchmark's config turns shuffling off), random draws from the engine's step seed."""
+        from PIL import Image, ImageOps
+
+        from engine.recipe import step_seed  # the one shared piece: which random numbers
+
+        tc, size = self.tc, self.tc.resolution
+        dev_gen = torch.Generator(self.device).manual_seed(step_seed(tc.seed, k, 0))
         bs = tc.train_batch_size
-        idx = stream_indices(len(self.paths), k * bs, bs, tc.seed, tc.shuffle, 0)
-        flips = (
-            (torch.rand(len(idx), generator=cpu_gen) < 0.5).tolist()
-            if tc.random_flip
-            else [False] * len(idx)
-        )
         pixels = []
-        for i, flip in zip(idx, flips, strict=True):
-            img = open_rgb(self.paths[i])  # Image.open + exif_transpose + convert("RGB")
-            px = to_training_pixels(img, tc.resolution, True)  # Resize + CenterCrop
-            pixels.append(normalize(px.flip(-1) if flip else px))  # ToTensor + Normalize
+        for i in range(k * bs, (k + 1) * bs):
+            img = ImageOps.exif_transpose(Image.open(self.paths[i % len(self.paths)]))
+            img = img.convert("RGB")
+            w, h = img.size  # Resize(size): the shorter side to size, bilinear
+            nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+            img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+            left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
+            img = img.crop((left, top, left + size, top + size))  # CenterCrop
+            x = torch.tensor(list(img.getdata()), dtype=torch.float32).view(size, size, 3)
+            x = x.permute(2, 0, 1) / 255.0  # ToTensor
+            pixels.append((x - 0.5) / 0.5)  # Normalize([0.5], [0.5])
         px = torch.stack(pixels).to(self.device, dtype=self.weight_dtype)
-        ids = tokenize(self.tokenizer, [PROMPT] * len(idx)).to(self.device)
+        ids = self.tokenizer(
+            [PROMPT] * bs,
+            truncation=True,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            return_tensors="pt",
+        ).input_ids.to(self.device)
         return px, ids, dev_gen
 
     def compute_loss(self, k: int):
-        from engine.recipe import (
-            add_noise,
-            dreambooth_loss,
-            encode_latents,
-            prediction_target,
-            sample_noise,
-            sample_timesteps,
-        )
+        """The script's loss, line for line, with explicit generators for its random draws."""
+        from types import SimpleNamespace
 
-        tc = self.tc
+        import torch.nn.functional as F
+
         pixels, ids, gen = self.batch(k)
-        latents = encode_latents(self.vae, pixels, gen)  # frozen: no graph is recorded
+        sched = self.scheduler
+        latents = self.vae.encode(pixels).latent_dist.sample(generator=gen)
+        latents = latents * self.vae.config.scaling_factor
         embeds = self.text_encoder(ids)[0]
-        noise = sample_noise(latents, gen, tc.offset_noise)
-        t = sample_timesteps(self.scheduler, latents.shape[0], gen, latents.device)
-        noisy = add_noise(self.scheduler, latents, noise, t)
-        pred = self.unet(noisy, t, embeds).sample  # prepared: runs under autocast
-        target = prediction_target(self.scheduler, latents, noise, t)
-        return dreambooth_loss(pred, target, t, self.scheduler, None, 1.0, tc.snr_gamma)
+        noise = torch.randn(
+            latents.shape, generator=gen, device=latents.device, dtype=latents.dtype
+        )
+        bsz = latents.shape[0]
+        n_t = sched.config.num_train_timesteps
+        t = torch.randint(0, n_t, (bsz,), generator=gen, device=latents.device).long()
+        noisy = sched.add_noise(latents, noise, t)
+        pred = self.unet(noisy, t, embeds, return_dict=False)[0]  # prepared: under autocast
+        if sched.config.prediction_type == "epsilon":
+            target = noise
+        else:
+            target = sched.get_velocity(latents, noise, t)
+        loss = F.mse_loss(pred.float(), target.float(), reduction="mean")
+        return SimpleNamespace(total=loss)
 
     def train_step(self, step: int) -> float:
         loss = self.compute_loss(step - 1).total
