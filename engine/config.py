@@ -407,7 +407,9 @@ class TrainConfig(_Section):
         True, description="Encode images and frozen text embeddings once, before training."
     )
     torch_compile: Bool = Field(
-        False, description="torch.compile the UNet (slow first steps, then faster)."
+        False,
+        description="torch.compile the UNet's repeated blocks: the first step compiles (cached "
+        "for later runs of the same model and shapes), then faster steps.",
     )
     snr_gamma: OptPosFloat = Field(
         None, description="Min-SNR loss weighting gamma (5.0 is usual); null: off."

@@ -106,6 +106,7 @@ class Trainer:
         self.accelerator = None
         self.gpu_monitor: GpuMonitor | None = None
         self.step_times: deque[float] = deque(maxlen=10)
+        self.compiled: str | None = None  # what train.torch_compile compiled, until step 1
 
     # ------------------------------------------------------------------ helpers
     def log(self, message: str, level: str = "info") -> None:
@@ -463,8 +464,10 @@ class Trainer:
             )
         else:
             self.unet, self.optimizer = acc.prepare(self.unet, self.optimizer)
-        if tc.torch_compile:
-            self.unet = torch.compile(self.unet)
+        if tc.torch_compile:  # compiled in the first step: train_loop reports it
+            from engine.compile import compile_unet
+
+            self.unet, self.compiled = compile_unet(self.unet)
 
     # ------------------------------------------------------------------ outputs
     def trainable_te(self):
@@ -713,8 +716,12 @@ class Trainer:
         return loss_v, parts, gn, lr
 
     def train_loop(self) -> str:
+        from engine.compile import cache_counters, first_step_message
+
         tc = self.cfg.train
-        self.phase("training", f"steps {self.start_step + 1}-{tc.max_train_steps}")
+        steps = f"steps {self.start_step + 1}-{tc.max_train_steps}"
+        self.phase(*(("compiling", self.compiled) if self.compiled else ("training", steps)))
+        cache_before = cache_counters()
         self.unet.train()
         if self.train_te:
             self.text_encoder.train()
@@ -724,6 +731,10 @@ class Trainer:
             t0 = time.perf_counter()
             loss_v, parts, gn, lr = self.train_step(step)
             self.step_times.append(time.perf_counter() - t0)
+            if self.compiled:  # that step compiled the UNet: say how long, keep it out of it_s
+                self.log(first_step_message(self.step_times.pop(), cache_before, self.compiled))
+                self.phase("training", steps)
+                self.compiled = None
             self.step = step
             self.step_event(step, loss_v, parts, gn, lr)
             if step % tc.validation_steps == 0 or step == tc.max_train_steps:
