@@ -264,6 +264,7 @@ class ReferenceStep:
         Written from the script (torchvision's Resize/CenterCrop/ToTensor/Normalize semantics,
         its tokenize_prompt), not from the engine's data code; images in folder order (the
         benchmark's config turns shuffling off), random draws from the engine's step seed."""
+        import numpy as np
         from PIL import Image, ImageOps
 
         from engine.recipe import step_seed  # the one shared piece: which random numbers
@@ -280,8 +281,8 @@ class ReferenceStep:
             img = img.resize((nw, nh), Image.Resampling.BILINEAR)
             left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
             img = img.crop((left, top, left + size, top + size))  # CenterCrop
-            x = torch.tensor(list(img.getdata()), dtype=torch.float32).view(size, size, 3)
-            x = x.permute(2, 0, 1) / 255.0  # ToTensor
+            arr = np.array(img, dtype=np.uint8)  # ToTensor: as torchvision reads a PIL image
+            x = torch.from_numpy(arr).permute(2, 0, 1).float().div(255.0)
             pixels.append((x - 0.5) / 0.5)  # Normalize([0.5], [0.5])
         px = torch.stack(pixels).to(self.device, dtype=self.weight_dtype)
         ids = self.tokenizer(
