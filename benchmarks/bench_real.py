@@ -100,6 +100,19 @@ def engine_points(run_dir: Path) -> list[tuple[float, int]]:
     return out
 
 
+def compile_log(run_dir: Path) -> str | None:
+    """The engine's `compiled ... in Xs (the first step; cache ...)` line, if it compiled."""
+    path = run_dir / "events.jsonl"
+    for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else []:
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("type") == "log" and str(ev.get("message", "")).startswith("compiled "):
+            return ev["message"]
+    return None
+
+
 # ------------------------------------------------------------------------------ the sides
 def engine_config(args: argparse.Namespace, model_dir: Path, images: Path, out: Path):
     from benchmarks.bench_train import make_config
@@ -177,6 +190,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
                     work / f"engine-{r}.json", work / f"engine-{r}.log",
                 )  # fmt: skip
                 res["progress"] = engine_points(run_dir)
+                res["compile_log"] = compile_log(run_dir)
             else:
                 shutil.rmtree(work / "script-out", ignore_errors=True)
                 res = run_side(
