@@ -5,7 +5,6 @@ model appear in the grid with their literal prompt; history recall; a bad field;
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -136,14 +135,14 @@ async def test_push_asks_repo_runs_a_dry_run_then_pushes_when_confirmed(tmp_path
     (run_dir / "final").mkdir()
     calls: list[list[str]] = []
 
-    def fake_run(cmd, **kwargs):
+    def fake_run(cmd, cancelled, **kwargs):
         calls.append(cmd)
         out = "would upload:\n  README.md\n  model_index.json\n  unet/[weird] name.safetensors"
         if "--dry-run" not in cmd:
             out = "pushed to https://huggingface.co/me/sks-shape"
-        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+        return 0, out
 
-    monkeypatch.setattr(generate_screen.subprocess, "run", fake_run)
+    monkeypatch.setattr(generate_screen, "run_polled", fake_run)
     app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
@@ -166,6 +165,40 @@ async def test_push_asks_repo_runs_a_dry_run_then_pushes_when_confirmed(tmp_path
             "--private",
         ]
         await wait_for(pilot, lambda: "pushed" in text_of(screen.query_one("#gen-status")), 5, "")
+
+
+async def test_quitting_during_a_push_stops_the_upload_at_once(tmp_path, monkeypatch):
+    run_dir = write_finished_run(tmp_path / "runs")
+    (run_dir / "final").mkdir()
+    pidfile = tmp_path / "push.pid"
+    slow_push = tmp_path / "slow-push"  # stands in for `python -m engine push-model ...`
+    slow_push.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 120\n")
+    slow_push.chmod(0o755)
+    monkeypatch.setattr(generate_screen.sys, "executable", str(slow_push))
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), 5, "the repo prompt")
+        await type_into(pilot, "me/sks-shape")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: pidfile.exists() and pidfile.read_text().strip(), 10, "")
+        pid = int(pidfile.read_text())
+        started_quit = time.monotonic()
+        app.exit()
+    assert time.monotonic() - started_quit < 10
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _running(pid):
+        time.sleep(0.05)
+    assert not _running(pid), "the push child outlived the app"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
 
 
 async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tmp_path):

@@ -33,6 +33,7 @@ from engine.events import EVENTS_FILE, EventTail
 from engine.redact import redact
 from engine.runs import images_base
 from tui import engine_client
+from tui.child_process import run_polled
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.modals import Choice, ChoiceModal, PromptModal
 
@@ -690,20 +691,19 @@ class GenerateScreen(Screen):
             cmd.append("--private")
         if dry_run:
             cmd.append("--dry-run")
-        try:
-            done = subprocess.run(
+        worker = get_current_worker()
+        try:  # polled: quitting the app stops the upload instead of waiting up to an hour for it
+            code, output = run_polled(
                 cmd,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
+                lambda: worker.is_cancelled,
                 env=engine_client.engine_env(),
-                timeout=3600,
+                timeout_s=3600,
             )
-            output = (done.stdout + ("\n" + done.stderr if done.stderr.strip() else "")).strip()
-            output = redact(output)  # the engine masks tokens too; never show one whatever ran
-            code = done.returncode
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            output = redact(output.strip())  # the engine masks tokens too; never show one
+        except OSError as exc:
             output, code = str(exc), 1
+        if worker.is_cancelled:
+            return
         self.post_message(PushResult(repo, private, dry_run, code, output))
 
     @on(PushResult)

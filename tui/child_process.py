@@ -1,0 +1,58 @@
+"""Running a child process from a worker thread without tying the app to it.
+
+`run_polled` is `subprocess.run(capture_output=True)` for a worker: it polls the child, and
+when the worker is cancelled (the app quits, the screen goes away) it stops the child
+(SIGTERM, then SIGKILL after a grace) and returns at once, instead of blocking the thread, and
+with it the app's exit, until the child ends (a Hub upload can take an hour).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+
+__all__ = ["CANCELLED", "run_polled"]
+
+CANCELLED = -15  # the return code reported for a child stopped because of a cancellation
+
+
+def run_polled(
+    cmd: list[str],
+    cancelled: Callable[[], bool],
+    *,
+    env: dict[str, str] | None = None,
+    poll_s: float = 0.1,
+    grace_s: float = 5.0,
+    timeout_s: float | None = None,
+) -> tuple[int, str]:
+    """(return code, stdout + stderr). Output goes to a temporary file, not a pipe, so a
+    chatty child never blocks on a full pipe while nobody reads it."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            while proc.poll() is None:
+                if cancelled() or (deadline is not None and time.monotonic() > deadline):
+                    _stop(proc, grace_s)
+                    break
+                time.sleep(poll_s)
+        finally:
+            if proc.poll() is None:  # an exception in the loop: never leave it running
+                _stop(proc, grace_s)
+        out.seek(0)
+        output = out.read().decode("utf-8", errors="replace")
+    code = proc.returncode
+    return (CANCELLED if code is None else code), output
+
+
+def _stop(proc: subprocess.Popen, grace_s: float) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
