@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.config import BUILTIN_TINY, Config, dump_config, is_local_path
 from engine.redact import redact
-from engine.runs import CONFIG_FILE, LOG_FILE, create_run_dir, stop_run
+from engine.runs import CONFIG_FILE, LOG_FILE, StopRefusedError, create_run_dir, stop_run
 
 
 def _absolute(value: str | None) -> str | None:
@@ -140,6 +140,13 @@ class HeadlessStop:
         return self.signum is not None and not self.delivered
 
     def handle(self, signum: int, frame: object = None) -> None:
+        try:
+            self._handle(signum)
+        except StopRefusedError as exc:  # it could reach another process: say so, send nothing
+            self.delivered = True
+            self.say(f"not stopped: {exc}")
+
+    def _handle(self, signum: int) -> None:
         if self.signum is None:
             self.signum = signum
             self.deliver()
@@ -157,7 +164,11 @@ class HeadlessStop:
 
     def deliver(self) -> None:
         if self.pending and self.proc.poll() is None and self.signum is not None:
-            self.delivered = stop_run(self.run_dir, self.signum)
+            try:
+                self.delivered = stop_run(self.run_dir, self.signum)
+            except StopRefusedError as exc:
+                self.delivered = True
+                self.say(f"not stopped: {exc}")
 
 
 # Sharded modes keep each rank's own shard of the weights and optimizer; the engine saves

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -150,8 +152,8 @@ def _probe_with_shared_lock(path: Path) -> bool:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
+    except OSError as exc:  # held; any other error (no flock on this filesystem) tells nothing
+        return exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
@@ -166,9 +168,45 @@ def is_locked(run_dir: str | Path) -> bool:
     if not path.exists():
         return False
     held, _ = _proc_locks_owner(path)
-    if held is not None:
+    if held is not None and not (held is False and _engine_elsewhere(path.parent)):
         return held
     return _probe_with_shared_lock(path)
+
+
+def _engine_elsewhere(run_dir: Path) -> bool:
+    """run.json says the run's engine is on another machine (shared storage): /proc/locks
+    lists only this machine's locks, so only the lock itself can tell whether it is live."""
+    try:
+        host = json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("host")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(host) and host != socket.gethostname()
+
+
+def lock_owner_verified(run_dir: str | Path) -> tuple[int | None, bool]:
+    """(the lock owner's pid, whether the kernel named it): True when /proc/locks showed that
+    pid holding the lock; False when the pid is only what the lock file says."""
+    held, pid = _proc_locks_owner(Path(run_dir) / LOCK_FILE)
+    if held and pid:
+        return pid, True
+    if held is False and not _engine_elsewhere(Path(run_dir)):
+        return None, True
+    return (lock_holder(run_dir) if is_locked(run_dir) else None), False
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process pid started (unix seconds), from /proc; None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        btime = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def lock_owner(run_dir: str | Path) -> int | None:

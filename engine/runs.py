@@ -26,7 +26,9 @@ from engine.runlock import (  # noqa: F401  (re-exported: the one place callers 
     is_locked,
     lock_holder,
     lock_owner,
+    lock_owner_verified,
     pid_alive,
+    process_start_time,
 )
 
 RUN_JSON = "run.json"
@@ -145,14 +147,45 @@ def finish_record(run_dir: Path, now: float, **fields: Any) -> float | None:
     return duration
 
 
+class StopRefusedError(RuntimeError):
+    """A stop that could reach the wrong process: one line saying why, nothing signalled."""
+
+
 def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM) -> bool:
-    """Ask a live run's engine to stop (SIGTERM: finish the step, checkpoint, exit 0)."""
-    # The lock's owner, not run.json's pid: that one is written a little later, and until then
-    # names the previous engine of a resumed run.
-    pid = lock_owner(run_dir)
-    if not pid_alive(pid):
+    """Ask a live run's engine to stop (SIGTERM: finish the step, checkpoint, exit 0).
+
+    True: signalled; False: the run is not live (nothing to stop). Raises StopRefusedError
+    where the signal could reach another process: the run's engine is on another machine
+    (shared storage), or the pid cannot be shown to be the engine that started the run, or
+    belongs to another user. The pid is the lock's owner as the kernel reports it
+    (/proc/locks); only where the kernel cannot say is it the lock file's, and then it must be
+    run.json's pid too, and the process must not be younger than the run's last start."""
+    run_dir = Path(run_dir)
+    pid, verified = lock_owner_verified(run_dir)
+    if not pid:
         return False
-    os.kill(pid, sig)
+    meta = read_run_json(run_dir)
+    host = meta.get("host")
+    if host and host != socket.gethostname():
+        raise StopRefusedError(
+            f"{run_dir.name}: its engine runs on {host}, not on this machine; stop it there"
+        )
+    if not verified:
+        started = max(float(meta.get("started") or 0), float(meta.get("resumed") or 0))
+        born = process_start_time(pid)
+        if meta.get("pid") != pid or (born is not None and started and born > started + 2):
+            raise StopRefusedError(
+                f"{run_dir.name}: cannot tell that pid {pid} is this run's engine; "
+                "stop it from where it runs"
+            )
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False  # it exited meanwhile: nothing to stop
+    except PermissionError:
+        raise StopRefusedError(
+            f"{run_dir.name}: pid {pid} belongs to another user; stop it as that user"
+        ) from None
     return True
 
 

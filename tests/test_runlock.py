@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from engine.runlock import LOCK_FILE, is_locked, lock_owner, parse_proc_locks
-from engine.runs import create_run_dir, stop_run
+from engine.runs import StopRefusedError, create_run_dir, stop_run, write_run_json
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,3 +124,53 @@ def test_parse_proc_locks_skips_waiters_and_other_kinds():
         "3: OFDLCK ADVISORY  READ  -1 00:05:7 0 EOF\n"
     )
     assert parse_proc_locks(text) == [(1234, 0xFE, 0x01, 2146516)]
+
+
+def _hold_lock_without_pid(run: Path) -> subprocess.Popen:
+    holder = _py(
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n",
+        run / LOCK_FILE,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_stop_refuses_a_run_whose_engine_is_on_another_machine(tmp_path):
+    run = create_run_dir(tmp_path, "x")
+    holder = _hold_lock_without_pid(run)
+    try:
+        write_run_json(run, {"host": "gpu-node-7", "pid": holder.pid, "status": "running"})
+        with pytest.raises(StopRefusedError, match="gpu-node-7, not on this machine"):
+            stop_run(run)
+        assert holder.poll() is None  # nothing was signalled
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_stop_without_proc_locks_never_signals_a_pid_that_is_not_the_engine(tmp_path, monkeypatch):
+    """Where the kernel cannot name the lock's owner, the lock file's pid must be run.json's and
+    no younger than the run's start: a recycled pid (here an unrelated process started after
+    the run) gets no signal."""
+    monkeypatch.setattr("engine.runlock.PROC_LOCKS", "/nonexistent/locks")
+    run = create_run_dir(tmp_path, "x")
+    holder = _hold_lock_without_pid(run)
+    bystander = _py("import time; print('up', flush=True); time.sleep(60)")
+    try:
+        assert bystander.stdout.readline().strip() == "up"
+        (run / LOCK_FILE).write_text(str(bystander.pid))
+        write_run_json(
+            run,
+            {"host": socket.gethostname(), "pid": bystander.pid, "started": time.time() - 600},
+        )
+        with pytest.raises(StopRefusedError, match="cannot tell that pid"):
+            stop_run(run)
+        assert bystander.poll() is None and holder.poll() is None
+    finally:
+        for p in (holder, bystander):
+            p.kill()
+            p.wait()

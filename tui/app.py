@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from engine.runs import RunInfo, live_runs, stop_run
+from engine.runs import RunInfo, StopRefusedError, live_runs, stop_run
 from tui import terminal_signals
 from tui.state import AppState, ConfigChanged, RunAttached, build_state
 
@@ -208,9 +208,15 @@ class DreamBoothApp(App):
                     f"{names}: still training. Run dreambooth-tui again to re-attach.",
                 )
             elif choice == "stop":
+                asked, refused = [], []
                 for info in live:
-                    stop_run(info.run_dir)
-                self.exit(f"{names}: asked to stop (it saves a checkpoint first).")
+                    try:
+                        stop_run(info.run_dir)
+                        asked.append(info.run_id)
+                    except StopRefusedError as exc:  # it could reach another process
+                        refused.append(str(exc))
+                lines = [f"{', '.join(asked)}: asked to stop (it saves a checkpoint first)."]
+                self.exit("\n".join((lines if asked else []) + refused))
 
         self.push_screen(
             ChoiceModal(

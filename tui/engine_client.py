@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.events import EVENTS_FILE, iter_events
 from engine.progress import fmt_duration as fmt_duration  # one format, the CLI's too
-from engine.runs import is_locked, read_run_json
+from engine.runs import StopRefusedError, is_locked, read_run_json
 from engine.runs import stop_run as _stop_run
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "resume_run",
     "start_generate",
     "start_run",
+    "StopRefusedError",
     "stop_run",
 ]
 
@@ -373,7 +374,8 @@ def resume_run(run_dir: str | Path) -> subprocess.Popen:
 
 
 def stop_run(run_dir: str | Path) -> bool:
-    """SIGTERM to a live run's engine (it finishes the step, checkpoints, emits finished)."""
+    """SIGTERM to a live run's engine (it finishes the step, checkpoints, emits finished).
+    False: not live. Raises StopRefusedError (one line) where it could reach another process."""
     return _stop_run(run_dir)
 
 

@@ -533,7 +533,12 @@ class TrainScreen(Screen):
     def _stop_answered(self, answer: str | None) -> None:
         if answer != "stop" or self.follower is None:
             return
-        if engine_client.stop_run(self.follower.run_dir):
+        try:
+            stopped = engine_client.stop_run(self.follower.run_dir)
+        except engine_client.StopRefusedError as exc:  # could reach another process
+            self.notify(str(exc), title="Train", severity="error", markup=False)
+            return
+        if stopped:
             self.follower.model.stopping = True
             self.follower.model.version += 1
             self.notify("Stopping: the engine saves a checkpoint first", title="Train")
