@@ -86,7 +86,9 @@ def load_folder(
     captions: bool,
     seed: int = 0,
     warn=None,
+    limit: int | None = None,
 ) -> ImageSet:
+    """The folder's usable images in name order (the first `limit` of them when given)."""
     if not folder.exists():
         raise DataError(f"{folder}: folder not found", hint="check train.instance_data")
     if not folder.is_dir():
@@ -104,7 +106,7 @@ def load_folder(
         )
     gen = torch.Generator().manual_seed(seed)
     out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
-    for path in scan.good:
+    for path in scan.good[:limit]:
         out.pixels.append(to_training_pixels(open_rgb(path), size, center_crop, gen))
         out.prompts.append((captions and caption_for(path)) or prompt)
         out.names.append(path.name)
@@ -163,11 +165,15 @@ def load_images(
     revision: str | None = None,
     seed: int = 0,
     warn=None,
+    limit: int | None = None,
 ) -> ImageSet:
     source = resolve_data(value)
     if is_local_path(source) or Path(source).exists():
-        return load_folder(Path(source), prompt, size, center_crop, captions, seed, warn)
-    return load_hub_dataset(source, prompt, size, center_crop, captions, revision, seed)
+        return load_folder(Path(source), prompt, size, center_crop, captions, seed, warn, limit)
+    images = load_hub_dataset(source, prompt, size, center_crop, captions, revision, seed)
+    if limit is not None:
+        del images.pixels[limit:], images.prompts[limit:], images.names[limit:]
+    return images
 
 
 def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:

@@ -215,47 +215,52 @@ class Trainer:
         return pipe
 
     def ensure_class_images(self) -> None:
+        """Generate the missing class images (engine.class_images): every process its share."""
         tc = self.cfg.train
         if not tc.prior_preservation:
             return
+        from engine import class_images
         from engine.data import resolve_data
-        from engine.images import scan_images
 
+        acc = self.accelerator
         folder = Path(resolve_data(tc.class_data))
-        folder.mkdir(parents=True, exist_ok=True)
-        have = len(scan_images(folder).good)
-        missing = tc.num_class_images - have
-        if missing <= 0:
-            return
-        self.phase("generating_class_images", f"{missing} of {tc.num_class_images} to make")
         if self.is_main:
-            pipe = self.validation_pipeline()
-            res = tc.resolution
-            made = 0
-            while made < missing:
-                if self.stop.requested:
-                    break
-                n = min(tc.sample_batch_size, missing - made)
-                gens = [
-                    torch.Generator(self.device).manual_seed(tc.seed + 10_000 + have + made + i)
-                    for i in range(n)
-                ]
-                with torch.no_grad(), self.accelerator.autocast():
-                    images = pipe(
-                        [tc.class_prompt] * n,
-                        num_inference_steps=25 if res >= 256 else 10,
-                        generator=gens,
-                        height=res,
-                        width=res,
-                    ).images
-                for img in images:
-                    img.save(folder / f"class-{have + made:05d}.png")
-                    made += 1
+            folder.mkdir(parents=True, exist_ok=True)
+            class_images.remove_temp_files(folder)
+        acc.wait_for_everyone()  # every rank plans from the same folder, before any writes
+        plan = class_images.plan(folder, tc.num_class_images)
+        acc.wait_for_everyone()
+        if plan.missing == 0:
+            return
+        have = len(plan.existing)
+        self.phase("generating_class_images", f"{plan.missing} of {tc.num_class_images} to make")
+
+        def progress(made: int) -> None:
+            if acc.num_processes == 1:
                 self.log(f"class images {have + made}/{tc.num_class_images}")
-            del pipe
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-        self.accelerator.wait_for_everyone()
+
+        made = class_images.generate_missing(
+            plan,
+            source=self.components.source,
+            revision=tc.revision,
+            prompt=tc.class_prompt,
+            seed=tc.seed,
+            resolution=tc.resolution,
+            batch_size=tc.sample_batch_size,
+            device=self.device,
+            dtype=self.weight_dtype,
+            rank=acc.process_index,
+            world_size=acc.num_processes,
+            should_stop=lambda: self.stop.requested,
+            progress=progress,
+        )
+        counts = acc.gather(torch.tensor([made], device=self.device)).tolist()
+        if acc.num_processes > 1:
+            self.log(
+                f"class images {have + sum(counts)}/{tc.num_class_images} "
+                f"(made per process: {', '.join(map(str, counts))})"
+            )
+        acc.wait_for_everyone()
 
     def load_data(self) -> None:
         tc = self.cfg.train
@@ -285,6 +290,7 @@ class Trainer:
                     None,
                     tc.seed + 1,
                     warn,
+                    limit=tc.num_class_images,
                 )
         except DataError as exc:
             raise EngineError(exc.kind, str(exc), exc.hint, 2 if exc.kind == "data" else 1) from exc

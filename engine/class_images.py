@@ -1,0 +1,168 @@
+"""Class images for prior preservation: which images of class_data a run uses, and making the
+missing ones with the base model.
+
+- A run uses `num_class_images` images of the folder: the first ones by file name (the order
+  `engine.images.list_image_files` gives), never more. When there are fewer, the missing ones
+  are generated from `class_prompt` with the base model, as diffusers' DreamBooth script does.
+- Generation uses a pipeline of its own, loaded from the base model in the weight dtype and
+  put on the accelerator device; nothing of the models being trained takes part (with
+  `method: full` the training UNet is still on the CPU at that point). It is freed (del, gc,
+  CUDA cache) before training starts.
+- Each process makes its share (image i is made by rank i mod world_size); image i's seed is
+  derived from the run seed and i, so the images do not depend on the number of processes.
+- A user's file is never overwritten: a new image is written to a `.tmp-class-*` file (hidden:
+  never read as an image), then linked to a new name that carries its content hash; an existing
+  name is never replaced. A killed generation's `.tmp-class-*` files are removed next time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gc
+import hashlib
+import io
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.images import scan_images
+
+TEMP_PREFIX = ".tmp-class-"
+
+
+@dataclass
+class ClassPlan:
+    folder: Path
+    existing: list[Path]  # the usable images already there, in name order
+    wanted: int
+
+    @property
+    def missing(self) -> int:
+        return max(self.wanted - len(self.existing), 0)
+
+    def used(self) -> list[Path]:
+        """The images a run trains on (once the missing ones exist): the first `wanted`."""
+        return scan_images(self.folder).good[: self.wanted]
+
+
+def plan(folder: Path, wanted: int) -> ClassPlan:
+    return ClassPlan(folder, scan_images(folder).good, wanted)
+
+
+def remove_temp_files(folder: Path) -> list[Path]:
+    """The `.tmp-class-*` files of an interrupted generation (only that exact prefix)."""
+    found = sorted(p for p in folder.glob(f"{TEMP_PREFIX}*") if p.is_file())
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
+
+
+def class_seed(seed: int, index: int) -> int:
+    return seed + 10_000 + index
+
+
+def write_new_image(folder: Path, stem: str, image: Any) -> Path:
+    """Save `image` as PNG under a name that exists nowhere in `folder`, atomically: a reader
+    sees the whole file or none, and no existing file is replaced."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data = buf.getvalue()
+    digest = hashlib.sha1(data).hexdigest()[:10]
+    tmp = folder / f"{TEMP_PREFIX}{stem}-{os.getpid()}.png"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        for n in range(1000):
+            target = folder / (f"{stem}-{digest}.png" if n == 0 else f"{stem}-{digest}-{n}.png")
+            try:
+                os.link(tmp, target)  # fails if the name exists: never replaces a file
+                return target
+            except FileExistsError:
+                continue
+            except OSError as exc:  # a file system without hard links
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                if not target.exists():
+                    os.replace(tmp, target)
+                    return target
+        raise FileExistsError(errno.EEXIST, "no free file name", str(folder / stem))
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_class_pipeline(source: str, revision: str | None, device: torch.device, dtype):
+    """The base model's own pipeline, in `dtype`, on `device`."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(
+        source,
+        revision=revision,
+        torch_dtype=dtype,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def generate_missing(
+    plan: ClassPlan,
+    *,
+    source: str,
+    revision: str | None,
+    prompt: str,
+    seed: int,
+    resolution: int,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    rank: int,
+    world_size: int,
+    should_stop: Callable[[], bool],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Make this rank's share of the missing images; returns how many it made."""
+    mine = list(range(rank, plan.missing, world_size))
+    if not mine:
+        return 0
+    have = len(plan.existing)
+    pipe = load_class_pipeline(source, revision, device, dtype)
+    made = 0
+    try:
+        for start in range(0, len(mine), batch_size):
+            if should_stop():
+                break
+            batch = mine[start : start + batch_size]
+            gens = [torch.Generator(device).manual_seed(class_seed(seed, have + i)) for i in batch]
+            with torch.no_grad():
+                images = pipe(
+                    [prompt] * len(batch),
+                    num_inference_steps=25 if resolution >= 256 else 10,
+                    generator=gens,
+                    height=resolution,
+                    width=resolution,
+                ).images
+            for i, img in zip(batch, images, strict=True):
+                write_new_image(plan.folder, f"class-{have + i:05d}", img)
+                made += 1
+            if progress is not None:
+                progress(made)
+    finally:
+        del pipe
+        free_memory(device)
+    return made
+
+
+def free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        with contextlib.suppress(RuntimeError):
+            torch.cuda.empty_cache()
