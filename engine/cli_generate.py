@@ -65,6 +65,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", help="cuda, cuda:1, cpu, mps (default: the GPU if any)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="default: bf16/fp16 on GPU")
     p.add_argument("--show", action="store_true", help="print the images in the terminal")
+    p.add_argument(
+        "--images",
+        choices=("auto", "kitty", "sixel", "halfcell", "unicode"),
+        help="how --show draws (default: $DREAMBOOTH_TUI_IMAGES, else what the terminal has)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             show=args.show,
+            images=args.images,
         )
         outputs = generate(opts)
     except GenerateError as exc:

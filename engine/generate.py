@@ -400,6 +400,7 @@ class GenerateOptions:
     device: str | None = None
     dtype: str | None = None
     show: bool = False
+    images: str | None = None  # --show's protocol (None: DREAMBOOTH_TUI_IMAGES, else detected)
     base_output_dir: Path = field(default=Path("images"))
 
     @property
@@ -438,6 +439,7 @@ def resolve_options(
     device: str | None = None,
     dtype: str | None = None,
     show: bool = False,
+    images: str | None = None,
 ) -> GenerateOptions:
     """Options given here win; the rest come from the run's ``evaluation`` section (with a run),
     else the config defaults. Raises GenerateError (exit code 2) on bad values."""
@@ -482,6 +484,7 @@ def resolve_options(
         device=device,
         dtype=dtype,
         show=show,
+        images=images,
         base_output_dir=images_base(run_dir, ev.output_dir),
     )
     for name in ("num_images", "num_inference_steps", "batch_size"):
@@ -601,19 +604,22 @@ def _public_options(opts: GenerateOptions) -> dict[str, Any]:
     return data
 
 
-def _show(path: Path, caption: str, console=None) -> None:
-    """Print an image in the terminal: Sixel or Kitty graphics where the terminal has them,
-    half-cells elsewhere (shades of grey only where colour is off, e.g. piped output)."""
+def _show(path: Path, caption: str, images: str | None = None, console=None) -> None:
+    """Print an image in the terminal as large as fits (aspect kept, from the terminal's real
+    cell size): `images` (--images, else DREAMBOOTH_TUI_IMAGES, else what the terminal
+    supports: engine.term_images); half-cells where the detected one is plain text but colour
+    is on; shades of grey (unicode) when piped without colour."""
     from rich.console import Console
-    from textual_image.renderable import HalfcellImage, UnicodeImage
-    from textual_image.renderable import Image as TerminalImage
+
+    from engine import term_images
 
     console = console or Console()
-    kind = TerminalImage
-    if kind is UnicodeImage and console.color_system:
-        kind = HalfcellImage
+    protocol = term_images.protocol(images)
+    if protocol == "unicode" and term_images.normalize(images) == "auto" and console.color_system:
+        protocol = "halfcell"
     console.print(caption, markup=False, highlight=False)
-    console.print(kind(str(path), width=min(32, console.width)))
+    rows = max(4, console.height - 3) if console.is_terminal else None
+    console.print(term_images.renderable(path, protocol, min(64, console.width), rows))
 
 
 def generate(opts: GenerateOptions, pipe=None, log=print) -> list[Path]:
@@ -753,5 +759,5 @@ def _generate_images(pipe, opts, source: Source, out: Path, events: EventWriter,
             paths.append(path)
             log(f"[{i + 1}/{len(jobs)}] {path}")
             if opts.show:
-                _show(path, f"{prompt} (seed {seed})")
+                _show(path, f"{prompt} (seed {seed})", opts.images)
     return paths
