@@ -15,7 +15,12 @@ in a child process, so interpreter start-up and imports count:
   when that step is never more than 1 s behind the step the writer had written (and the label
   reaches the last step within 1 s of the end). The highest passing rate is reported.
 
+- at scale (benchmarks/tui_scale.py, issue 15): the plots' redraw at 100,000 steps, the idle
+  Runs screen's CPU over 20/200/1,000 runs, and re-attaching to a 100,000-event run (time and
+  peak memory).
+
     python -m benchmarks.bench_tui --json out.json
+    python -m benchmarks.bench_tui --skip first_frame,cpu,rate --json scale.json
 """
 
 from __future__ import annotations
@@ -251,7 +256,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=10.0)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--probe-seconds", type=float, default=5.0)
-    p.add_argument("--skip", default="", help="comma list of first_frame,cpu,rate to skip")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma list of first_frame,cpu,rate,redraw,runs_idle,reattach to skip",
+    )
+    p.add_argument("--runs", default="20,200,1000", help="run counts for the idle Runs screen")
+    p.add_argument("--idle-seconds", type=float, default=30.0)
+    p.add_argument("--reattach-steps", type=int, default=100_000)
+    p.add_argument("--repeats", type=int, default=3, help="re-attach repeats")
     p.add_argument("--json", default=None)
     p.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -268,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     skip = set(filter(None, args.skip.split(",")))
     tmp = Path(tempfile.mkdtemp(prefix="bench-tui-"))
-    result: dict[str, Any] = {"device": machine()}
+    result: dict[str, Any] = {
+        "device": machine(),
+        "code": os.environ.get("BENCH_TUI_CODE") or str(ROOT),
+    }
     if "first_frame" not in skip:
         result["first_frame"] = first_frame(args.launches, tmp)
         print(f"first frame: {result['first_frame']['median_s'] * 1000:.0f} ms (median of "
@@ -285,10 +301,32 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {p['rate']:>6g} events/s: max lag {p['max_lag_s']:.2f}s, "
                   f"{p['cpu_share'] * 100:.0f}% of a core", flush=True)  # fmt: skip
         print(f"highest rate followed within 1 s: {result['rate']['highest_rate']} events/s")
+    scale(args, skip, tmp, result)
     result["device"]["load_avg_end"] = machine()["load_avg"]
     shutil.rmtree(tmp, ignore_errors=True)
     write_json(args.json, result)
     return 0
+
+
+def scale(args: argparse.Namespace, skip: set[str], tmp: Path, result: dict[str, Any]) -> None:
+    from benchmarks import tui_scale
+
+    if "redraw" not in skip:
+        r = result["redraw"] = tui_scale.redraw(args.reattach_steps)
+        print(f"plot redraw at {r['steps']} steps ({r['size'][0]}x{r['size'][1]} cells): loss "
+              f"{r['loss']['median_ms']:.2f} ms (max {r['loss']['max_ms']:.2f}), lr "
+              f"{r['lr']['median_ms']:.2f} ms (max {r['lr']['max_ms']:.2f})", flush=True)  # fmt: skip
+    if "runs_idle" not in skip:
+        counts = [int(c) for c in args.runs.split(",") if c]
+        result["runs_idle"] = tui_scale.runs_idle(counts, args.idle_seconds, tmp)
+        for r in result["runs_idle"]:
+            print(f"idle Runs screen, {r['runs']} runs: {r['cpu_share'] * 100:.2f}% of a core "
+                  f"over {r['seconds']:.0f} s (listed in {r['listed_s']:.1f} s)", flush=True)  # fmt: skip
+    if "reattach" not in skip:
+        r = result["reattach"] = tui_scale.reattach(args.reattach_steps, args.repeats, tmp)
+        print(f"re-attach to {r['steps']} steps ({r['events_bytes'] / 2**20:.0f} MiB): "
+              f"{r['median_s']:.2f} s median of {r['seconds']} (app CPU {r['cpu_s']} s); peak RSS {r['peak_rss_mib']} "
+              f"MiB (+{r['peak_increase_mib']} over the app before the attach)", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
