@@ -180,7 +180,8 @@ def _loads(line: str | bytes) -> Any:
         try:
             return _fast_loads(line)
         except ValueError:
-            pass  # NaN literals, integers past 64 bits, bad UTF-8: json decides, as before
+            pass  # NaN literals, bad UTF-8: json decides, as before (orjson reads an integer
+            # past 64 bits as a float: such a step or seed is garbage, and is skipped)
     if isinstance(line, bytes):
         line = line.decode("utf-8", errors="replace")
     return json.loads(line)

@@ -182,13 +182,11 @@ def test_the_reader_holds_at_most_in_flight_batches(tmp_path: Path) -> None:
     assert not reader.is_alive()
 
 
-def test_parse_line_reads_what_the_fast_parser_refuses_as_json_does() -> None:
+def test_parse_line_reads_nan_literals_and_bad_utf8_as_json_does() -> None:
     from engine.events import parse_line
 
     nan = parse_line(b'{"v":1,"t":1.0,"type":"step","step":1,"loss":NaN,"lr":1e-4}\n')
     assert nan is not None and nan["loss"] != nan["loss"]  # NaN literal: json accepts it
-    huge = parse_line(b'{"type":"step","step":1180591620717411303424,"loss":0.5}')
-    assert huge is not None and huge["step"] == 2**70
     bad_utf8 = parse_line(b'{"type":"log","message":"caf\xe9"}')
     assert bad_utf8 is not None and bad_utf8["message"] == "caf\ufffd"
     assert parse_line(b'{"type":"step","step":true,"loss":0.5}') is None  # a bool is no step
