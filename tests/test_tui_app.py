@@ -210,3 +210,25 @@ async def test_quit_with_a_live_run_asks_leave_stop_or_cancel(tui_env, monkeypat
         assert "still training" in app.return_value
     finally:
         lock.release()
+
+
+async def test_reopening_finds_the_config_last_used_here(tui_env):
+    # after `demo`: its dreambooth-demo.yaml opens, not "No config yet"
+    demo = write_demo_config(tui_env, name="dreambooth-demo.yaml")
+    app = make_app(None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.state.config_path == Path("dreambooth-demo.yaml")
+        assert app.state.config is not None and app.current_mode != "config"
+    # a config saved under another name is the one last worked with: it opens next time
+    other = write_demo_config(tui_env, name="mine.yaml")
+    app = make_app(other)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: getattr(app.screen, "form", None) is not None)
+        app.state.modified = True
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.state.modified, what="the save")
+    demo.touch()
+    app = make_app(None)
+    assert app.state.config_path.resolve() == other.resolve()

@@ -16,6 +16,7 @@ from engine.config import BUILTIN_TINY, Config, ConfigError, read_config
 IMAGE_PROTOCOLS = ("auto", "kitty", "sixel", "halfcell", "unicode")
 IMAGES_ENV = "DREAMBOOTH_TUI_IMAGES"
 DEFAULT_CONFIG = "dreambooth.yaml"
+DEMO_CONFIG = "dreambooth-demo.yaml"  # what `dreambooth-tui demo` writes
 
 
 @dataclass
@@ -84,12 +85,19 @@ def image_protocol_from(flag: str | None) -> str:
 def build_state(
     config_path: Path | None = None, demo: bool = False, images: str | None = None
 ) -> AppState:
-    """The start-up state: the config from `config_path`, else ./dreambooth.yaml where present."""
+    """The start-up state: the config from `config_path`, else the one last used in this
+    folder (tui.recent), else ./dreambooth.yaml, else ./dreambooth-demo.yaml (what `demo`
+    writes), where present."""
+    from tui import recent
+
     state = AppState(demo=demo, image_protocol=image_protocol_from(images))
-    if config_path is None and Path(DEFAULT_CONFIG).is_file():
-        config_path = Path(DEFAULT_CONFIG)
+    if config_path is None:
+        config_path = recent.last_config() or next(
+            (Path(name) for name in (DEFAULT_CONFIG, DEMO_CONFIG) if Path(name).is_file()), None
+        )
     if config_path is None:
         return state
+    recent.remember(Path(config_path))
     state.config_path = Path(config_path)
     try:
         state.config_text = state.config_path.read_text(encoding="utf-8")

@@ -608,6 +608,9 @@ class ConfigScreen(Screen):
         state = self.app.state
         state.config_path = message.path
         state.config_text = message.text
+        from tui import recent
+
+        recent.remember(message.path)  # opened again by `dreambooth-tui` in this folder
         state.modified = False
         self._set_yaml(message.text or "")
         self._update_head()
