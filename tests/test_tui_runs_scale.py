@@ -20,7 +20,7 @@ import engine.runs
 import tui.runs_index
 from engine.events import EVENTS_FILE, EventWriter
 from engine.runs import RunLock, run_info, write_run_json
-from tui.runs_index import RunsIndex
+from tui.runs_index import SWEEP, RunsIndex
 from tui.screens.runs import RunsScreen, RunsTable
 
 
@@ -93,9 +93,11 @@ async def test_an_idle_refresh_rewrites_no_cell_and_a_change_only_its_cells(tui_
             await pilot.pause()
         assert writes == [] and head_updates == []
         _append_steps(dirs[3], range(21, 23))  # one run moves on: its step and loss change
-        screen.refresh_runs()
-        await settle(pilot)
-        await wait_for(pilot, lambda: writes, what="the changed cells")
+        for _ in range(SWEEP):  # a quiet run is looked at once in SWEEP listings
+            screen.refresh_runs()
+            await settle(pilot)
+            await pilot.pause()
+        assert writes, "the changed cells"
         assert sorted(c for _, c in writes) == ["Loss", "Step"]
         assert {r for r, _ in writes} == {str(dirs[3])}
         assert head_updates == []
@@ -108,17 +110,25 @@ def test_the_index_reads_a_run_again_only_when_its_files_change(tmp_path, monkey
     assert len(index.list(runs)) == 20 and index.reads == 20
     locks: list[str] = []
     monkeypatch.setattr(tui.runs_index, "is_locked", lambda p: locks.append(p) or False)
-    index.list(runs)
+    stats = index.stats
+    for _ in range(SWEEP):
+        index.list(runs)
     assert index.reads == 20  # nothing changed: nothing read
-    assert locks == []  # completed runs: no lock to look at
+    assert index.stats - stats == 20  # each quiet run's files looked at once in SWEEP listings
+    assert locks == []  # finished runs: no lock to look at
     _append_steps(dirs[5], range(21, 25))
-    listed = {r.run_id: r for r in index.list(runs)}
+    for _ in range(SWEEP):
+        listed = {r.run_id: r for r in index.list(runs)}
     assert index.reads == 21 and listed["run-05"].step == 24
     write_run_json(dirs[7], {**engine.runs.read_run_json(dirs[7]), "status": "running"})
-    listed = {r.run_id: r for r in index.list(runs)}
+    for _ in range(SWEEP):
+        listed = {r.run_id: r for r in index.list(runs)}
     assert index.reads == 22 and listed["run-07"].state == "crashed"
+    locks.clear()
     index.list(runs)
-    assert locks == [str(dirs[7])]  # a run.json that says running: its lock is checked
+    assert locks == [str(dirs[7])]  # a run.json that says running: its lock, every listing
+    make_fake_run(runs, "run-new", started=BASE_TIME + 99)  # a new run: seen at once
+    assert index.list(runs)[0].run_id == "run-new" and index.reads == 23
 
 
 def test_run_info_reads_the_end_of_a_long_events_file_in_small_steps(tmp_path, monkeypatch):

@@ -37,41 +37,87 @@ def _stamp(path: str) -> _Stamp:
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
+SWEEP = 5  # a quiet run's files are looked at every SWEEP listings (10 s on the Runs screen)
+
+
+@dataclasses.dataclass
+class _Entry:
+    stamps: tuple[_Stamp, _Stamp]
+    info: RunInfo
+    row: tuple[str, ...]
+
+
 class RunsIndex:
-    """list_runs, newest first, with each run cached by its files' stamps."""
+    """list_runs, newest first, with each run cached by its files' stamps.
+
+    A listing stats the output folder (a run added or removed changes its mtime: then every run
+    is looked at), the files of every run that is live or says `running`, and the files of one
+    in SWEEP of the quiet ones (finished, stopped, failed), in turn: a quiet run that changes
+    behind the app's back (resumed from another terminal) shows within SWEEP listings.
+    """
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[_Stamp, _Stamp], RunInfo]] = {}
+        self._cache: dict[str, _Entry] = {}
+        self._folder: tuple[str, _Stamp] | None = None
+        self._paths: list[str] = []
+        self._turn = 0
         self.reads = 0  # runs read from disk (not from the cache), ever
+        self.stats = 0  # run folders whose files were stat'ed, ever
 
     def list(self, output_dir: str | Path) -> list[RunInfo]:
-        try:
-            entries = [e for e in os.scandir(output_dir) if e.is_dir()]
-        except OSError:
-            return []
-        runs: list[RunInfo] = []
-        seen: set[str] = set()
-        for entry in entries:
-            stamps = (_stamp(os.path.join(entry.path, RUN_JSON)),
-                      _stamp(os.path.join(entry.path, EVENTS_FILE)))  # fmt: skip
-            if stamps == (None, None):
-                continue  # not a run directory
-            seen.add(entry.path)
-            cached = self._cache.get(entry.path)
-            if cached is not None and cached[0] == stamps:
-                info = cached[1]
-                live = is_locked(entry.path) if info.status in (RUNNING, "unknown") else False
-                if live != info.live:
-                    info = dataclasses.replace(info, live=live)
-            else:
-                info = run_info(Path(entry.path))
-                self.reads += 1
-                self._cache[entry.path] = (stamps, info)
-            runs.append(info)
-        for gone in set(self._cache) - seen:
-            del self._cache[gone]
-        runs.sort(key=lambda r: (r.started or 0.0, r.run_id), reverse=True)
-        return runs
+        """The runs (RunInfo), newest first."""
+        return [entry.info for entry in self.entries(output_dir)]
+
+    def rows(self, output_dir: str | Path) -> list[tuple[RunInfo, tuple[str, ...]]]:
+        """(run, table_row(run)) per run, newest first; rows of quiet runs are cached too."""
+        return [(entry.info, entry.row) for entry in self.entries(output_dir)]
+
+    def entries(self, output_dir: str | Path) -> list[_Entry]:
+        folder = (str(output_dir), _stamp(str(output_dir)))
+        full = folder != self._folder
+        if full:
+            try:
+                self._paths = [e.path for e in os.scandir(output_dir) if e.is_dir()]
+            except OSError:
+                self._paths = []
+            self._folder = folder
+        self._turn += 1
+        out: list[_Entry] = []
+        for n, path in enumerate(self._paths):
+            entry = self._cache.get(path)
+            quiet = entry is not None and not entry.info.live and entry.info.status not in (
+                RUNNING, "unknown")  # fmt: skip
+            if quiet and not full and (n + self._turn) % SWEEP:
+                out.append(entry)  # type: ignore[arg-type]
+                continue
+            entry = self._look(path, entry)
+            if entry is not None:
+                out.append(entry)
+        if full:
+            for gone in set(self._cache) - set(self._paths):
+                del self._cache[gone]
+        out.sort(key=lambda e: (e.info.started or 0.0, e.info.run_id), reverse=True)
+        return out
+
+    def _look(self, path: str, entry: _Entry | None) -> _Entry | None:
+        self.stats += 1
+        stamps = (_stamp(os.path.join(path, RUN_JSON)), _stamp(os.path.join(path, EVENTS_FILE)))
+        if stamps == (None, None):
+            self._cache.pop(path, None)
+            return None  # not a run directory
+        if entry is not None and entry.stamps == stamps:
+            info = entry.info
+            live = is_locked(path) if info.status in (RUNNING, "unknown") else False
+            if live != info.live:
+                info = dataclasses.replace(info, live=live)
+            if info is entry.info and not live:
+                return entry
+        else:
+            info = run_info(Path(path))
+            self.reads += 1
+        entry = _Entry(stamps, info, table_row(info))
+        self._cache[path] = entry
+        return entry
 
 
 def _fmt_loss(loss: float | None) -> str:

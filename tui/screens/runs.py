@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.runs import RunInfo
 from tui import engine_client
-from tui.runs_index import COLUMNS, RunsIndex, fmt_step, table_row
+from tui.runs_index import COLUMNS, RunsIndex, fmt_step
 from tui.widgets import plot_data
 from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
@@ -160,8 +160,9 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_runs(self, force: bool = False) -> None:
         output_dir = self.output_dir
-        runs = self._index.list(self.app.state.runs_dir)
-        rows = {str(info.run_dir): table_row(info) for info in runs}
+        listed_rows = self._index.rows(self.app.state.runs_dir)
+        runs = [info for info, _ in listed_rows]
+        rows = {str(info.run_dir): row for info, row in listed_rows}
         details = [(i.error, i.method) for i in runs]
         listed = (output_dir, list(zip(rows.items(), details, strict=True)))
         if listed == self._listed and not force:
