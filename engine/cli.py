@@ -139,6 +139,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not is_local_path(value) and not Path(value).exists():
             print(f"{key}: Hub dataset '{value}' (checked when training starts)")
             continue
+        if key == "train.class_data" and not Path(value).expanduser().is_dir():
+            print(
+                f"{key}: {value} (not there yet: the first run creates it and generates "
+                f"{tc.num_class_images} class images with the base model)"
+            )
+            continue
         from engine.doctor import check_folder
 
         report = check_folder(Path(value).expanduser(), resolution=tc.resolution)
