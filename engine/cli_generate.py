@@ -82,6 +82,9 @@ def quiet_libraries() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    # huggingface_hub sets its logger's level from this when first imported (after us): without
+    # it, every retry of a failing push prints two lines ("HTTP Error 500 thrown ...")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     for name in ("bitsandbytes", "transformers", "diffusers", "huggingface_hub", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -164,11 +164,42 @@ def explain(exc: BaseException, repo_id: str, token: str | None = None) -> HubEr
     return HubError(message)
 
 
+TIMEOUT_ENV = "DREAMBOOTH_TUI_HUB_TIMEOUT"
+DEFAULT_TIMEOUT_S = 120.0
+
+
+def bound_requests() -> float:
+    """Give every Hub request a timeout (huggingface_hub's client has none: a server that stops
+    answering would hang a push forever). huggingface_hub retries 408/429/5xx answers, dropped
+    connections and timeouts itself, 5 times over about 25 s; then the push fails in one line.
+    Returns the timeout in seconds ($DREAMBOOTH_TUI_HUB_TIMEOUT, default 120)."""
+    try:
+        import httpx2
+        from huggingface_hub import set_client_factory
+        from huggingface_hub.utils._http import default_client_factory
+    except ImportError:  # huggingface_hub < 1.0 (requests): its own per-call timeouts apply
+        return 0.0
+    try:
+        seconds = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT_S)
+    except ValueError:
+        raise HubError(f"{TIMEOUT_ENV} must be a number of seconds", exit_code=2) from None
+
+    def factory() -> httpx2.Client:
+        client = default_client_factory()
+        client.timeout = httpx2.Timeout(seconds, connect=min(seconds, 30.0))
+        return client
+
+    set_client_factory(factory)
+    return seconds
+
+
 def upload(folder: Path, repo_id: str, repo_type: str, private: bool, message: str, log: Log):
-    """Create the repo (if missing) and upload ``folder`` to it; returns the repo URL."""
+    """Create the repo (if missing) and upload ``folder`` to it in one commit (all or nothing);
+    returns the repo URL only once that commit is accepted."""
     from huggingface_hub import HfApi
 
     token = require_token()
+    bound_requests()
     api = HfApi(token=token, library_name="dreambooth-tui", library_version=__version__)
     try:
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
