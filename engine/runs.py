@@ -151,8 +151,33 @@ class StopRefusedError(RuntimeError):
     """A stop that could reach the wrong process: one line saying why, nothing signalled."""
 
 
-def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM) -> bool:
+STOP_MARK = ".stop-requested-"  # + the engine's pid: a stop was sent to that engine
+
+
+def _first_stop(run_dir: Path, pid: int) -> bool:
+    """True for the first stop request to engine `pid` (it creates the mark, atomically)."""
+    try:
+        fd = os.open(run_dir / f"{STOP_MARK}{pid}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # a read-only run folder: no mark, signal anyway
+    os.close(fd)
+    return True
+
+
+def clear_stop_marks(run_dir: str | Path) -> None:
+    """An engine taking the run's lock forgets the stops sent to earlier engines."""
+    for mark in Path(run_dir).glob(f"{STOP_MARK}*"):
+        mark.unlink(missing_ok=True)
+
+
+def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM, once: bool = False) -> bool:
     """Ask a live run's engine to stop (SIGTERM: finish the step, checkpoint, exit 0).
+
+    `once` (the apps): send it only if no stop was sent to this engine yet, and say True. A
+    second SIGTERM makes the engine exit at once without its checkpoint: two apps on one run
+    must not add up to that. (The headless command's second Ctrl-C means exactly that.)
 
     True: signalled; False: the run is not live (nothing to stop). Raises StopRefusedError
     where the signal could reach another process: the run's engine is on another machine
@@ -178,11 +203,18 @@ def stop_run(run_dir: str | Path, sig: int = signal.SIGTERM) -> bool:
                 f"{run_dir.name}: cannot tell that pid {pid} is this run's engine; "
                 "stop it from where it runs"
             )
+    marked = once and _first_stop(run_dir, pid)
+    if once and not marked:
+        return True  # already asked to stop; it is finishing its step and saving
     try:
         os.kill(pid, sig)
-    except ProcessLookupError:
-        return False  # it exited meanwhile: nothing to stop
-    except PermissionError:
+    except OSError as exc:
+        if marked:
+            (run_dir / f"{STOP_MARK}{pid}").unlink(missing_ok=True)
+        if isinstance(exc, ProcessLookupError):
+            return False  # it exited meanwhile: nothing to stop
+        if not isinstance(exc, PermissionError):
+            raise
         raise StopRefusedError(
             f"{run_dir.name}: pid {pid} belongs to another user; stop it as that user"
         ) from None

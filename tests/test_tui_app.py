@@ -175,7 +175,7 @@ async def test_quit_without_a_live_run_exits_at_once(tui_env):
 async def test_quit_with_a_live_run_asks_leave_stop_or_cancel(tui_env, monkeypatch):
     live_dir, lock = make_live_run(tui_env / "runs", "20250102-040405-live")
     stopped: list[Path] = []
-    monkeypatch.setattr("tui.app.stop_run", lambda run_dir: stopped.append(Path(run_dir)))
+    monkeypatch.setattr("tui.app.stop_run", lambda run_dir, **kw: stopped.append(Path(run_dir)))
     try:
         # cancel: the app stays
         app = make_app(write_demo_config(tui_env))

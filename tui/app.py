@@ -211,7 +211,7 @@ class DreamBoothApp(App):
                 asked, refused = [], []
                 for info in live:
                     try:
-                        stop_run(info.run_dir)
+                        stop_run(info.run_dir, once=True)
                         asked.append(info.run_id)
                     except StopRefusedError as exc:  # it could reach another process
                         refused.append(str(exc))

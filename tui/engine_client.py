@@ -380,7 +380,7 @@ def resume_run(run_dir: str | Path) -> subprocess.Popen:
 def stop_run(run_dir: str | Path) -> bool:
     """SIGTERM to a live run's engine (it finishes the step, checkpoints, emits finished).
     False: not live. Raises StopRefusedError (one line) where it could reach another process."""
-    return _stop_run(run_dir)
+    return _stop_run(run_dir, once=True)  # two apps on one run: one SIGTERM, one checkpoint
 
 
 def delete_run(run_dir: str | Path) -> None:
