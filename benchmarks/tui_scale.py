@@ -135,7 +135,7 @@ def child_reattach(run_dir: str, steps: int, out: str) -> None:
             result["rss_before_mib"] = _vm("VmRSS")
             self.t0, self.cpu0 = time.perf_counter(), time.process_time()
             self.attach_run(run, notify=False)
-            self.set_interval(0.02, self.check)
+            self.set_interval(0.05, self.check)
 
         def check(self) -> None:
             screen = self.screen
@@ -144,7 +144,7 @@ def child_reattach(run_dir: str, steps: int, out: str) -> None:
             label = str(screen.query_one("#step-label", Static).render())
             plot = screen.query_one("#loss-plot")
             if (label == f"step {steps}/{steps}" and screen.model.status == "completed"
-                    and len(plot.points("loss")) == steps):  # fmt: skip
+                    and plot.count("loss") == steps):  # fmt: skip
                 result["seconds"] = time.perf_counter() - self.t0
                 result["cpu_s"] = time.process_time() - self.cpu0  # all threads of the app
                 result["hwm_mib"] = _vm("VmHWM")

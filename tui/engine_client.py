@@ -41,7 +41,7 @@ __all__ = [
 
 HISTORY_LEN = 200_000  # loss / lr points kept per run (a long run at full resolution)
 LOG_LEN = 500
-TAIL_CHUNK = 1 << 20  # bytes read per poll: a burst is handed over in several batches
+TAIL_CHUNK = 512 << 10  # bytes read per poll: a burst or a history is handed over in batches
 
 
 def _float(value: Any) -> float | None:

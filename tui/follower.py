@@ -68,6 +68,7 @@ class Batch:
     reset: bool = False
     engine_log: list[str] | None = None  # engine.log's last lines, when it changed
     error: str | None = None
+    behind: bool = False  # the file had more bytes than this batch (a history streaming in)
 
     def news(self, previous: Batch | None) -> bool:
         """Whether the UI must hear of this batch."""
@@ -107,6 +108,7 @@ class RunFollower:
         self.process = launched_process(self.run_dir)
         self._generation = 0
         self._log_stamp: tuple[int, int] | None = None
+        self.behind = False  # the last applied batch was not the end of the file (UI thread)
 
     def starting(self) -> bool:
         """No lock yet, but an engine may be on its way: the process this app launched still
@@ -220,12 +222,13 @@ def follow_loop(
             delay = min(delay * 2, BACKOFF_S[1])
             continue
         delay = BACKOFF_S[0]
-        if batch.news(last):
+        batch.behind = bool(batch.events) and _behind(follower)
+        if batch.news(last) or (last is not None and last.behind and not batch.behind):
             if not follower.gate.acquire(cancelled):
                 return
             post(batch)
             last = batch
-        if not batch.events or not _behind(follower):
+        if not batch.behind:
             sleep(poll_s)
 
 

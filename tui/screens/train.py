@@ -163,6 +163,7 @@ class TrainScreen(Screen):
         self._drawn_status: str | None = None
         self._starting = False
         self._plotted_rev = -1
+        self._drawn_at = 0.0
         self._plotted_model: RunModel | None = None
         self._plotted_step: dict[str, int | None] = {}
 
@@ -299,6 +300,7 @@ class TrainScreen(Screen):
             if self.follower is not message.follower:
                 return  # a batch from a run we no longer follow
             old_model = self.follower.model
+            self.follower.behind = message.batch.behind
             apply_batch(self.follower, message.batch)
             if self.follower.model is not old_model:  # the events file started again
                 self._reset_widgets()
@@ -319,12 +321,19 @@ class TrainScreen(Screen):
         if model is None or not self.visible_now:
             return
         changed = model.version != self._drawn_version
+        now = time.monotonic()
+        if self.follower is not None and self.follower.behind and now - self._drawn_at < 1.0:
+            return  # a history streaming in: everything at most once a second until it is in
+        # While the reader is behind (a re-attached history streaming in) the plots wait 1 s
+        # between redraws too: the history is drawn once it is in, not 4 times a second.
+        settled = not model.is_live and not (self.follower and self.follower.behind)
         plots_due = model.version != self._plots_version and (
-            time.monotonic() - self._plots_drawn_at >= PLOT_REDRAW_S or not model.is_live
+            time.monotonic() - self._plots_drawn_at >= PLOT_REDRAW_S or settled
         )
         if not changed and not plots_due:
             return
         self._drawn_version = model.version
+        self._drawn_at = now
         with self.app.batch_update():
             if changed:
                 self._draw(model)

@@ -299,6 +299,11 @@ class LossPlot(Widget):
         entry = self._series.get(name)
         return entry.raw.points() if entry else []
 
+    def count(self, name: str) -> int:
+        """How many points the series holds (without copying them)."""
+        entry = self._series.get(name)
+        return len(entry.raw) if entry else 0
+
     def smoothed_points(self, name: str) -> list[tuple[float, float]]:
         entry = self._series.get(name)
         return entry.smoothed.points() if entry and entry.smoothed is not None else []
