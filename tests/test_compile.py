@@ -14,8 +14,9 @@ def test_compile_unet_compiles_each_repeated_block_in_place(tiny_dir, tmp_path, 
     from diffusers import UNet2DConditionModel
 
     monkeypatch.setenv("DREAMBOOTH_TUI_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
-    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # unset, restored afterwards
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     unet = UNet2DConditionModel.from_pretrained(tiny_dir / "model", subfolder="unet")
     blocks = [m for m in unet.modules() if type(m).__name__ == "BasicTransformerBlock"]
     assert blocks
