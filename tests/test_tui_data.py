@@ -12,10 +12,12 @@ from conftest_tui import (
     wait_for,
     write_demo_config,
 )
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
+from engine.config import read_config
 from engine.tiny import write_images
 from tui.screens.data import DataScreen
+from tui.widgets.modals import ChoiceModal
 from tui.widgets.thumbnail_grid import Thumbnail
 
 
@@ -193,3 +195,44 @@ async def test_push_dataset_asks_for_the_repo_and_runs_the_cli_in_a_worker(tui_e
         log = screen.query_one("#data-push-log")
         assert "dry run: wrote [bold]out" in "\n".join(log.lines)
         assert any("dry run to me/photos: done" in m for m in notifications(app))
+
+
+async def test_quitting_after_picking_a_folder_asks_and_saves_it(tui_env):
+    _photos(tui_env)
+    config = write_demo_config(tui_env)
+    app = make_app(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        await _type_path(pilot, "./photos")
+        await wait_for(pilot, lambda: screen.report is not None, what="the dataset check")
+        assert app.state.picked_data == "./photos"
+        await pilot.press("q")  # the pick is not the training data yet: ask, do not lose it
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the question")
+        shown = " ".join(str(s.render()) for s in app.screen.query(Static))
+        assert "./photos" in shown and "instance_data" in shown
+        await pilot.press("s")  # save and quit
+        await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
+    assert read_config(config)[0].train.instance_data == "./photos"
+    assert "# The offline demo" in config.read_text(encoding="utf-8")  # comments kept
+
+
+async def test_quitting_without_saving_leaves_the_file(tui_env):
+    _photos(tui_env)
+    config = write_demo_config(tui_env)
+    before = config.read_text(encoding="utf-8")
+    app = make_app(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _type_path(pilot, "./photos")
+        await wait_for(pilot, lambda: screen.report is not None, what="the dataset check")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the question")
+        await pilot.press("c")  # cancel: still here
+        await pilot.pause()
+        assert app.is_running and app.screen is screen
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the question")
+        await pilot.press("d")  # quit without saving
+        await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
+    assert config.read_text(encoding="utf-8") == before

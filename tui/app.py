@@ -193,6 +193,12 @@ class DreamBoothApp(App):
         self.push_screen(KeysModal(title, rows))
 
     async def action_quit(self) -> None:
+        from tui.unsaved import ask_before_quitting
+
+        if not ask_before_quitting(self, self._quit_leaving_runs):
+            await self._quit_leaving_runs()
+
+    async def _quit_leaving_runs(self) -> None:
         live = await asyncio.to_thread(live_runs, self.state.runs_dir)
         if not live:
             self.exit()

@@ -32,6 +32,7 @@ class AppState:
     num_images: int | None = None  # usable images in the data folder, once checked
     config_version: int = 0  # bumped on every change, so screens see what changed elsewhere
     modified: bool = False  # the config differs from its file
+    picked_data: str | None = None  # a data folder picked on Data, not yet instance_data
 
     def set_config(self, cfg: Config, text: str | None = None) -> None:
         """A config as loaded from a file (or a sample): nothing modified yet."""

@@ -217,6 +217,10 @@ class DataScreen(Screen):
             self.query_one("#data-summary", Static).update(Text("checking…", style="dim"))
             self.run_check(self.folder, self._resolution())
             self.load_thumbnails(self.folder)
+        state = self.app.state
+        picked = self._config_value()
+        in_use = state.config is None or picked == state.config.train.instance_data
+        state.picked_data = None if in_use else picked  # quitting asks about it
         self.refresh_bindings()
 
     def _resolution(self) -> int:
@@ -362,6 +366,7 @@ class DataScreen(Screen):
         train = state.config.train.model_copy(update={"instance_data": value})
         state.num_images = self.report.count if self.report else None
         state.change_config(state.config.model_copy(update={"train": train}))
+        state.picked_data = None
         self._seen_value = value
         self.app.post_message(ConfigChanged("data", self))
         self.notify(
