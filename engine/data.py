@@ -26,12 +26,14 @@ class DataError(RuntimeError):
 
 @dataclass
 class ImageSet:
-    """Cropped uint8 images [3, H, W] and one prompt each."""
+    """uint8 images [3, H, W] and one prompt each: centre-cropped to the resolution, or, with
+    random crops (crop_size set), resized only; engine.crops crops them at each draw."""
 
     pixels: list[torch.Tensor]
     prompts: list[str]
     names: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    crop_size: int | None = None
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -60,17 +62,24 @@ def crop_box(
 
 
 def to_training_pixels(
-    img: Image.Image, size: int, center_crop: bool, gen: torch.Generator | None = None
+    img: Image.Image,
+    size: int,
+    center_crop: bool,
+    gen: torch.Generator | None = None,
+    crop: bool = True,
 ) -> torch.Tensor:
-    """Resize the shorter side to `size` (bilinear, as the reference), crop, -> uint8 [3,H,W]."""
+    """Resize the shorter side to `size` (bilinear, as the reference), crop, -> uint8 [3,H,W].
+    crop=False: resized only (random crops are drawn later, engine.crops)."""
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     img = img.resize((nw, nh), Image.Resampling.BILINEAR)
-    left, top = crop_box(nw, nh, size, center_crop, gen)
-    img = img.crop((left, top, left + size, top + size))
+    if crop:
+        left, top = crop_box(nw, nh, size, center_crop, gen)
+        img = img.crop((left, top, left + size, top + size))
+        nw = nh = size
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return data.view(size, size, 3).permute(2, 0, 1).contiguous()
+    return data.view(nh, nw, 3).permute(2, 0, 1).contiguous()
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
@@ -104,10 +113,10 @@ def load_folder(
             f"{folder}: no usable image (found: {what})",
             hint="add .jpg, .jpeg, .png, .webp or .bmp images",
         )
-    gen = torch.Generator().manual_seed(seed)
     out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
+    out.crop_size = None if center_crop else size
     for path in scan.good[:limit]:
-        out.pixels.append(to_training_pixels(open_rgb(path), size, center_crop, gen))
+        out.pixels.append(to_training_pixels(open_rgb(path), size, center_crop, crop=center_crop))
         out.prompts.append((captions and caption_for(path)) or prompt)
         out.names.append(path.name)
     return out
@@ -139,15 +148,14 @@ def load_hub_dataset(
             hint="its features must include an Image column",
         )
     text_cols = [k for k in ("text", "caption", "prompt") if k in ds.features]
-    gen = torch.Generator().manual_seed(seed)
-    out = ImageSet([], [], [])
+    out = ImageSet([], [], [], crop_size=None if center_crop else size)
     for i, row in enumerate(ds):
         img = row[image_cols[0]]
         if img is None:
             out.skipped.append((f"row {i}", "no image"))
             continue
         img = to_rgb(img)
-        out.pixels.append(to_training_pixels(img, size, center_crop, gen))
+        out.pixels.append(to_training_pixels(img, size, center_crop, crop=center_crop))
         cap = row.get(text_cols[0]) if (captions and text_cols) else None
         out.prompts.append(cap.strip() if isinstance(cap, str) and cap.strip() else prompt)
         out.names.append(f"row {i}")

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from engine import checkpoint as ckpt
-from engine import faults
+from engine import crops, faults
 from engine.config import Config, ConfigError, config_to_dict, load_config
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
 from engine.events import EventWriter
@@ -301,7 +301,7 @@ class Trainer:
             msg += f" ({len(self.instances.skipped)} skipped)"
         self.log(msg)
         if tc.cache_latents and not tc.center_crop:
-            self.log("random crops are drawn once per image when latents are cached", "warning")
+            self.log(crops.CACHE_WARNING, "warning")
 
     # ------------------------------------------------------------------ caching
     def build_cache(self) -> None:
@@ -312,23 +312,24 @@ class Trainer:
         if not tc.cache_latents:
             return
         self.phase("caching", "latents and text embeddings")
-        sets = {"instance": self.instances}
+        sets = [("instance", 0, self.instances)]  # (name, data stream, images)
         if self.classes is not None:
-            sets["class"] = self.classes
+            sets.append(("class", 1, self.classes))
         with torch.no_grad():
-            for name, images in sets.items():
+            for name, stream, images in sets:
                 for flip in (False, True) if tc.random_flip else (False,):
-                    means, stds = [], []
-                    for i in range(0, len(images), 8):
-                        px = self._pixels(
-                            images,
-                            list(range(i, min(i + 8, len(images)))),
-                            [flip] * min(8, len(images) - i),
-                        )
-                        m, s = latent_distribution(self.vae, px)
-                        means.append(m)
-                        stds.append(s)
-                    self.latent_cache[f"{name}/{int(flip)}"] = (torch.cat(means), torch.cat(stds))
+                    for c in range(crops.crops_per_image(images, cache=True)):
+                        means, stds = [], []
+                        for i in range(0, len(images), 8):
+                            ids = list(range(i, min(i + 8, len(images))))
+                            views = [crops.cached(images, j, c, tc.seed, stream) for j in ids]
+                            m, s = latent_distribution(
+                                self.vae, self._pixels(views, [flip] * len(ids))
+                            )
+                            means.append(m)
+                            stds.append(s)
+                        key = f"{name}/{int(flip)}/{c}"
+                        self.latent_cache[key] = (torch.cat(means), torch.cat(stds))
             if not self.train_te:
                 prompts = set(self.instances.prompts)
                 if self.classes is not None:
@@ -344,8 +345,8 @@ class Trainer:
             torch.cuda.empty_cache()
         self.offloaded = self.device.type == "cuda"
 
-    def _pixels(self, images: ImageSet, idx: list[int], flips: list[bool]) -> torch.Tensor:
-        px = torch.stack([images.pixels[i] for i in idx])
+    def _pixels(self, views: list[torch.Tensor], flips: list[bool]) -> torch.Tensor:
+        px = torch.stack(views)
         flip_t = torch.tensor(flips, dtype=torch.bool)
         if flip_t.any():
             px[flip_t] = px[flip_t].flip(-1)
@@ -361,44 +362,37 @@ class Trainer:
         dev_gen = torch.Generator(self.device).manual_seed(seed)
         bs = tc.train_batch_size
         start = (k * acc.num_processes + acc.process_index) * bs
-        parts = [
-            (
-                "instance",
-                self.instances,
-                stream_indices(len(self.instances), start, bs, tc.seed, tc.shuffle, 0),
-            )
-        ]
+        parts = [("instance", 0, self.instances)]  # (name, data stream, images)
         if self.classes is not None:
-            parts.append(
-                (
-                    "class",
-                    self.classes,
-                    stream_indices(len(self.classes), start, bs, tc.seed, tc.shuffle, 1),
-                )
-            )
+            parts.append(("class", 1, self.classes))
         latents, prompts = [], []
-        for name, images, idx in parts:
+        for name, stream, images in parts:
+            idx = stream_indices(len(images), start, bs, tc.seed, tc.shuffle, stream)
+            positions = range(start, start + bs)  # the draws' places in the data sequence
             flips = (
                 (torch.rand(len(idx), generator=cpu_gen) < 0.5).tolist()
                 if tc.random_flip
                 else [False] * len(idx)
             )
             if tc.cache_latents:
+                count = crops.crops_per_image(images, cache=True)
+                keys = [
+                    f"{name}/{int(f)}/{crops.cached_choice(tc.seed, stream, pos, count)}"
+                    for f, pos in zip(flips, positions, strict=True)
+                ]
                 mean = torch.stack(
-                    [
-                        self.latent_cache[f"{name}/{int(f)}"][0][i]
-                        for i, f in zip(idx, flips, strict=True)
-                    ]
+                    [self.latent_cache[key][0][i] for key, i in zip(keys, idx, strict=True)]
                 )
                 std = torch.stack(
-                    [
-                        self.latent_cache[f"{name}/{int(f)}"][1][i]
-                        for i, f in zip(idx, flips, strict=True)
-                    ]
+                    [self.latent_cache[key][1][i] for key, i in zip(keys, idx, strict=True)]
                 )
             else:
+                views = [
+                    crops.drawn(images, i, tc.seed, stream, pos)
+                    for i, pos in zip(idx, positions, strict=True)
+                ]
                 with torch.no_grad():
-                    mean, std = latent_distribution(self.vae, self._pixels(images, idx, flips))
+                    mean, std = latent_distribution(self.vae, self._pixels(views, flips))
             latents.append(sample_latents(mean, std, self.vae.config.scaling_factor, dev_gen))
             prompts += [images.prompts[i] for i in idx]
         if self.text_cache:

@@ -1,0 +1,71 @@
+"""Random crops (`center_crop: false`): a new crop every time an image is drawn.
+
+With center crops an image is cropped once, when it is loaded. With random crops an image is
+kept resized (shorter side = the resolution) but uncropped, and each draw crops it at a place
+derived from (seed, stream, position in the endless data sequence), as the data order is: the
+same draw gets the same crop after a resume, a later epoch gets a new one.
+
+Cached latents cannot follow a new crop per draw. With `cache_latents: true` the latents of
+CACHED_CROPS different crops of each image are cached (distinct where the image allows as many)
+and each draw uses one of them, chosen from its position: a run sees at most CACHED_CROPS crops
+of an image. `cache_latents: false` gives a new crop on every draw (and encodes every draw).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.data import ImageSet, _mix
+
+CACHED_CROPS = 4
+_DRAW, _CACHED, _CHOICE = 0xC20, 0xC21, 0xC22
+
+CACHE_WARNING = (
+    f"center_crop: false with cache_latents: latents are cached for {CACHED_CROPS} random "
+    f"crops of each image and every draw uses one of these {CACHED_CROPS}, not a new crop; "
+    "set cache_latents: false for a new random crop on every draw"
+)
+
+
+def _crop(pixels: torch.Tensor, size: int, index: int) -> torch.Tensor:
+    """The index-th of the image's size x size crop places (row-major over top, left)."""
+    width = pixels.shape[-1] - size + 1
+    top, left = divmod(index, width)
+    return pixels[:, top : top + size, left : left + size]
+
+
+def _places(pixels: torch.Tensor, size: int) -> int:
+    return (pixels.shape[-2] - size + 1) * (pixels.shape[-1] - size + 1)
+
+
+def crops_per_image(images: ImageSet, cache: bool) -> int:
+    """How many cached crops each image has: 1 when images are cropped at load (centre)."""
+    return CACHED_CROPS if images.crop_size is not None and cache else 1
+
+
+def drawn(images: ImageSet, i: int, seed: int, stream: int, position: int) -> torch.Tensor:
+    """Image i as drawn at `position` of stream `stream`: a new random crop per draw."""
+    if images.crop_size is None:
+        return images.pixels[i]
+    px = images.pixels[i]
+    g = torch.Generator().manual_seed(_mix(seed, stream, position, _DRAW))
+    place = int(torch.randint(0, _places(px, images.crop_size), (1,), generator=g))
+    return _crop(px, images.crop_size, place)
+
+
+def cached(images: ImageSet, i: int, c: int, seed: int, stream: int) -> torch.Tensor:
+    """Cached crop c of image i: CACHED_CROPS distinct places where the image has as many."""
+    if images.crop_size is None:
+        return images.pixels[i]
+    px = images.pixels[i]
+    n = _places(px, images.crop_size)
+    g = torch.Generator().manual_seed(_mix(seed, stream, i, _CACHED))
+    order = torch.randperm(n, generator=g)
+    return _crop(px, images.crop_size, int(order[c % n]))
+
+
+def cached_choice(seed: int, stream: int, position: int, count: int) -> int:
+    """Which of an image's `count` cached crops the draw at `position` uses."""
+    if count == 1:
+        return 0
+    return _mix(seed, stream, position, _CHOICE) % count
