@@ -25,6 +25,7 @@ import torch
 
 from engine import checkpoint as ckpt
 from engine import crops, faults
+from engine.ckpt_check import incomplete_reason, latest_whole
 from engine.config import Config, ConfigError, config_to_dict, load_config
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
 from engine.events import EventWriter
@@ -747,12 +748,21 @@ class Trainer:
         return COMPLETED
 
     # ------------------------------------------------------------------ run
+    def resume_checkpoint(self, report: bool = False) -> Path | None:
+        """The checkpoint to resume from: `--resume PATH`, or for `latest` the newest whole one
+        (a checkpoint cut short by a crash on a filesystem without atomic renames is skipped,
+        and with `report` said so, with the reason)."""
+        if self.resume != "latest":
+            return Path(self.resume) if self.resume else None
+        path, skipped = latest_whole(ckpt.list_checkpoints(self.run_dir))
+        for folder, reason in skipped if report else []:
+            self.log(f"skipped checkpoint {folder.name}: {reason}", level="warning")
+        return path
+
     def restore(self) -> None:
         if not self.resume:
             return
-        path = (
-            ckpt.latest_checkpoint(self.run_dir) if self.resume == "latest" else Path(self.resume)
-        )
+        path = self.resume_checkpoint(report=True)
         if path is None:
             self.log("no checkpoint yet: starting from step 0")
             return
@@ -761,6 +771,13 @@ class Trainer:
                 "config",
                 f"{path}: not a checkpoint folder (no state.json)",
                 "pass a checkpoints/step-NNNNNN folder or --resume latest",
+                2,
+            )
+        if (reason := incomplete_reason(path)) is not None:
+            raise EngineError(
+                "config",
+                f"{path}: not a whole checkpoint ({reason})",
+                "pass an earlier checkpoints/step-NNNNNN folder or --resume latest",
                 2,
             )
         acc = self.accelerator
@@ -779,9 +796,7 @@ class Trainer:
     def resumed_from(self) -> int | None:
         if not self.resume:
             return None
-        path = (
-            ckpt.latest_checkpoint(self.run_dir) if self.resume == "latest" else Path(self.resume)
-        )
+        path = self.resume_checkpoint()
         if path is None or not (path / "state.json").exists():
             return None
         return int(ckpt.read_state(path)["step"])
