@@ -3,6 +3,7 @@ saving (refused while invalid; comments kept), the YAML tab, sample configs."""
 
 from __future__ import annotations
 
+import pytest
 from conftest_tui import (
     make_app,
     notifications,
@@ -288,3 +289,23 @@ def test_updated_prompts_replaces_the_changed_token_only():
     ]
     assert updated_prompts(old, new, ["a cat"]) is None  # nothing uses the old one
     assert updated_prompts(old, "my dog", ["a photo of sks dog in snow"]) == ["my dog in snow"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_every_field_name_fits_its_label(tui_env, size):
+    from rich.cells import cell_len
+    from textual.widgets import Label
+
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="Config")
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.form.ready, 30, what="the form")
+        await pilot.pause()
+        labels = list(screen.query(".field-key").results(Label))
+        assert len(labels) == sum(len(fields) for fields in FIELD_GROUPS.values())
+        for label in labels:
+            text = str(label.render())
+            needed = cell_len(text) + label.styles.padding.left + label.styles.padding.right
+            assert label.size.width >= needed, (text, label.size.width)

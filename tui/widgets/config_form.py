@@ -65,13 +65,13 @@ class FieldRow(Widget):
     FieldRow {
         layout: grid;
         grid-size: 2;
-        grid-columns: 26 1fr;
+        grid-columns: 30 1fr;  /* the longest key, gradient_accumulation_steps *, fits */
         grid-rows: auto;
         height: auto;
     }
     FieldRow > .field-help, FieldRow > .-error {
         column-span: 2;
-        padding-left: 26;
+        padding-left: 30;
     }
     """
 
