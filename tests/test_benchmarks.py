@@ -116,3 +116,15 @@ def test_bench_train_tiny_writes_the_documented_json(tiny_dir, tmp_path):
     assert data["device"]["threads"] == 1
     assert 0 <= data["engine"]["event_fraction"] < 1
     assert data["flops"]["unet_fwd_bwd"] > 0
+
+
+def test_bench_tui_scale_redraw_and_fake_runs(tmp_path):
+    from benchmarks import tui_scale
+    from tui.runs_index import RunsIndex
+
+    r = tui_scale.redraw(steps=2000, repeats=2)
+    assert r["steps"] == 2000 and set(r["loss"]) == {"median_ms", "min_ms", "max_ms"}
+    assert 0 < r["loss"]["min_ms"] <= r["loss"]["median_ms"] <= r["loss"]["max_ms"]
+    runs = tui_scale.make_runs(tmp_path, 3, steps=50)
+    listed = RunsIndex().list(runs)
+    assert [i.step for i in listed] == [50, 50, 50] and {i.state for i in listed} == {"completed"}
