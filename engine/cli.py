@@ -87,10 +87,14 @@ def cmd_tiny(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- config loading
 def load_cli_config(path: str, overrides: dict | None = None):
+    """The config file with its relative paths resolved against its own folder (any cwd works);
+    None after printing one error line."""
     from engine.config import ConfigError, check_paths, read_config
+    from engine.config_paths import config_base, resolve_config_paths
 
     try:
         cfg, warnings = read_config(path, overrides)
+        cfg = resolve_config_paths(cfg, config_base(path))
         check_paths(cfg, source=path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -102,8 +106,8 @@ def load_cli_config(path: str, overrides: dict | None = None):
 
 def train_overrides(args: argparse.Namespace) -> dict:
     train: dict = {}
-    if getattr(args, "output_dir", None):
-        train["output_dir"] = args.output_dir
+    if getattr(args, "output_dir", None):  # a command-line path: relative to the cwd
+        train["output_dir"] = str(Path(args.output_dir).expanduser().resolve())
     if getattr(args, "max_train_steps", None):
         train["max_train_steps"] = args.max_train_steps
     if getattr(args, "num_processes", None):
@@ -166,8 +170,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
     from engine.config import dump_config, load_config
+    from engine.events import EVENTS_FILE
     from engine.launch import prepare_run, spawn_engine
-    from engine.runs import CONFIG_FILE, latest_resumable
+    from engine.runs import CONFIG_FILE, LOG_FILE, latest_resumable
 
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
@@ -205,23 +210,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         template = Path(args.config).read_text(encoding="utf-8")
         run_dir = prepare_run(cfg, template)
+    # A resumed run's files hold the earlier attempts: follow only what this engine writes.
+    events_from, log_from = _size(run_dir / EVENTS_FILE), _size(run_dir / LOG_FILE)
     proc = spawn_engine(run_dir, cfg.train.num_processes, resume, args.accelerate_config)
-    return follow(run_dir, proc, quiet=args.quiet)
+    return follow(run_dir, proc, quiet=args.quiet, events_from=events_from, log_from=log_from)
 
 
-def follow(run_dir: Path, proc: subprocess.Popen, quiet: bool = False) -> int:
-    """Render the run's events until the engine exits; SIGINT/SIGTERM stop the rank-0 engine
-    (stop = save, as in the app; see engine.launch.HeadlessStop)."""
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def follow(
+    run_dir: Path,
+    proc: subprocess.Popen,
+    quiet: bool = False,
+    events_from: int = 0,
+    log_from: int = 0,
+) -> int:
+    """Render the run's events (from byte `events_from` on) until the engine exits;
+    SIGINT/SIGTERM stop the rank-0 engine (stop = save, as in the app; see
+    engine.launch.HeadlessStop). A failure the events do not explain is told in one line from
+    the engine's log (from byte `log_from` on), never left only in engine.log."""
     from rich.text import Text
 
     from engine.launch import HeadlessStop
     from engine.progress import ProgressRenderer
+    from engine.runs import LOG_FILE, engine_log_error
 
     renderer = ProgressRenderer(run_dir, quiet=quiet)
     stop = HeadlessStop(
         run_dir, proc, lambda line: renderer.progress.console.print(Text(line, style="yellow"))
     )
     old = {s: signal.signal(s, stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    renderer.tail.offset = events_from
     try:
         with renderer:
             while proc.poll() is None:
@@ -235,11 +259,11 @@ def follow(run_dir: Path, proc: subprocess.Popen, quiet: bool = False) -> int:
     code = proc.returncode
     if code < 0:
         code = 1
-    if not renderer.finished and code != 0:
-        print(
-            f"error: the engine exited with code {proc.returncode}; see {run_dir / 'engine.log'}",
-            file=sys.stderr,
+    if code != 0 and not renderer.errors:
+        reason = engine_log_error(run_dir, since=log_from) or (
+            f"the engine exited with code {proc.returncode}"
         )
+        print(f"error: {reason} (the full log: {run_dir / LOG_FILE})", file=sys.stderr)
     return code
 
 

@@ -16,40 +16,28 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.config import BUILTIN_TINY, Config, dump_config, is_local_path
+from engine.config import Config, dump_config
+from engine.config_paths import resolve_config_paths
 from engine.redact import redact
 from engine.runs import CONFIG_FILE, LOG_FILE, StopRefusedError, create_run_dir, stop_run
 
 
-def _absolute(value: str | None) -> str | None:
-    if value is None or value == BUILTIN_TINY or not is_local_path(value):
-        return value
-    return str(Path(value).expanduser().resolve())
-
-
-def resolve_local_paths(cfg: Config) -> Config:
-    """The config with every local path made absolute (the engine may run from another cwd)."""
-    train = cfg.train.model_copy(
-        update={
-            "model": _absolute(cfg.train.model),
-            "instance_data": _absolute(cfg.train.instance_data),
-            "class_data": _absolute(cfg.train.class_data),
-            "output_dir": str(Path(cfg.train.output_dir).expanduser().resolve()),
-        }
-    )
-    evaluation = cfg.evaluation.model_copy(
-        update={"output_dir": str(Path(cfg.evaluation.output_dir).expanduser().resolve())}
-    )
-    return cfg.model_copy(update={"train": train, "evaluation": evaluation})
+def resolve_local_paths(cfg: Config, base: str | Path | None = None) -> Config:
+    """The config with every local path made absolute (the engine may run from another cwd):
+    relative ones against `base`, the config file's folder (default: the current folder)."""
+    return resolve_config_paths(cfg, base if base is not None else Path.cwd())
 
 
 def run_name(cfg: Config) -> str:
     return cfg.train.run_name or cfg.train.instance_prompt
 
 
-def prepare_run(cfg: Config, template_text: str | None = None) -> Path:
-    """Create runs/<run-id>/ under the config's output_dir and write its config.yaml."""
-    cfg = resolve_local_paths(cfg)
+def prepare_run(
+    cfg: Config, template_text: str | None = None, base: str | Path | None = None
+) -> Path:
+    """Create runs/<run-id>/ under the config's output_dir and write its config.yaml (relative
+    paths taken against `base`, the config file's folder; default the current folder)."""
+    cfg = resolve_local_paths(cfg, base)
     run_dir = create_run_dir(cfg.train.output_dir, run_name(cfg))
     (run_dir / CONFIG_FILE).write_text(redact(dump_config(cfg, template_text)), encoding="utf-8")
     return run_dir
@@ -96,7 +84,7 @@ def spawn_engine(
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start the engine detached: own session, stdin /dev/null, stdout+stderr -> engine.log."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # the engine runs in run_dir: a relative one would double
     cmd = engine_command(run_dir, num_processes, resume, accelerate_config)
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
     full_env.setdefault("TOKENIZERS_PARALLELISM", "false")

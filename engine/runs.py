@@ -347,6 +347,33 @@ def latest_resumable(output_dir: str | Path) -> RunInfo | None:
     return None
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b:?.*")
+
+
+def engine_log_error(run_dir: str | Path, since: int = 0, max_bytes: int = 64 << 10) -> str | None:
+    """The one line that says why an engine failed, from the end of its engine.log: its last
+    `error: ...` line, else the last line of a Python traceback; None if there is neither.
+
+    For an engine that died before it could write an `error` event (so the failure still
+    reaches the CLI and the app as one line, not only in the log). `since`: the log's size when
+    this engine started (earlier attempts' lines are not this one's reason)."""
+    try:
+        with open(Path(run_dir) / LOG_FILE, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(since, size - max_bytes, 0))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = text.replace("\r", "\n").split("\n")
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line[len("error: ") :].strip()
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line.strip()):
+            return line.strip()
+    return None
+
+
 def utc_iso(ts: float | None) -> str:
     if ts is None:
         return ""

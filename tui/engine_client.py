@@ -345,13 +345,14 @@ def engine_env() -> dict[str, str]:
     return env
 
 
-def start_run(cfg: Any, template_text: str | None = None) -> Path:
-    """Create a run directory for `cfg` (an engine.config.Config) and start the engine on it,
-    detached. Returns the run directory."""
+def start_run(cfg: Any, template_text: str | None = None, base: Path | None = None) -> Path:
+    """Create a run directory for `cfg` (an engine.config.Config; relative paths taken against
+    `base`, the config file's folder) and start the engine on it, detached. Returns the run
+    directory."""
     from engine.launch import prepare_run, spawn_engine
     from tui.follower import remember_process
 
-    run_dir = prepare_run(cfg, template_text)
+    run_dir = prepare_run(cfg, template_text, base)
     proc = spawn_engine(run_dir, num_processes=int(getattr(cfg.train, "num_processes", 1) or 1))
     remember_process(run_dir, proc)  # so the Train screen sees an engine that dies at start
     return run_dir

@@ -12,6 +12,7 @@ from pathlib import Path
 from textual.message import Message
 
 from engine.config import BUILTIN_TINY, Config, ConfigError, read_config
+from engine.config_paths import absolute_in, config_base
 
 IMAGE_PROTOCOLS = ("auto", "kitty", "sixel", "halfcell", "unicode")
 IMAGES_ENV = "DREAMBOOTH_TUI_IMAGES"
@@ -53,9 +54,15 @@ class AppState:
         self.modified = True
 
     @property
+    def base_dir(self) -> Path:
+        """The folder the config's relative paths are taken against: the config file's own
+        (as on the command line), the current folder without a file."""
+        return config_base(self.config_path)
+
+    @property
     def runs_dir(self) -> Path:
         """output_dir made absolute (run directories are handed to other processes)."""
-        return self.output_dir.expanduser().absolute()
+        return Path(absolute_in(str(self.output_dir), self.base_dir))
 
     @property
     def instance_data(self) -> str | None:

@@ -491,7 +491,8 @@ class TrainScreen(Screen):
     @work(thread=True, group="train-launch", exit_on_error=False)
     def _launch(self, cfg: Any, template_text: str | None) -> None:
         try:
-            run_dir = engine_client.start_run(cfg, template_text)
+            base = getattr(getattr(self.app, "state", None), "base_dir", None)
+            run_dir = engine_client.start_run(cfg, template_text, base)
         except Exception as exc:  # shown to the user, never a crash
             self.post_message(RunStartFailed(f"{type(exc).__name__}: {exc}"))
         else:
