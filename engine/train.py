@@ -192,7 +192,11 @@ class Trainer:
         if tc.gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
             if self.train_te:
-                self.text_encoder.gradient_checkpointing_enable()
+                # Non-reentrant explicitly: transformers 4.x defaults to reentrant checkpoints,
+                # which give a LoRA inside a frozen encoder no gradient at all.
+                self.text_encoder.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
         if self.device.type == "cuda":
             self.unet.to(memory_format=torch.channels_last)
 
