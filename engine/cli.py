@@ -96,6 +96,9 @@ def load_cli_config(path: str, overrides: dict | None = None):
         cfg, warnings = read_config(path, overrides)
         cfg = resolve_config_paths(cfg, config_base(path))
         check_paths(cfg, source=path)
+        from engine.config_checks import preflight  # this machine, the model's family
+
+        preflight(cfg, source=path)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None

@@ -40,6 +40,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+from engine.config_rules import rule_problems
+
 __all__ = [
     "BUILTIN_TINY",
     "Config",
@@ -393,6 +395,15 @@ class TrainConfig(_Section):
     lr_warmup_steps: NonNegInt = Field(
         0, description="Updates over which the learning rate ramps up from 0."
     )
+    lr_num_cycles: PosInt = Field(
+        1, description="Restarts of cosine_with_restarts (its number of cosine cycles)."
+    )
+    lr_power: PosFloat = Field(1.0, description="Power of the polynomial decay (1.0: linear).")
+    lr_step_rules: OptStr = Field(
+        None,
+        description="piecewise_constant's rules, e.g. '1:100,0.1:300,0.01' (x1 before step "
+        "100, x0.1 before 300, then x0.01).",
+    )
     optimizer: Optimizer = Field(
         "adamw", description="adamw, or adamw8bit (bitsandbytes, less memory, CUDA only)."
     )
@@ -532,6 +543,9 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "learning_rate",
             "lr_scheduler",
             "lr_warmup_steps",
+            "lr_num_cycles",
+            "lr_power",
+            "lr_step_rules",
             "optimizer",
             "max_grad_norm",
             "snr_gamma",
@@ -958,14 +972,12 @@ def _validate(
         cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise _errors_from_validation(exc, source, tree, mapped) from None
-    if cfg.train.prior_preservation and not cfg.train.class_data:
-        loc = ("train", "class_data")
+    for rule in rule_problems(cfg.train):  # the rules between keys: the first one broken
         raise ConfigError(
-            "required when prior_preservation is true; e.g. './class-dog' "
-            "(a folder, filled up with generated class images)",
+            rule.problem,
             file=source,
-            key=_loc_text(loc),
-            line=_line_of(tree, ("train", "prior_preservation")),
+            key=rule.key,
+            line=_line_of(tree, mapped(tuple(rule.near.split(".")))),
         )
     return cfg
 

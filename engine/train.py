@@ -27,6 +27,7 @@ from engine import checkpoint as ckpt
 from engine import crops, faults
 from engine.ckpt_check import incomplete_reason, latest_whole
 from engine.config import Config, ConfigError, config_to_dict, load_config
+from engine.config_checks import Machine, device_problems, model_problem
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
 from engine.events import EventWriter
 from engine.gpu import GpuMonitor, device_info, memory
@@ -141,13 +142,9 @@ class Trainer:
                 "config", f"{sharded} {SHARDED_REFUSAL}", "start the run without it", code=2
             )
         cuda = torch.cuda.is_available()
-        if tc.mixed_precision == "fp16" and not cuda:
-            raise EngineError(
-                "config",
-                f"{CONFIG_FILE}: train.mixed_precision: fp16 needs a CUDA GPU",
-                "set train.mixed_precision to bf16 or no on this machine",
-                code=2,
-            )
+        for key, problem in device_problems(cfg, Machine.here()):  # as `check` refuses them
+            fix = problem.rpartition("; ")[2]
+            raise EngineError("config", f"{CONFIG_FILE}: {key}: {problem}", fix, code=2)
         # A fresh state per run: the engine may run more than once in one process (tests).
         AcceleratorState._reset_state(reset_partial_state=True)
         self.accelerator = acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=not cuda)
@@ -163,6 +160,12 @@ class Trainer:
     def load_models(self) -> None:
         tc = self.cfg.train
         self.phase("loading_models", tc.model)
+        found = model_problem(self.cfg)  # model_index.json only: before any weights load
+        if found:
+            key, problem, kind = found
+            raise EngineError(
+                kind, f"{CONFIG_FILE}: {key}: {problem}", "", 2 if kind == "config" else 1
+            )
         try:
             c = load_components(tc.model, tc.revision)
         except ModelLoadError as exc:
@@ -459,8 +462,11 @@ class Trainer:
         self.lr_scheduler = get_scheduler(
             tc.lr_scheduler,
             self.optimizer,
+            step_rules=tc.lr_step_rules,
             num_warmup_steps=tc.lr_warmup_steps,
             num_training_steps=tc.max_train_steps,
+            num_cycles=tc.lr_num_cycles,
+            power=tc.lr_power,
         )
         acc = self.accelerator
         if self.train_te:

@@ -88,6 +88,9 @@ DESIGN_DEFAULTS = {
         "shuffle": True,
         "sample_batch_size": 4,
         "torch_compile": False,
+        "lr_num_cycles": 1,
+        "lr_power": 1.0,
+        "lr_step_rules": None,
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],

@@ -1,0 +1,162 @@
+"""Which model family a base model is, read from its model_index.json alone, before any weights.
+
+The engine trains Stable Diffusion 1.x/2.x (`StableDiffusionPipeline`: CLIP text encoder, VAE,
+UNet2DConditionModel). Anything else (SDXL, SD3, Flux, Kandinsky...) used to be found only at the
+first forward pass, after a multi-GB download; `check` and the engine now read the small
+model_index.json first (a local folder, or only that file from the Hub or its cache) and refuse
+in one line.
+
+Torch-free (huggingface_hub only, imported when a hub id is checked).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.config import BUILTIN_TINY
+
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
+#: The components the engine loads, and the classes it loads them with.
+REQUIRED_COMPONENTS = {
+    "tokenizer": ("CLIPTokenizer", "CLIPTokenizerFast"),
+    "text_encoder": ("CLIPTextModel",),
+    "vae": ("AutoencoderKL",),
+    "unet": ("UNet2DConditionModel",),
+    "scheduler": None,  # any scheduler class: the engine builds a DDPMScheduler from its config
+}
+_FAMILIES = (  # (prefix of the pipeline class, what users call it)
+    ("StableDiffusionXL", "SDXL"),
+    ("StableDiffusion3", "Stable Diffusion 3"),
+    ("Flux", "Flux"),
+    ("Kandinsky", "Kandinsky"),
+    ("PixArt", "PixArt"),
+    ("StableCascade", "Stable Cascade"),
+    ("IF", "DeepFloyd IF"),
+)
+SUPPORTED_TEXT = "Stable Diffusion 1.x/2.x (StableDiffusionPipeline)"
+EXAMPLE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+class ModelIndexError(Exception):
+    """The model cannot be used; `kind` is "config" (wrong model) or "network" (cannot read)."""
+
+    def __init__(self, message: str, kind: str = "config") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def family_name(class_name: str) -> str:
+    for prefix, name in _FAMILIES:
+        if class_name.startswith(prefix):
+            return f"{name} ({class_name})"
+    return class_name
+
+
+def unsupported_reason(index: dict[str, Any]) -> str | None:
+    """Why a pipeline with this model_index.json cannot be trained here; None if it can."""
+    cls = str(index.get("_class_name") or "")
+    if cls not in SUPPORTED_PIPELINES:
+        return (
+            f"is a {family_name(cls) if cls else 'pipeline of unknown class'}; this engine trains "
+            f"{SUPPORTED_TEXT} only: pick such a model, e.g. '{EXAMPLE}'"
+        )
+    for name, classes in REQUIRED_COMPONENTS.items():
+        entry = index.get(name)
+        got = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
+        if got is None or (classes is not None and got not in classes):
+            want = "/".join(classes) if classes else "a scheduler"
+            return (
+                f"has {name} {got or 'missing'} where {SUPPORTED_TEXT} has {want}; pick a "
+                f"standard SD 1.x/2.x model, e.g. '{EXAMPLE}'"
+            )
+    return None
+
+
+def read_model_index(model: str, revision: str | None = None) -> dict[str, Any] | None:
+    """The model's model_index.json: from a local folder, or that one file from the Hub (the
+    cache when offline). None for builtin:tiny before it is built (built by this code: an SD
+    pipeline). Raises ModelIndexError with one line when it cannot be read."""
+    from engine.config import is_local_path
+
+    if model == BUILTIN_TINY:
+        from engine.tiny import builtin_path
+
+        path = builtin_path("model") / "model_index.json"
+        return _read_json(path) if path.is_file() else None
+    if is_local_path(model):
+        path = Path(model).expanduser() / "model_index.json"
+        if not path.is_file():
+            raise ModelIndexError(
+                f"{model!r} is not a diffusers pipeline folder (no model_index.json); give the "
+                "folder that holds model_index.json, or a hub id"
+            )
+        return _read_json(path)
+    return _read_json(Path(_download_index(model, revision)))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelIndexError(f"{path}: unreadable model_index.json ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelIndexError(f"{path}: model_index.json is not a JSON object")
+    return data
+
+
+def _download_index(repo_id: str, revision: str | None) -> str:
+    """Only model_index.json (a few hundred bytes), through the hub cache."""
+    from huggingface_hub import errors, hf_hub_download
+
+    # huggingface_hub 1.x names a missing remote file RemoteEntryNotFoundError, 0.x only
+    # EntryNotFoundError (whose subclass LocalEntryNotFoundError means "offline, not cached").
+    missing = tuple(
+        getattr(errors, n)
+        for n in ("RemoteEntryNotFoundError", "EntryNotFoundError")
+        if hasattr(errors, n)
+    )
+    try:
+        return hf_hub_download(repo_id, "model_index.json", revision=revision)
+    except errors.LocalEntryNotFoundError:
+        raise ModelIndexError(
+            f"cannot read model_index.json of '{repo_id}': offline (HF_HUB_OFFLINE or no "
+            "network) and not in the hub cache; connect once, or use a local diffusers folder",
+            kind="network",
+        ) from None
+    except errors.GatedRepoError:
+        raise ModelIndexError(
+            f"'{repo_id}' is gated: accept its terms on huggingface.co and set HF_TOKEN "
+            "(or run `hf auth login`)"
+        ) from None
+    except errors.RepositoryNotFoundError:
+        raise ModelIndexError(
+            f"'{repo_id}' was not found on the Hugging Face Hub (private? set HF_TOKEN); give "
+            f"a hub id such as '{EXAMPLE}' or a local diffusers folder"
+        ) from None
+    except errors.RevisionNotFoundError:
+        raise ModelIndexError(
+            f"'{repo_id}' has no revision {revision!r}; fix train.revision or set it to null"
+        ) from None
+    except missing:
+        raise ModelIndexError(
+            f"'{repo_id}' has no model_index.json: it is not a diffusers pipeline; give a "
+            f"diffusers model such as '{EXAMPLE}'"
+        ) from None
+    except OSError as exc:  # requests' connection errors are OSErrors
+        raise ModelIndexError(
+            f"cannot read model_index.json of '{repo_id}' from the Hub ({exc.__class__.__name__}); "
+            "check the network, or use a local diffusers folder",
+            kind="network",
+        ) from None
+
+
+def check_model(model: str, revision: str | None = None) -> None:
+    """Raise ModelIndexError (one line, without the key) unless the model can be trained here."""
+    index = read_model_index(model, revision)
+    if index is None:
+        return
+    reason = unsupported_reason(index)
+    if reason:
+        raise ModelIndexError(f"{model!r} {reason}")
