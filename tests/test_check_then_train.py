@@ -131,8 +131,14 @@ def test_every_choice_and_flag_has_a_case():
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_check_refuses_or_it_trains(case, tiny_dir, tmp_path, capsys):
+def test_check_refuses_or_it_trains(case, tiny_dir, tmp_path, capsys, monkeypatch):
     train, evaluation, refused = CASES[case]
+    if train.get("torch_compile"):  # traced as with inductor, without its minutes of codegen
+        from engine import compile as ec
+
+        monkeypatch.setattr(ec, "COMPILE_OPTIONS", {"fullgraph": True, "backend": "eager"})
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+        torch._dynamo.reset()
     if train.get("class_data") == "CLASS_DIR":
         train = {**train, "class_data": str(tmp_path / "class")}
     train = {**FAST_TRAIN, **train}

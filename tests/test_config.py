@@ -255,9 +255,20 @@ def test_numbers_and_lists():
 def test_all_lr_schedulers_accepted():
     assert "cosine_with_restarts" in LR_SCHEDULERS and len(LR_SCHEDULERS) == 7
     for name in LR_SCHEDULERS:
-        assert (
-            parse_config_text(with_train(f"lr_scheduler: {name}\n"))[0].train.lr_scheduler == name
-        )
+        rules = "lr_step_rules: '1:10,0.1'\n" if name == "piecewise_constant" else ""
+        text = with_train(f"lr_scheduler: {name}\n{rules}")
+        assert parse_config_text(text)[0].train.lr_scheduler == name
+
+
+def test_piecewise_constant_needs_valid_step_rules_in_one_line():
+    err = error_of(with_train("lr_scheduler: piecewise_constant\n"))
+    assert err.key == "train.lr_step_rules" and "1:100,0.1:300,0.01" in str(err)
+    err = error_of(
+        with_train("lr_scheduler: piecewise_constant\nlr_step_rules: '1:20,0.5:10,0.1'\n")
+    )
+    assert err.key == "train.lr_step_rules" and "increasing" in str(err)
+    err = error_of(with_train("lr_warmup_steps: 5\n"))  # constant ignores warmup
+    assert err.key == "train.lr_warmup_steps" and "constant_with_warmup" in str(err)
 
 
 def test_sections_optional_and_null_limit():
