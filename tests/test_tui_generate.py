@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Input, Select, Static
 from tui_synthetic import TRICKY_PROMPT, write_finished_run
@@ -221,7 +222,7 @@ async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tm
         select = app.screen.query_one("#model-source", Select)
         assert select.value == "ckpt:10"
         labels = [str(label) for label, _ in app.screen._choices]
-        assert any("20240201-000000-newer" in label for label in labels)
+        assert any("20240201-000000" in label for label in labels)  # its start time
 
 
 def test_generated_images_follow_the_one_rule(tmp_path):
@@ -231,3 +232,20 @@ def test_generated_images_follow_the_one_rule(tmp_path):
     assert output_dir_for(run_dir).parent == run_dir / "generated"  # as `generate --run`
     # no run (a hub id or a model folder): the config's evaluation.output_dir, as the CLI
     assert output_dir_for(None, tmp_path / "imgs").parent == tmp_path / "imgs"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_model_picker_shows_which_model(tmp_path, size):
+    run_dir = write_finished_run(tmp_path / "runs", name="20261129-053201-a-photo-of-sks-shape")
+    (run_dir / "final").mkdir()
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        select = screen.query_one("#model-source", Select)
+        await wait_for(pilot, lambda: select.value == "final", 10, "the run's final model")
+        await pilot.pause()
+        label = select.query_one("SelectCurrent #label", Static)
+        text = str(label.render())
+        assert "final model" in text and "20261129-053201" in text
+        assert cell_len(text) <= label.size.width, (text, label.size.width)  # not cut

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -227,7 +228,8 @@ def model_choices(run_dir: Path | None) -> list[tuple[str, str]]:
     free-form sources."""
     choices: list[tuple[str, str]] = []
     if run_dir is not None:
-        name = run_dir.name
+        # the run's start time names it in the picker: its whole id does not fit beside it
+        name = run_dir.name[:15] if re.match(r"\d{8}-\d{6}", run_dir.name) else run_dir.name
         if (run_dir / "final").exists():
             choices.append((f"final model · {name}", SOURCE_FINAL))
         ckpt_dir = run_dir / "checkpoints"
