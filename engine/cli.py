@@ -265,7 +265,12 @@ def follow(
     code = proc.returncode
     if code < 0:
         code = 1
-    if code != 0 and not renderer.errors:
+    if code != 0 and not renderer.errors and proc.returncode == -signal.SIGKILL:
+        from engine.runs import CRASH_HINT, run_info
+
+        step = run_info(run_dir).step
+        print(f"error: the engine was killed at step {step}: {CRASH_HINT}", file=sys.stderr)
+    elif code != 0 and not renderer.errors:
         reason = engine_log_error(run_dir, since=log_from) or (
             f"the engine exited with code {proc.returncode}"
         )
@@ -299,6 +304,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
         for r in runs
     ]
+    notes = [r.crash_note for r in runs if r.crash_note]  # on stderr: stdout stays the table
+    for note in notes:
+        print(note, file=sys.stderr)
     if not sys.stdout.isatty():
         # piped: plain tab-separated lines, every field whole (scripts cut them with `cut -f`)
         for row in (header, *rows):

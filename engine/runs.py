@@ -36,6 +36,15 @@ CONFIG_FILE = "config.yaml"
 LOG_FILE = "engine.log"
 GENERATED_DIR = "generated"
 
+# What a crash (run.json says running, nobody holds the lock: the engine ended without writing
+# `finished`) most often is, and what to do; the app and `runs` show it with the last step.
+CRASH_HINT = (
+    "the engine ended without a word (killed: most often by the kernel's out-of-memory killer "
+    "when the machine's RAM ran out; `dmesg` says so); free host memory or use a smaller "
+    "train.resolution or train.train_batch_size, then resume (it continues from the last "
+    "checkpoint)"
+)
+
 # Statuses stored in run.json; "live" and "crashed" are derived (see RunInfo.state).
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
 
@@ -284,6 +293,13 @@ class RunInfo:
     @property
     def resumable(self) -> bool:
         return not self.live and self.state in ("stopped", "failed", "crashed")
+
+    @property
+    def crash_note(self) -> str | None:
+        """For a crashed run: one line with its last step and the likely cause."""
+        if self.state != "crashed":
+            return None
+        return f"{self.run_id}: crashed at step {self.step}: {CRASH_HINT}"
 
 
 def run_info(run_dir: str | Path) -> RunInfo:

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from engine.runs import CRASH_HINT
 from tui import engine_client
 from tui.engine_client import RunModel, fmt_duration, points_after
 from tui.follower import Batch, RunFollower, apply_batch, follow_loop, launched_process
@@ -407,6 +408,11 @@ class TrainScreen(Screen):
         if model.follow_error:
             text.append("cannot read the run: ", style="bold")
             text.append(model.follow_error)
+        if not model.errors and model.display_status == "crashed" and model.status == "running":
+            if text:  # it ran, then vanished without `finished`: killed
+                text.append("\n")
+            text.append(f"crashed at step {model.step}: ", style="bold")
+            text.append(CRASH_HINT)
         if not model.errors and model.display_status == "crashed" and model.engine_log:
             if text:
                 text.append("\n")
