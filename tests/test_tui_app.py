@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest_tui import (
     BASE_TIME,
     make_app,
@@ -232,3 +233,23 @@ async def test_reopening_finds_the_config_last_used_here(tui_env):
     demo.touch()
     app = make_app(None)
     assert app.state.config_path.resolve() == other.resolve()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_keys_list_shows_every_tooltip_whole(tui_env, size):
+    from rich.cells import cell_len
+
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeysModal), what="the keys")
+        await pilot.pause()
+        table = app.screen.query_one(DataTable)
+        # no column runs off the dialog's right edge ...
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        more = table.ordered_columns[2]
+        for i in range(table.row_count):
+            tooltip = str(table.get_row_at(i)[2])
+            height = table.ordered_rows[i].height
+            # ... and a long tooltip wraps onto as many lines as it needs
+            assert height * more.width >= cell_len(tooltip), (tooltip, height, more.width)

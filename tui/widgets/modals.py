@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -275,9 +276,22 @@ class KeysModal(Dialog):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("Key", "Does", "More")
+        key_w = max([3, *(cell_len(r.key) for r in self._rows)])
+        does_w = max([4, *(cell_len(r.description) for r in self._rows)])
+        # the dialog is 90% of the screen less its border and padding; the table's cells have
+        # one cell of padding each side and a scrollbar: "More" wraps in what is left
+        inner = int(self.app.size.width * 0.9) - 6 - 2 * 3 - 2
+        more_w = max(20, inner - key_w - does_w)
+        table.add_column("Key", width=key_w)
+        table.add_column("Does", width=does_w)
+        table.add_column("More", width=more_w)
         for row in self._rows:
-            table.add_row(Text(row.key, style="bold"), Text(row.description), Text(row.tooltip))
+            table.add_row(
+                Text(row.key, style="bold"),
+                Text(row.description),
+                Text(row.tooltip),
+                height=None,  # as many lines as the tooltip needs
+            )
         table.focus()
 
     def action_close(self) -> None:
