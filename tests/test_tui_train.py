@@ -357,3 +357,34 @@ async def test_hidden_train_screen_does_not_redraw(tmp_path, monkeypatch):
                            2, "the redraw on return")  # fmt: skip
             assert renders
     w.close()
+
+
+async def test_status_line_keeps_the_loss_at_80_columns(tmp_path, monkeypatch):
+    from conftest_tui import make_live_run
+
+    monkeypatch.setenv("DREAMBOOTH_TUI_IMAGES", "halfcell")
+    run_dir, lock = make_live_run(tmp_path / "runs", "20250102-040405-live")
+    with EventWriter(run_dir / EVENTS_FILE) as writer:  # a step with a long ETA, still live
+        writer.emit(
+            "run_started", run_id=run_dir.name, config={}, total_steps=400,
+            device={"kind": "cpu", "name": "cpu", "total_mem": 0}, resumed_from_step=None,
+            world_size=1,
+        )  # fmt: skip
+        writer.emit(
+            "step", step=120, loss=0.123456, lr=1e-4, grad_norm=1.0, it_s=0.35, samples_s=0.35,
+            eta_s=7530.0, mem={"allocated": 0, "reserved": 0, "peak": 0},
+        )  # fmt: skip
+    state = AppState(output_dir=tmp_path / "runs", run_dir=run_dir, image_protocol="halfcell")
+    app = DreamBoothApp(state)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("3")
+            screen = train_screen(app)
+            await wait_for(pilot, lambda: screen.model and screen.model.step == 120, 5, "step 120")
+            await pilot.pause(0.5)
+            rate = screen.query_one("#rate")
+            line = rate.render_lines(rate.region.reset_offset)[0]
+            shown = "".join(seg.text for seg in line)
+            assert "ETA" in shown and "loss 0.1235" in shown, shown
+    finally:
+        lock.release()

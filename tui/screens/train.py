@@ -382,13 +382,13 @@ class TrainScreen(Screen):
         step_label.update(text, layout=len(text) != previous)
         progress = self.query_one("#progress", ProgressBar)
         progress.update(total=model.total_steps, progress=model.step)
-        rate = Text()
+        rate = Text(no_wrap=True, overflow="ellipsis")  # loss first: in 80 columns it shows
+        if model.loss is not None:
+            rate.append(f"loss {fmt_value(model.loss)}")
         if model.eta_s is not None and status == "live":
-            rate.append(f"ETA {fmt_duration(model.eta_s)}")
+            rate.append(("  · " if rate else "") + f"ETA {fmt_duration(model.eta_s)}")
         if model.it_s is not None:
             rate.append(("  · " if rate else "") + f"{model.it_s:.2f} it/s")
-        if model.loss is not None:
-            rate.append(("  · " if rate else "") + f"loss {fmt_value(model.loss)}")
         if model.finished and model.finished.get("duration_s") is not None:
             rate.append(
                 ("  · " if rate else "") + f"took {fmt_duration(model.finished['duration_s'])}"
