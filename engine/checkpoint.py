@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from engine import faults
+from engine.ckpt_check import disk_full_error
 from engine.loss_scaling import load_scaler, save_scaler
 
 CHECKPOINTS = "checkpoints"
@@ -144,8 +145,11 @@ def write_checkpoint(
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
+        full = disk_full_error(exc, tmp)  # before the temp folder's space is given back
         shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None:
+            raise full from exc
         raise
     return final
 

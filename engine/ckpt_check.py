@@ -12,7 +12,9 @@ a zip archive whose central directory is at its very end.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -96,3 +98,28 @@ def latest_whole(found: list[tuple[int, Path]]) -> tuple[Path | None, list[tuple
             return folder, skipped
         skipped.append((folder, reason))
     return None, skipped
+
+
+_FULL_BELOW = 1 << 20  # free bytes under which a failed write is taken for a full disk
+
+
+def disk_full_error(exc: BaseException, folder: Path) -> OSError | None:
+    """A full disk as an OSError(ENOSPC), however the writer reported it, else None.
+
+    safetensors raises SafetensorError("... No space left on device (os error 28)") and
+    torch.save a RuntimeError ("unexpected pos ...") where the kernel said ENOSPC; an OSError
+    is already what callers handle. Call it before the partial files are removed: the disk is
+    told full by its free space then."""
+    if isinstance(exc, OSError) or not isinstance(exc, Exception):
+        return None
+    text = str(exc)
+    full = "No space left on device" in text or "os error 28" in text
+    if not full:
+        try:
+            st = os.statvfs(folder)
+            full = st.f_bavail * st.f_frsize < _FULL_BELOW
+        except OSError:
+            full = False
+    if not full:
+        return None
+    return OSError(errno.ENOSPC, f"No space left on device ({type(exc).__name__})")

@@ -1,0 +1,113 @@
+"""A real full disk: the run's output folder is a small tmpfs, filled up while the engine trains,
+so the next checkpoint write meets ENOSPC from the kernel (not injected). The run says what
+happened, no partial folder is left, and the newest whole checkpoint resumes once there is room
+(docs/reliability.md, "Full disk"). Skipped where tmpfs cannot be mounted (not root, or a
+container without CAP_SYS_ADMIN)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from enginehelpers import of_type, prepare
+
+from engine.ckpt_check import incomplete_reason
+from engine.events import read_events
+from engine.runs import run_info
+
+SLACK = 256 << 10  # left free after filling: enough for events, not for a checkpoint
+
+
+def mount_tmpfs(where: Path, size: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    where = tmp_path / "small-disk"
+    if os.geteuid() != 0 or not mount_tmpfs(where, "64m"):
+        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
+
+
+def fill(folder: Path, leave: int) -> Path:
+    """Fill the filesystem of `folder` until `leave` bytes are free."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize
+    filler = folder / "filler.bin"
+    with open(filler, "wb") as fh:
+        remaining = max(0, free - leave)
+        chunk = b"\0" * (1 << 20)
+        while remaining > 0:
+            n = fh.write(chunk[: min(len(chunk), remaining)])
+            remaining -= n
+    return filler
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_during_training_fails_in_one_line_and_resumes(tiny_dir, tmp_path, tmpfs):
+    from engine.launch import spawn_engine
+
+    run = prepare(
+        tmp_path,
+        train={
+            "output_dir": str(tmpfs),
+            "max_train_steps": 30,
+            "checkpointing_steps": 5,
+            "checkpoints_total_limit": None,
+            "validation_steps": 1000,
+        },
+    )
+    assert run.parent == tmpfs
+    proc = spawn_engine(run, 1, None, None)
+    filler = None
+    try:
+        deadline = time.monotonic() + 240
+        while not of_type(read_events(run / "events.jsonl"), "checkpoint"):
+            assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint"
+            time.sleep(0.02)
+        filler = fill(tmpfs, SLACK)  # the next checkpoint (step 10) cannot fit
+        code = proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    events = read_events(run / "events.jsonl")
+    errors = of_type(events, "error")
+    assert code == 1, errors
+    assert [e["kind"] for e in errors] == ["disk"]
+    assert errors[0]["message"].startswith("disk full while writing the checkpoint")
+    assert "the last good checkpoint is step-000005" in errors[0]["message"]
+    assert of_type(events, "finished")[-1]["status"] == "failed"
+    assert run_info(run).state == "failed"
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["step-000005"]  # no .tmp-step-000010 left behind
+    assert incomplete_reason(run / "checkpoints" / "step-000005") is None
+
+    filler.unlink()  # room again: the newest whole checkpoint resumes and the run completes
+    resumed = subprocess.run(
+        [sys.executable, "-m", "engine", "run", str(run), "--resume", "latest"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdin=subprocess.DEVNULL,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    events = read_events(run / "events.jsonl")
+    assert of_type(events, "run_started")[-1]["resumed_from_step"] == 5
+    assert of_type(events, "finished")[-1]["status"] == "completed"
