@@ -1,0 +1,161 @@
+"""The import boundary between the app (tui/) and the engine, read from the source.
+
+The app process never imports torch, diffusers, transformers, accelerate, peft, bitsandbytes or
+datasets (DESIGN.md: it starts instantly over SSH and stays small). The app may import only the
+engine's contract modules below. The graph is read with the AST, so a lazy import inside a
+function the other tests never call is seen too; a runtime check then imports everything the app
+can reach and runs its lazy paths in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.import_graph import app_modules, chain, imports_of, module_name, reachable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HEAVY = ("torch", "diffusers", "transformers", "accelerate", "peft", "bitsandbytes", "datasets")
+
+# The engine modules the app may import (lazily or not), directly or through each other. A
+# package entry covers its submodules. Adding one here is a decision: it and everything it
+# imports at module level load in the app process. Listed in docs/architecture.md too.
+CONTRACT_MODULES = (
+    "engine",  # package root: __version__
+    "engine.config",  # the config contract: schema, load/save, errors
+    "engine.config_paths",  # path rules (local folder or hub id)
+    "engine.config_rules",  # cross-field rules of the schema
+    "engine.doctor",  # dataset checks (PIL only)
+    "engine.events",  # the event-stream contract: reading events.jsonl
+    "engine.redact",  # token redaction, used by events
+    "engine.runs",  # run directories: listing, state
+    "engine.runlock",  # a run's lock and stop marks
+    "engine.launch",  # preparing a run directory and spawning the engine process
+    "engine.progress",  # progress/ETA/GPU figures from events
+    "engine.images",  # listing and opening image files (PIL)
+    "engine.term_images",  # terminal image-protocol detection
+    "engine.tiny",  # builtin_path only (the builders import torch lazily, never called here)
+)
+
+
+def _allowed(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in CONTRACT_MODULES)
+
+
+def _heavy(name: str) -> bool:
+    return name.split(".")[0] in HEAVY
+
+
+def boundary_violations(root: Path) -> list[str]:
+    """Why the app under `root` breaks the boundary: one line per arrow, empty when it holds."""
+    graph = reachable(root, app_modules(root))
+    problems = [f"heavy import: {chain(graph, m)}" for m in sorted(graph) if _heavy(m)]
+    problems += [
+        f"engine module outside the contract list: {chain(graph, m)}"
+        for m in sorted(graph)
+        if m.split(".")[0] == "engine" and not _allowed(m)
+    ]
+    return problems
+
+
+def test_app_reaches_no_ml_library_and_only_contract_engine_modules():
+    assert boundary_violations(ROOT) == []
+
+
+def test_the_graph_sees_the_apps_known_lazy_imports():
+    # Guard against a walker that silently sees nothing: these arrows exist only inside
+    # functions today (tui/engine_client.py, tui/state.py, tui/screens/data.py).
+    graph = reachable(ROOT, app_modules(ROOT))
+    assert {"engine.launch", "engine.tiny", "engine.doctor", "engine.config"} <= set(graph)
+    assert "engine.launch" in imports_of(ROOT, "tui.engine_client", lazy=True)
+    assert "engine.launch" not in imports_of(ROOT, "tui.engine_client", lazy=False)
+
+
+def _copy_tree(tmp_path: Path) -> Path:
+    for package in ("tui", "engine"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("*.pyc"))
+    return tmp_path
+
+
+def _plant(path: Path, code: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + code, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("module", "code"),
+    [
+        # lazily, in a function of an app module that no test calls
+        ("tui/state.py", "def _planted():\n    import torch\n"),
+        # lazily, as `from x import y`, in a screen
+        ("tui/screens/data.py", "def _planted():\n    from diffusers import DDIMScheduler\n"),
+        # at module level of a contract module the app imports only lazily (tui/state.py)
+        ("engine/tiny.py", "import torch\n"),
+        # at module level of a module the app reaches only transitively (via engine.events)
+        ("engine/redact.py", "import peft\n"),
+        # an engine module outside the contract list, imported lazily by the app
+        ("tui/app.py", "def _planted():\n    from engine import train\n"),
+    ],
+)
+def test_a_planted_heavy_or_unlisted_import_breaks_the_boundary(tmp_path, module, code):
+    root = _copy_tree(tmp_path)
+    assert boundary_violations(root) == []
+    _plant(root / module, code)
+    problems = boundary_violations(root)
+    assert problems, f"planting {code!r} in {module} went unnoticed"
+    assert any(module_name(root, root / module) in p for p in problems), problems
+
+
+def test_a_lazy_heavy_import_inside_an_engine_module_function_is_not_an_arrow(tmp_path):
+    # Engine modules count what importing them runs: engine.tiny's builders import torch in
+    # their bodies and the app never calls them; planting another such body changes nothing.
+    root = _copy_tree(tmp_path)
+    _plant(root / "engine" / "events.py", "def _planted():\n    import torch\n")
+    assert boundary_violations(root) == []
+
+
+_RUNTIME = """
+import importlib, json, sys, tempfile
+from pathlib import Path
+names = json.loads(sys.argv[1])
+for name in names:
+    importlib.import_module(name)
+# the lazy paths the app takes at start and on its first screens
+from engine.doctor import check_folder
+from engine.images import list_image_files
+from engine.runs import list_runs
+from tui.state import build_state, data_folder
+state = build_state(config_path=Path("sample_configs/demo.yaml"), demo=True)
+assert state.config is not None, state.config_error
+data_folder("builtin:tiny")
+data_folder(state.instance_data)
+folder = Path(tempfile.mkdtemp())
+list_image_files(folder)
+check_folder(folder)
+list_runs(state.runs_dir)
+heavy = json.loads(sys.argv[2])
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
+"""
+
+
+def test_importing_everything_the_app_reaches_and_its_lazy_paths_loads_no_ml_library(tmp_path):
+    graph = reachable(ROOT, app_modules(ROOT))
+    own = sorted(m for m in graph if m.split(".")[0] in ("tui", "engine"))
+    assert "tui.app" in own
+    result = subprocess.run(
+        [sys.executable, "-c", _RUNTIME, json.dumps(own), json.dumps(HEAVY)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "DREAMBOOTH_TUI_CACHE": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
