@@ -285,3 +285,29 @@ def test_smoothed_curve_is_extended_with_new_points_not_recomputed(monkeypatch) 
     assert [x for x, _ in got] == [x for x, _ in expected]
     assert [y for _, y in got] == pytest.approx([y for _, y in expected], rel=1e-9)
     assert len(smoothed.points) == len(expected)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_choice_dialog_wraps_its_message_inside_the_box(size):
+    from rich.cells import cell_len
+    from textual.app import App
+    from textual.widgets import Static
+
+    from tui.widgets.modals import Choice, ChoiceModal
+
+    name = "20261129-053201-a-photo-of-sks-dog-on-a-very-long-prompt"
+    message = f"{name} finishes its current step, saves a checkpoint and stops. " * 2
+    app = App()
+    async with app.run_test(size=size) as pilot:
+        app.push_screen(ChoiceModal("Stop the run?", message, [Choice("stop", "Stop")]))
+        await pilot.pause()
+        await pilot.pause()
+        label = app.screen.query_one(".dialog-message", Static)
+        box = app.screen.query_one(".dialog")
+        assert label.region.right <= box.content_region.right
+        assert label.size.width * label.size.height >= cell_len(message.strip())
+        shown = " ".join(
+            "".join(seg.text for seg in line).strip()
+            for line in label.render_lines(label.region.reset_offset)
+        )
+        assert " ".join(shown.split()) == " ".join(message.split())  # every word, in order

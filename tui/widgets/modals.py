@@ -105,6 +105,16 @@ class ChoiceModal(Dialog):
 
     def on_mount(self) -> None:
         self.query_one(f"#choice-{self._default}", Button).focus()
+        self._fit_message()
+
+    def on_resize(self) -> None:
+        self._fit_message()
+
+    def _fit_message(self) -> None:
+        # at most 80 cells, and never wider than the dialog can be (90% of the screen less
+        # its border and padding): a narrow terminal wraps the text instead of cutting it
+        widest = int(self.app.size.width * 0.9) - 6
+        self.query_one(".dialog-message", Static).styles.max_width = max(20, min(80, widest))
 
     def on_key(self, event) -> None:
         for choice in self._choices:
