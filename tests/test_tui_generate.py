@@ -249,3 +249,33 @@ async def test_model_picker_shows_which_model(tmp_path, size):
         text = str(label.render())
         assert "final model" in text and "20261129-053201" in text
         assert cell_len(text) <= label.size.width, (text, label.size.width)  # not cut
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_generated_images_grow_to_fill_the_grid(tmp_path, size):
+    from tui_synthetic import write_generate_output
+
+    from tui.widgets.image_grid import ImageGrid, ImageItem
+
+    run_dir = write_finished_run(tmp_path / "runs")
+    (run_dir / "final").mkdir()
+    out = write_generate_output(run_dir / "generated" / "fixed", n=3)
+    items = [ImageItem(p, f"seed {i}") for i, p in enumerate(sorted(out.glob("*.png")))]
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        grid = app.screen.query_one("#images", ImageGrid)
+        grid.add_images(items)
+        await wait_for(pilot, lambda: len(grid.tiles) == 3 and all(t.loaded for t in grid.tiles),
+                       10, "the three images")  # fmt: skip
+        await pilot.pause()
+        width, height = grid.content_size
+        # all three in view (no scrolling) ...
+        assert all(t.region.bottom <= grid.content_region.bottom for t in grid.tiles)
+        # ... and as large as that allows: one row more would not fit
+        bigger = grid.rows + 1
+        columns = max(1, (width + 1) // (bigger * 2 + 3))
+        lines = -(-3 // columns)
+        assert grid.rows > 8 or lines * (bigger + grid.caption_lines) > height
+        if size == (120, 40):
+            assert grid.rows >= 14  # was 8: most of the screen stayed empty

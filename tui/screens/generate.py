@@ -425,7 +425,9 @@ class GenerateScreen(Screen):
                 )
         yield Static(id="gen-status", markup=False)
         yield Static(id="gen-error", markup=False)
-        yield ImageGrid(id="images", rows=8, empty="images appear here as they are made")
+        yield ImageGrid(
+            id="images", rows=40, grow=True, empty="images appear here as they are made"
+        )  # tiles as large as the images fit the space
         yield Footer()
 
     def on_mount(self) -> None:

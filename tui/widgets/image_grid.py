@@ -28,7 +28,15 @@ from textual.widgets import Static
 
 from tui.widgets.image_protocol import get_cell_size, image_widget_class
 
-__all__ = ["ImageGrid", "ImageItem", "ImageModal", "ImageTile", "decode_thumbnail", "protocol_for"]
+__all__ = [
+    "ImageGrid",
+    "ImageItem",
+    "ImageModal",
+    "ImageTile",
+    "decode_thumbnail",
+    "grow_rows",
+    "protocol_for",
+]
 
 IMAGES_ENV = "DREAMBOOTH_TUI_IMAGES"
 
@@ -206,6 +214,7 @@ class ImageGrid(VerticalScroll):
         max_images: int | None = None,
         caption_lines: int = 2,
         fit_height: bool = False,
+        grow: bool = False,
         empty: str = "no images yet",
         name: str | None = None,
         id: str | None = None,
@@ -217,6 +226,7 @@ class ImageGrid(VerticalScroll):
         self.max_images = max_images
         self.caption_lines = caption_lines
         self.fit_height = fit_height
+        self.grow = grow  # tiles as large as the images there are fit (up to `rows`)
         self.empty_text = empty
         self._items: list[ImageItem] = []
         self._counter = 0
@@ -233,7 +243,9 @@ class ImageGrid(VerticalScroll):
         yield Static(Text(self.empty_text), classes="empty")
 
     def on_resize(self) -> None:
-        if self.fit_height:
+        if self.grow:
+            self._regrow(len(self._items))
+        elif self.fit_height:
             height = self.content_size.height
             rows = max(3, min(self.max_rows, height - self.caption_lines))
             if height and rows != self.rows:
@@ -242,6 +254,19 @@ class ImageGrid(VerticalScroll):
                 self.query(ImageTile).remove()
                 self._add(items, announce=False)  # the same images, re-made at the new size
         self._fit_columns()
+
+    def _regrow(self, count: int, adding: list[ImageItem] | None = None) -> bool:
+        """With `grow`: re-make the tiles at the largest size where `count` images fit the
+        grid's size; True when it re-made them (and added `adding`)."""
+        width, height = self.content_size
+        rows = grow_rows(count, width, height, self.caption_lines, self.max_rows)
+        if not width or not height or rows == self.rows:
+            return False
+        self.rows = rows
+        items, self._items = self._items, []
+        self.query(ImageTile).remove()
+        self._add([*items, *(adding or [])], announce=adding is not None, regrow=False)
+        return True
 
     def _fit_columns(self) -> None:
         tile_w = self.rows * 2 + 2  # image + padding
@@ -287,8 +312,10 @@ class ImageGrid(VerticalScroll):
         if had:
             self.post_message(self.Changed(self))
 
-    def _add(self, items: list[ImageItem], announce: bool = True) -> None:
+    def _add(self, items: list[ImageItem], announce: bool = True, regrow: bool = True) -> None:
         if not items:
+            return
+        if self.grow and regrow and self._regrow(len(self._items) + len(items), items):
             return
         self.query(".empty").set(display=False)
         tiles = []
@@ -335,6 +362,18 @@ class ImageGrid(VerticalScroll):
     def _on_open(self, message: ImageTile.OpenRequested) -> None:
         message.stop()
         self.app.push_screen(ImageModal(message.item))
+
+
+def grow_rows(count: int, width: int, height: int, caption_lines: int, max_rows: int) -> int:
+    """The largest image height in rows (3..max_rows) at which `count` tiles fit a grid of
+    width x height cells (a tile: rows*2+2 wide plus a gap, rows + caption lines tall)."""
+    best = 3
+    for rows in range(3, max(3, max_rows) + 1):
+        columns = max(1, (width + 1) // (rows * 2 + 2 + 1))
+        lines = -(-max(1, count) // columns)
+        if columns * (rows * 2 + 3) - 1 <= width and lines * (rows + caption_lines) <= height:
+            best = rows
+    return best
 
 
 class ImageModal(ModalScreen[None]):
