@@ -1,4 +1,7 @@
-"""`dreambooth-tui` and `python -m engine`: the app, the demo and the headless verbs.
+"""The headless verbs of `dreambooth-tui` and `python -m engine` (and preparing the demo).
+
+The app itself is opened by the console script (dreambooth_tui/), never from here: the engine
+does not import tui.
 
 Importing this module is cheap (no torch): the verbs that need torch import it when they run.
 """
@@ -10,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine import __version__
@@ -33,15 +37,6 @@ def sample_configs_dir() -> Path:
         if candidate.is_dir():
             return candidate
     return here.parent / "sample_configs"
-
-
-def cmd_app(args: argparse.Namespace) -> int:
-    config = Path(args.config) if args.config else None
-    if config is not None and not config.exists():
-        return fail(f"{config}: config file not found")
-    from tui.app import run_app
-
-    return run_app(config_path=config, images=args.images) or 0
 
 
 def ensure_tiny_subprocess() -> int:
@@ -69,9 +64,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"wrote {config} (the demo config: tiny model, CPU)", file=sys.stderr)
     if args.no_app:
         return 0
-    from tui.app import run_app
-
-    return run_app(config_path=config, demo=True, images=args.images) or 0
+    if args.open_app is None:  # `python -m engine demo`: the engine does not open the app
+        print(f"open it with: dreambooth-tui demo {config}", file=sys.stderr)
+        return 0
+    return args.open_app(config, demo=True, images=args.images)
 
 
 def cmd_tiny(args: argparse.Namespace) -> int:
@@ -395,17 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_app: Callable[..., int] | None = None) -> int:
+    """Run one verb. `open_app(config, demo=, images=)` opens the app after `demo` (the console
+    script passes it; `python -m engine` has none)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if (
-        not argv
-        or (argv[0] not in VERBS and not argv[0].startswith("-"))
-        or argv[0] in ("--images",)
-    ):
-        app = argparse.ArgumentParser(prog="dreambooth-tui")
-        app.add_argument("config", nargs="?")
-        app.add_argument("--images", choices=["auto", "kitty", "sixel", "halfcell", "unicode"])
-        return cmd_app(app.parse_args(argv))
+    if not argv:
+        return fail("no verb: the app is `dreambooth-tui` (or `python -m dreambooth_tui`)")
     from engine.redact import redact_output
 
     redact_output()  # a token pasted where it does not belong is never printed (engine.log too)
@@ -413,11 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         build_parser().print_help()
         return 2
+    args.open_app = open_app
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-
-
-def entry() -> None:
-    sys.exit(main())

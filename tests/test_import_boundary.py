@@ -159,3 +159,26 @@ def test_importing_everything_the_app_reaches_and_its_lazy_paths_loads_no_ml_lib
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def engine_imports_of_tui(root: Path) -> list[str]:
+    """`engine.x -> tui.y` for every import of tui anywhere in engine/ (lazy ones included)."""
+    found = []
+    for path in sorted((root / "engine").rglob("*.py")):
+        name = module_name(root, path)
+        found += [
+            f"{name} -> {target}"
+            for target in imports_of(root, name, lazy=True)
+            if target.split(".")[0] == "tui"
+        ]
+    return found
+
+
+def test_engine_never_imports_the_app():
+    assert engine_imports_of_tui(ROOT) == []
+
+
+def test_an_engine_import_of_the_app_is_seen(tmp_path):
+    root = _copy_tree(tmp_path)
+    _plant(root / "engine" / "runs.py", "def _planted():\n    from tui.app import run_app\n")
+    assert engine_imports_of_tui(root) == ["engine.runs -> tui.app"]

@@ -46,7 +46,7 @@ def test_signal_restores_the_terminal(tmp_path, signum):
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine"],  # no verb: the app
+        [sys.executable, "-m", "dreambooth_tui"],  # no verb: the app
         stdin=child,
         stdout=child,
         stderr=child,
