@@ -2,8 +2,9 @@
 
 DREAMBOOTH_TUI_FAULTS="nan@5,disk@10,oom@3" makes step 5's loss NaN, the checkpoint write at
 step 10 fail with ENOSPC and step 3 run out of memory; "hang@4" stops the checkpoint write of
-step 4 halfway (its weights written, the rest not) until the process is killed. Unset in normal
-use; read once.
+step 4 halfway (its weights written, the rest not) until the process is killed;
+"sample_oom@4" makes the validation samples of step 4 run out of memory. Unset in normal use;
+read once.
 """
 
 from __future__ import annotations
@@ -44,3 +45,10 @@ def check_oom(step: int) -> None:
 def hang_in_save(step: int) -> None:
     while step in FAULTS.get("hang", ()):
         time.sleep(1)
+
+
+def check_sample(step: int) -> None:
+    if step in FAULTS.get("sample_oom", ()):
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory while sampling (injected)")

@@ -709,8 +709,7 @@ def _as_generate_error(exc: BaseException) -> GenerateError:
 
 
 def _generate_images(pipe, opts, source: Source, out: Path, events: EventWriter, log) -> list[Path]:
-    import torch
-
+    from engine.render import render
     from engine.schedulers import make_scheduler
 
     pipe.scheduler = make_scheduler(opts.scheduler, pipe.scheduler.config)
@@ -722,21 +721,17 @@ def _generate_images(pipe, opts, source: Source, out: Path, events: EventWriter,
     paths: list[Path] = []
     for start in range(0, len(jobs), opts.batch_size):
         batch = jobs[start : start + opts.batch_size]
-        # One CPU generator per image: image i is the same whatever the batch size or device.
-        generators = [torch.Generator("cpu").manual_seed(seed) for _, _, seed in batch]
-        with torch.inference_mode():
-            result = pipe(
-                prompt=[prompt for _, prompt, _ in batch],
-                negative_prompt=[opts.negative_prompt] * len(batch)
-                if opts.negative_prompt
-                else None,
-                num_inference_steps=opts.num_inference_steps,
-                guidance_scale=opts.guidance_scale,
-                height=opts.height,
-                width=opts.width,
-                generator=generators,
-            )
-        for (i, prompt, seed), image in zip(batch, result.images, strict=True):
+        images = render(
+            pipe,
+            [prompt for _, prompt, _ in batch],
+            [seed for _, _, seed in batch],
+            negative_prompt=opts.negative_prompt,
+            num_inference_steps=opts.num_inference_steps,
+            guidance_scale=opts.guidance_scale,
+            height=opts.height,
+            width=opts.width,
+        )
+        for (i, prompt, seed), image in zip(batch, images, strict=True):
             meta = {
                 "prompt": prompt,
                 "negative_prompt": opts.negative_prompt,

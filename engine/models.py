@@ -40,8 +40,9 @@ class Components:
     text_encoder: torch.nn.Module
     vae: torch.nn.Module
     unet: torch.nn.Module
-    noise_scheduler: Any
+    noise_scheduler: Any  # DDPM, for training
     source: str  # the resolved model path or hub id
+    sampler: Any = None  # the pipeline's own scheduler (its class and config), for inference
 
 
 def _from_pretrained(cls: Any, source: str, subfolder: str, revision: str | None) -> Any:
@@ -72,7 +73,26 @@ def load_components(model: str, revision: str | None = None) -> Components:
     vae = _from_pretrained(AutoencoderKL, source, "vae", revision)
     unet = _from_pretrained(UNet2DConditionModel, source, "unet", revision)
     noise_scheduler = _from_pretrained(DDPMScheduler, source, "scheduler", revision)
-    return Components(tokenizer, text_encoder, vae, unet, noise_scheduler, source)
+    sampler = pipeline_scheduler(source, revision) or noise_scheduler
+    return Components(tokenizer, text_encoder, vae, unet, noise_scheduler, source, sampler)
+
+
+def pipeline_scheduler(source: str, revision: str | None = None) -> Any:
+    """The scheduler as `StableDiffusionPipeline.from_pretrained(source)` loads it (the class
+    model_index.json names, its own config), or None where it cannot be read.
+
+    final/ saves it and validation samples derive their sampler from its config, exactly as
+    `generate` derives its sampler from a loaded pipeline's: same sampler config, same images.
+    """
+    import diffusers
+    from diffusers import DiffusionPipeline
+
+    try:
+        index = DiffusionPipeline.load_config(source, revision=revision)
+        cls = getattr(diffusers, index["scheduler"][1])
+        return cls.from_pretrained(source, subfolder="scheduler", revision=revision)
+    except Exception:  # no model_index.json or an unknown class: the DDPM config serves
+        return None
 
 
 def add_lora(
@@ -112,10 +132,27 @@ def lora_state_dicts(unet: torch.nn.Module, text_encoder: torch.nn.Module | None
     return out
 
 
+def lora_metadata(unet: torch.nn.Module, text_encoder: torch.nn.Module | None) -> dict:
+    """The adapters' peft configs (rank, alpha, target modules...) for the file's metadata.
+
+    Without them a loader assumes alpha = rank: a LoRA trained with lora_alpha != lora_rank
+    would reload with a different strength than the one trained and sampled.
+    """
+    out = {"unet_lora_adapter_metadata": unet.peft_config["default"].to_dict()}
+    if text_encoder is not None:
+        out["text_encoder_lora_adapter_metadata"] = text_encoder.peft_config["default"].to_dict()
+    return out
+
+
 def save_lora(folder: Path, unet: torch.nn.Module, text_encoder: torch.nn.Module | None) -> Path:
+    """pytorch_lora_weights.safetensors in diffusers' format, with the adapter metadata that
+    `load_lora_weights` reads back (diffusers >= 0.35)."""
     from diffusers import StableDiffusionPipeline
 
     StableDiffusionPipeline.save_lora_weights(
-        folder, safe_serialization=True, **lora_state_dicts(unet, text_encoder)
+        folder,
+        safe_serialization=True,
+        **lora_state_dicts(unet, text_encoder),
+        **lora_metadata(unet, text_encoder),
     )
     return folder / "pytorch_lora_weights.safetensors"

@@ -167,6 +167,19 @@ def save_pipeline(folder: Path, tokenizer, text_encoder, vae, unet) -> None:
     pipe.save_pretrained(folder, safe_serialization=True)
 
 
+def build_v_prediction(folder: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """The tiny model as a v-prediction model (as SD 2.x 768-v): the same weights, its scheduler
+    config set to prediction_type v_prediction, written to FOLDER. Returns FOLDER."""
+    folder = Path(folder)
+    source = ensure_tiny(cache_dir) / "model"
+    shutil.copytree(source, folder)
+    config_path = folder / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    config["prediction_type"] = "v_prediction"
+    config_path.write_text(json.dumps(config, indent=2))
+    return folder
+
+
 def concept_image(index: int, size: int = 64, seed: int = SEED) -> Image.Image:
     """The demo concept: an orange ring with a blue dot, at varying places and sizes."""
     rng = random.Random(seed * 1000 + index)

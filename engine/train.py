@@ -33,6 +33,7 @@ from engine.events import EventWriter
 from engine.gpu import GpuMonitor, device_info, memory
 from engine.loss_scaling import optimizer_update
 from engine.models import ModelLoadError, add_lora, load_components, save_lora
+from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, recover_final, replace_folder
 from engine.recipe import (
     add_noise,
     dreambooth_loss,
@@ -214,7 +215,7 @@ class Trainer:
             text_encoder=acc.unwrap_model(self.text_encoder),
             tokenizer=self.tokenizer,
             unet=acc.unwrap_model(self.unet),
-            scheduler=make_scheduler(self.cfg.evaluation.scheduler, self.noise_scheduler.config),
+            scheduler=make_scheduler(self.cfg.evaluation.scheduler, self.components.sampler),
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
@@ -554,45 +555,67 @@ class Trainer:
                 torch.cuda.empty_cache()
 
     def sample(self, step: int) -> None:
+        """Validation images, each made as `generate` makes it (engine.render): one image per
+        forward pass, image i of a prompt from a CPU generator seeded evaluation.seed + i."""
+        from engine.render import render
+
         ec = self.cfg.evaluation
         if not ec.prompts:
             return
         if self.is_main:
+            faults.check_sample(step)
             out = self.run_dir / "samples" / f"step-{step:06d}"
             out.mkdir(parents=True, exist_ok=True)
             res = self.cfg.train.resolution
             unet = self.accelerator.unwrap_model(self.unet)
             unet.eval()
-            with self.encoders_on_device(), torch.no_grad(), self.accelerator.autocast():
-                pipe = self.validation_pipeline()
-                index = []
-                for pi, prompt in enumerate(ec.prompts):
-                    gens = [
-                        torch.Generator(self.device).manual_seed(ec.seed + i)
-                        for i in range(ec.num_images)
-                    ]
-                    images = pipe(
-                        prompt,
-                        negative_prompt=ec.negative_prompt or None,
-                        num_images_per_prompt=ec.num_images,
-                        num_inference_steps=ec.num_inference_steps,
-                        guidance_scale=ec.guidance_scale,
-                        generator=gens,
-                        height=ec.height or res,
-                        width=ec.width or res,
-                    ).images
-                    paths = []
-                    for i, img in enumerate(images):
-                        p = out / f"{pi:02d}-{i:02d}.png"
-                        img.save(p)
-                        paths.append(str(p.relative_to(self.run_dir)))
-                    index.append({"prompt": prompt, "paths": paths, "seed": ec.seed})
-                    self.events.emit("sample", step=step, prompt=prompt, paths=paths, seed=ec.seed)
-                (out / "prompts.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
-            unet.train()
+            try:
+                with self.encoders_on_device(), self.accelerator.autocast():
+                    pipe = self.validation_pipeline()
+                    index = []
+                    for pi, prompt in enumerate(ec.prompts):
+                        paths = []
+                        for i in range(ec.num_images):
+                            (image,) = render(
+                                pipe,
+                                [prompt],
+                                [ec.seed + i],
+                                negative_prompt=ec.negative_prompt,
+                                num_inference_steps=ec.num_inference_steps,
+                                guidance_scale=ec.guidance_scale,
+                                height=ec.height or res,
+                                width=ec.width or res,
+                            )
+                            p = out / f"{pi:02d}-{i:02d}.png"
+                            image.save(p)
+                            paths.append(str(p.relative_to(self.run_dir)))
+                        index.append({"prompt": prompt, "paths": paths, "seed": ec.seed})
+                        self.events.emit(
+                            "sample", step=step, prompt=prompt, paths=paths, seed=ec.seed
+                        )
+                    (out / "prompts.json").write_text(
+                        json.dumps(index, indent=2, ensure_ascii=False)
+                    )
+            finally:
+                unet.train()
+
+    def sample_or_warn(self, step: int) -> None:
+        """Sampling never ends a run: a failure (out of memory, disk, anything) is a warning
+        and training goes on (issue 9: the finished model must survive a late failure)."""
+        try:
+            self.sample(step)
+        except Exception as exc:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            oom = isinstance(exc, torch.OutOfMemoryError | MemoryError)
+            what = "out of memory" if oom else f"{exc.__class__.__name__}: {exc}"
+            self.log(
+                f"validation samples at step {step} failed ({what}); training goes on", "warning"
+            )
         self.accelerator.wait_for_everyone()
 
     def save_final(self) -> dict[str, str | None]:
+        """final/: written to .tmp-final, then swapped in (engine.outputs.replace_folder)."""
         import shutil
 
         tc = self.cfg.train
@@ -600,45 +623,39 @@ class Trainer:
         outputs: dict[str, str | None] = {"final": None, "lora": None}
         if self.is_main:
             acc = self.accelerator
-            final = self.run_dir / "final"
-            tmp = self.run_dir / ".tmp-final"
+            final = self.run_dir / FINAL
+            tmp = self.run_dir / f".tmp-{FINAL}"
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 tmp.mkdir()
                 if tc.method == "lora":
                     save_lora(tmp, acc.unwrap_model(self.unet), self.trainable_te())
-                    outputs["lora"] = "final/pytorch_lora_weights.safetensors"
+                    outputs["lora"] = f"{FINAL}/pytorch_lora_weights.safetensors"
                 else:
-                    self.final_pipeline().save_pretrained(tmp, safe_serialization=True)
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
+                    pipe = self.final_pipeline()
+                    with on_cpu_fp32(pipe.unet, pipe.text_encoder, pipe.vae):
+                        pipe.save_pretrained(tmp, safe_serialization=True)
+                fsync_tree(tmp)
+                replace_folder(tmp, final)
             except OSError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise self.disk_error(exc, "final model") from exc
-            outputs["final"] = "final"
+            outputs["final"] = FINAL
         self.accelerator.wait_for_everyone()
         return outputs
 
     def final_pipeline(self):
-        import diffusers
-        from diffusers import DiffusionPipeline, StableDiffusionPipeline
+        """The trained pipeline as final/ holds it: the model's own scheduler (class and
+        config), so `generate --run` derives the same sampler the validation samples used."""
+        from diffusers import StableDiffusionPipeline
 
         acc = self.accelerator
-        try:
-            index = DiffusionPipeline.load_config(
-                self.components.source, revision=self.cfg.train.revision
-            )
-            sched_cls = getattr(diffusers, index["scheduler"][1])
-        except Exception:
-            sched_cls = diffusers.PNDMScheduler
-        te = acc.unwrap_model(self.text_encoder).to("cpu", dtype=torch.float32)
         return StableDiffusionPipeline(
-            vae=self.vae.to("cpu", dtype=torch.float32),
-            text_encoder=te,
+            vae=self.vae,
+            text_encoder=acc.unwrap_model(self.text_encoder),
             tokenizer=self.tokenizer,
-            unet=acc.unwrap_model(self.unet).to("cpu", dtype=torch.float32),
-            scheduler=sched_cls.from_config(self.noise_scheduler.config),
+            unet=acc.unwrap_model(self.unet),
+            scheduler=self.components.sampler,
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
@@ -713,7 +730,8 @@ class Trainer:
                 "lower train.learning_rate, use bf16 instead of fp16, or keep "
                 "train.max_grad_norm at 1.0; resume from the last checkpoint",
             )
-        grad_norm = acc.clip_grad_norm_(self.params, tc.max_grad_norm) if tc.max_grad_norm else None
+        # The total norm before clipping (max_grad_norm > 0: the config refuses anything else).
+        grad_norm = acc.clip_grad_norm_(self.params, tc.max_grad_norm)
         lr = self.lr_scheduler.get_last_lr()[0]
         if optimizer_update(self.optimizer, self.lr_scheduler, acc.scaler):
             self.log(
@@ -748,8 +766,10 @@ class Trainer:
                 self.compiled = None
             self.step = step
             self.step_event(step, loss_v, parts, gn, lr)
-            if step % tc.validation_steps == 0 or step == tc.max_train_steps:
-                self.sample(step)
+            if step == tc.max_train_steps:
+                break  # final/ is written first, then the last samples (run)
+            if step % tc.validation_steps == 0:
+                self.sample_or_warn(step)
             if self.check_stop():
                 self.save_checkpoint(step)
                 return STOPPED
@@ -831,6 +851,7 @@ class Trainer:
                 raise EngineError("config", str(exc), "fix the config and start again", 2) from exc
             tc = self.cfg.train
             if self.is_main:
+                recover_final(self.run_dir / FINAL)  # a swap that a crash interrupted
                 start_record(self.run_dir, self.argv, tc.max_train_steps)
                 self.recorded = True
                 update_run_json(self.run_dir, method=tc.method)
@@ -855,6 +876,7 @@ class Trainer:
             status = self.train_loop() if not self.check_stop() else STOPPED
             if status == COMPLETED:
                 outputs = self.save_final()
+                self.sample_or_warn(self.step)
             code = 0
         except EngineError as exc:
             status, code = FAILED, exc.code

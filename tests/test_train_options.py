@@ -65,11 +65,30 @@ def test_warmup_and_scheduler_shape_the_learning_rate(tiny_dir, tmp_path):
 
 
 def test_grad_norm_is_clipped_and_reported(tiny_dir, tmp_path):
-    code, _, events = train_in_process(
-        tmp_path, train={**QUIET, "max_train_steps": 2, "max_grad_norm": 0.5}
-    )
-    assert code == 0
-    assert all(e["grad_norm"] > 0 for e in of_type(events, "step"))
+    """The step event reports the norm before clipping; the optimizer sees it clipped."""
+    import torch
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    max_norm = 0.05
+    seen: list[float] = []  # the total gradient norm each optimizer step gets
+
+    def record(optimizer, args, kwargs):
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        seen.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+    hook = register_optimizer_step_pre_hook(record)
+    try:
+        code, _, events = train_in_process(
+            tmp_path, train={**QUIET, "max_train_steps": 3, "max_grad_norm": max_norm}
+        )
+    finally:
+        hook.remove()
+    assert code == 0, of_type(events, "error")
+    reported = [e["grad_norm"] for e in of_type(events, "step")]
+    assert len(seen) == len(reported) == 3
+    for before, after in zip(reported, seen, strict=True):
+        assert before > max_norm  # the update needed clipping ...
+        assert after == pytest.approx(max_norm, rel=1e-3)  # ... and got it
 
 
 def test_hub_dataset_finds_the_image_column_by_type(tiny_dir, tmp_path, monkeypatch):

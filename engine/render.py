@@ -1,0 +1,39 @@
+"""One call of a Stable Diffusion pipeline, shared by validation samples and `generate`.
+
+Both go through :func:`render`, so a validation sample and the image `generate` makes with the
+same weights, prompt, seed, steps and sampler are the same pixels: each image gets its own CPU
+generator seeded with its seed (the same on every device), and by default one image per forward
+pass (a batch of several gives slightly different float rounding on some backends).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def render(
+    pipe: Any,
+    prompts: list[str],
+    seeds: list[int],
+    *,
+    negative_prompt: str = "",
+    num_inference_steps: int,
+    guidance_scale: float,
+    height: int | None,
+    width: int | None,
+) -> list[Any]:
+    """PIL images, one per (prompt, seed) pair, in one forward batch."""
+    import torch
+
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    with torch.inference_mode():
+        result = pipe(
+            prompt=list(prompts),
+            negative_prompt=[negative_prompt] * len(prompts) if negative_prompt else None,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            height=height,
+            width=width,
+            generator=generators,
+        )
+    return list(result.images)
