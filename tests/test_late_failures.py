@@ -25,16 +25,6 @@ def files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_final_is_written_before_the_last_samples(tiny_dir, tmp_path):
-    code, _, events = train_in_process(tmp_path, train=RUN)
-    assert code == 0, of_type(events, "error")
-    kinds = [(e["type"], e.get("name"), e.get("step")) for e in events]
-    saving = kinds.index(("phase", "saving", None))
-    last_samples = [i for i, k in enumerate(kinds) if k[0] == "sample" and k[2] == 4]
-    assert last_samples and saving < min(last_samples)
-    assert events[-1]["type"] == "finished" and events[-1]["status"] == "completed"
-
-
 def test_disk_failure_while_sampling_is_a_warning_and_the_run_completes(tiny_dir, tmp_path):
     run_dir = prepare(tmp_path, train=RUN)
     # A real failure: a file where the samples of steps 2 and 4 go, so their folders cannot be

@@ -193,3 +193,15 @@ def test_text_encoder_training_changes_the_encoder_and_saves_it(full_run, tiny_d
     _assert_trained_not_base(_weights(run_dir / "final" / "text_encoder"), trained, base)
     ckpt = load_file(str(run_dir / "checkpoints" / "step-000002" / "text_encoder.safetensors"))
     assert sum(not torch.equal(v, base[k]) for k, v in ckpt.items()) > len(ckpt) // 2
+
+
+@pytest.mark.parametrize("name", ["full_run", "lora_run"])
+def test_final_is_written_before_the_last_samples(name, request):
+    """Issue 9, item 4: the finished model first; the last samples cannot lose it."""
+    _, run_dir, events = request.getfixturevalue(name)
+    kinds = [(e["type"], e.get("name"), e.get("step")) for e in events]
+    saving = kinds.index(("phase", "saving", None))
+    last_samples = [i for i, k in enumerate(kinds) if k[0] == "sample" and k[2] == 4]
+    assert last_samples and saving < min(last_samples)
+    assert events[-1]["type"] == "finished" and events[-1]["status"] == "completed"
+    assert (run_dir / "final").is_dir()
