@@ -19,18 +19,6 @@ from engine.redact import hub_tokens, redact
 VERSION = 1
 EVENTS_FILE = "events.jsonl"
 
-EVENT_TYPES = (
-    "run_started",
-    "phase",
-    "step",
-    "gpu",
-    "sample",
-    "checkpoint",
-    "log",
-    "error",
-    "finished",
-)
-
 
 def _clean(value: Any) -> Any:
     """Make a value JSON-safe: non-finite floats become strings ("nan", "inf")."""
@@ -272,10 +260,3 @@ class EventTail:
             if event is not None:
                 events.append(event)
         return events
-
-
-def last_event(events: list[dict[str, Any]], type: str) -> dict[str, Any] | None:
-    for event in reversed(events):
-        if event.get("type") == type:
-            return event
-    return None

@@ -9,7 +9,6 @@ one process. Closing the TUI or losing SSH does not stop it.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -204,13 +203,3 @@ def sharded_mode_in_env(environ: dict[str, str] | None = None) -> str | None:
         if environ.get(flag, "").strip().lower() in ("1", "true", "yes", "y", "on", "t"):
             return name
     return None
-
-
-def accelerate_available() -> bool:
-    return shutil.which("accelerate") is not None or _has_module("accelerate")
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +142,3 @@ class ProgressRenderer:
                         style="yellow",
                     )
                 )
-
-
-def print_line(text: str) -> None:
-    print(text, file=sys.stderr)

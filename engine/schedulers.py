@@ -10,17 +10,6 @@ from typing import Any
 
 SCHEDULERS = ("dpmpp_2m", "euler_a", "ddim", "pndm")
 
-_DESCRIPTIONS = {
-    "dpmpp_2m": "DPM-Solver++ 2M: good images in 20-30 steps (the default)",
-    "euler_a": "Euler ancestral: varied, soft results; adds fresh noise each step",
-    "ddim": "DDIM: deterministic, the classic sampler of the DreamBooth paper era",
-    "pndm": "PNDM: Stable Diffusion v1's original default; needs ~50 steps",
-}
-
-
-def describe(name: str) -> str:
-    return _DESCRIPTIONS[name]
-
 
 def make_scheduler(name: str, config: Any):
     """A new scheduler named ``name`` from ``config`` (a scheduler, or its config dict).
