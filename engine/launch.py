@@ -120,7 +120,7 @@ class HeadlessStop:
     ) -> None:
         self.run_dir, self.proc, self.say = run_dir, proc, say
         self.signum: int | None = None
-        self.delivered = False
+        self.delivered = self.refused = False
 
     @property
     def pending(self) -> bool:
@@ -130,13 +130,18 @@ class HeadlessStop:
         try:
             self._handle(signum)
         except StopRefusedError as exc:  # it could reach another process: say so, send nothing
-            self.delivered = True
-            self.say(f"not stopped: {exc}")
+            self._refuse(exc)
+
+    def _refuse(self, exc: StopRefusedError) -> None:
+        self.delivered = self.refused = True
+        self.say(f"not stopped: {exc}")
 
     def _handle(self, signum: int) -> None:
         if self.signum is None:
             self.signum = signum
             self.deliver()
+            if self.refused:
+                return
             if self.delivered:
                 self.say("stopping: finishing the step and writing a checkpoint (again: quit now)")
             else:
@@ -154,8 +159,7 @@ class HeadlessStop:
             try:
                 self.delivered = stop_run(self.run_dir, self.signum)
             except StopRefusedError as exc:
-                self.delivered = True
-                self.say(f"not stopped: {exc}")
+                self._refuse(exc)
 
 
 # Sharded modes keep each rank's own shard of the weights and optimizer; the engine saves

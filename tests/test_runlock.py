@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -174,3 +175,19 @@ def test_stop_without_proc_locks_never_signals_a_pid_that_is_not_the_engine(tmp_
         for p in (holder, bystander):
             p.kill()
             p.wait()
+
+
+def test_headless_stop_says_why_it_refused_and_signals_nothing(tmp_path):
+    from engine.launch import HeadlessStop
+
+    run = create_run_dir(tmp_path, "x")
+    holder = _hold_lock_without_pid(run)
+    try:
+        write_run_json(run, {"host": "gpu-node-7", "pid": holder.pid, "status": "running"})
+        said: list[str] = []
+        HeadlessStop(run, holder, said.append).handle(signal.SIGINT)
+        assert len(said) == 1 and said[0].startswith("not stopped: ") and "gpu-node-7" in said[0]
+        assert holder.poll() is None
+    finally:
+        holder.kill()
+        holder.wait()
