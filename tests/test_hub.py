@@ -408,7 +408,7 @@ def test_marker_token_is_written_nowhere(tmp_path, fake_hub, image_folder, monke
     assert any(MARKER in r["headers"].get("authorization", "") for r in fake_hub.requests)
     checked = [p for p in root.rglob("*") if p.is_file()]
     assert len(checked) > 20 and any(p.name == "README.md" for p in checked)
-    assert any(p.name == "events.jsonl" and "images" in p.parts for p in checked)
+    assert any(p.name == "events.jsonl" and "generated" in p.parts for p in checked)
     leaks = [p for p in checked if MARKER.encode() in p.read_bytes()]
     assert leaks == []
 
