@@ -182,3 +182,10 @@ def test_an_engine_import_of_the_app_is_seen(tmp_path):
     root = _copy_tree(tmp_path)
     _plant(root / "engine" / "runs.py", "def _planted():\n    from tui.app import run_app\n")
     assert engine_imports_of_tui(root) == ["engine.runs -> tui.app"]
+
+
+def test_architecture_doc_lists_exactly_the_contract_modules():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text.split("(`CONTRACT_MODULES`):", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
+    assert rows[2:] == list(CONTRACT_MODULES)  # after the header and its rule
