@@ -171,10 +171,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.config import dump_config, load_config
+    from engine.config import load_config
     from engine.events import EVENTS_FILE
     from engine.launch import prepare_run, spawn_engine
-    from engine.runs import CONFIG_FILE, LOG_FILE, latest_resumable
+    from engine.resume_rules import latest_matching
+    from engine.runs import CONFIG_FILE, LOG_FILE
 
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
@@ -188,13 +189,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume = None
     if args.resume:
         if args.resume == "latest":
-            info = latest_resumable(cfg.train.output_dir)
-            if info is None:
+            found, skipped = latest_matching(cfg.train.output_dir, cfg)
+            if found is None:
+                others = f" ({skipped} of another model or instance data)" if skipped else ""
                 return fail(
-                    f"{cfg.train.output_dir}: no unfinished run to resume "
-                    "(--resume latest takes the newest run that is not completed)"
+                    f"{cfg.train.output_dir}: no unfinished run of this model and instance data "
+                    f"to resume{others}; --resume latest takes the newest run that is not "
+                    "completed and trains the same train.model and train.instance_data"
                 )
-            run_dir, resume = info.run_dir, "latest"
+            run_dir, resume = found, "latest"
         else:
             ckpt = Path(args.resume).expanduser().resolve()
             if not (ckpt / "state.json").exists():
@@ -203,11 +206,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                     "RUN/checkpoints/step-NNNNNN or --resume latest"
                 )
             run_dir, resume = ckpt.parent.parent, str(ckpt)
-        if args.max_train_steps:  # extend/shorten the resumed run as asked
-            text = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
-            run_cfg = load_config(run_dir / CONFIG_FILE)
-            run_cfg.train.max_train_steps = args.max_train_steps
-            (run_dir / CONFIG_FILE).write_text(dump_config(run_cfg, text), encoding="utf-8")
+        code = apply_edits(args.config, cfg, run_dir)
+        if code:
+            return code
         cfg = load_config(run_dir / CONFIG_FILE)
     else:
         template = Path(args.config).read_text(encoding="utf-8")
@@ -216,6 +217,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     events_from, log_from = _size(run_dir / EVENTS_FILE), _size(run_dir / LOG_FILE)
     proc = spawn_engine(run_dir, cfg.train.num_processes, resume, args.accelerate_config)
     return follow(run_dir, proc, quiet=args.quiet, events_from=events_from, log_from=log_from)
+
+
+def apply_edits(config_path: str, cfg, run_dir: Path) -> int:
+    """Resume with the config file's edits: refuse (exit 2, nothing written) a change the run's
+    checkpoint cannot follow; write the others into the run's config.yaml and say each."""
+    from engine.config import ConfigError, dump_config, load_config
+    from engine.redact import redact
+    from engine.resume_rules import as_dict, config_changes, describe, refusal
+    from engine.runs import CONFIG_FILE
+
+    path = run_dir / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+        run_cfg = load_config(path)
+    except (OSError, ConfigError) as exc:
+        return fail(f"{path}: cannot resume this run ({exc})")
+    new = cfg.model_copy(
+        update={
+            "train": cfg.train.model_copy(
+                update={"output_dir": run_cfg.train.output_dir, "run_name": run_cfg.train.run_name}
+            )
+        }
+    )
+    frozen, followed = config_changes(as_dict(run_cfg), as_dict(new))
+    if frozen:
+        return fail(f"{config_path}: {refusal(frozen[0], f'run {run_dir.name}')}")
+    if followed:
+        for change in followed:
+            print(f"resume: {describe(change)}", file=sys.stderr)
+        path.write_text(redact(dump_config(new, text)), encoding="utf-8")
+    return 0
 
 
 def _size(path: Path) -> int:

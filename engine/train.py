@@ -44,6 +44,7 @@ from engine.recipe import (
     sample_timesteps,
     step_seed,
 )
+from engine.resume_rules import config_changes, describe, previous_config, refusal
 from engine.runs import (
     COMPLETED,
     CONFIG_FILE,
@@ -823,6 +824,21 @@ class Trainer:
         )
         self.log(f"resumed from {path.name} (step {self.start_step})")
 
+    def check_resume_edits(self) -> list:
+        """A resume under a config its checkpoint cannot follow is refused (exit 2, nothing
+        written); the changes it can follow are returned, to be logged."""
+        if not self.resume:
+            return []
+        previous = previous_config(self.run_dir)
+        if previous is None:
+            return []
+        frozen, followed = config_changes(previous, config_to_dict(self.cfg))
+        if frozen:
+            raise EngineError(
+                "config", f"{CONFIG_FILE}: {refusal(frozen[0], 'the checkpoint')}", "", 2
+            )
+        return followed
+
     def resumed_from(self) -> int | None:
         if not self.resume:
             return None
@@ -849,6 +865,7 @@ class Trainer:
                 self.cfg: Config = load_config(self.run_dir / CONFIG_FILE)
             except ConfigError as exc:
                 raise EngineError("config", str(exc), "fix the config and start again", 2) from exc
+            followed = self.check_resume_edits()
             tc = self.cfg.train
             if self.is_main:
                 recover_final(self.run_dir / FINAL)  # a swap that a crash interrupted
@@ -869,6 +886,8 @@ class Trainer:
             if self.is_main and leftovers:
                 names = ", ".join(str(p.relative_to(self.run_dir)) for p in leftovers)
                 self.log(f"removed the temp folders of an interrupted save: {names}")
+            for change in followed:
+                self.log(f"changed since the last attempt: {describe(change)}")
             if self.is_main and self.device.type == "cuda":
                 self.gpu_monitor = GpuMonitor(self.events.emit, self.device.index or 0).start()
             self.prepare()

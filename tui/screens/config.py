@@ -41,6 +41,7 @@ from engine.config import (
     save_config,
     summary,
 )
+from tui.config_edits import ValidationError, first_problem, problems, with_field
 from tui.state import DEFAULT_CONFIG, ConfigChanged
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.folder_picker import display_path
@@ -403,13 +404,39 @@ class ConfigScreen(Screen):
         if getattr(current, event.key) == event.value:
             self._update_head()  # an error may have gone
             return
-        section = current.model_copy(update={event.key: event.value})
-        state.change_config(state.config.model_copy(update={event.section: section}))
+        try:  # the whole config, so the rules between keys hold too
+            cfg = with_field(state.config, event.section, event.key, event.value)
+        except ValidationError as exc:
+            self.form.set_external_error(
+                f"{event.section}.{event.key}", str(exc.errors()[0].get("msg", exc))
+            )
+            self._update_head()
+            return
+        moved_lr = cfg.train.learning_rate != state.config.train.learning_rate
+        state.change_config(cfg)
+        if moved_lr and event.key == "method":  # the other method's default learning rate
+            self.form.row("train", "learning_rate").show(cfg.train.learning_rate)
+            self.notify(
+                f"learning_rate set to {cfg.train.learning_rate:g}, the {cfg.train.method} default",
+                title="Config",
+                markup=False,
+            )
+        self._show_rule_problems(cfg)
         self._version = state.config_version
         if event.section == "train" and event.key in PATH_FIELDS:
             self.check_paths_soon()
         self._update_head()
         self.refresh_bindings()
+
+    def _show_rule_problems(self, cfg: Config) -> None:
+        """The rules between keys, each error shown next to the key to fix."""
+        shown = getattr(self, "_rule_keys", set())
+        found = {p.key: p.problem for p in problems(cfg)}
+        for key in shown - set(found):
+            self.form.set_external_error(key, None)
+        for key, problem in found.items():
+            self.form.set_external_error(key, problem)
+        self._rule_keys = set(found)
 
     @on(ConfigForm.Invalid)
     def _field_invalid(self, event: ConfigForm.Invalid) -> None:
@@ -555,6 +582,10 @@ class ConfigScreen(Screen):
         if not in_yaml and self.form.errors:
             fields = "; ".join(f"{path}: {err}" for path, err in self.form.errors.items())
             self.notify(f"Not saved: {fields}", title="Config", severity="error", markup=False)
+            return
+        rule = first_problem(state.config)
+        if rule:
+            self.notify(f"Not saved: {rule}", title="Config", severity="error", markup=False)
             return
         if state.config is None:
             self.notify(

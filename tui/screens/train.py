@@ -24,6 +24,7 @@ from textual.worker import get_current_worker
 
 from engine.runs import CRASH_HINT
 from tui import engine_client
+from tui.config_edits import first_problem
 from tui.engine_client import RunModel, fmt_duration, points_after
 from tui.follower import Batch, RunFollower, apply_batch, follow_loop, launched_process
 from tui.state import RunAttached
@@ -484,7 +485,7 @@ class TrainScreen(Screen):
     def action_start(self) -> None:
         state = getattr(self.app, "state", None)
         cfg = getattr(state, "config", None)
-        error = getattr(state, "config_error", None)
+        error = getattr(state, "config_error", None) or first_problem(cfg)
         if error or cfg is None:
             problem = error or "no config is loaded (open or create one on the Config screen)"
             self.notify(f"Cannot start: {problem}", title="Config", severity="error", markup=False)
