@@ -139,9 +139,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             if not Path(value).is_dir():
                 print(f"{key}: builtin:tiny (built at the first run)")
                 continue
-        if key == "train.class_data" and not Path(value).expanduser().exists():
-            print(f"{key}: {value} (made at the first run: {tc.num_class_images} generated images)")
-            continue
         if not is_local_path(value) and not Path(value).exists():
             print(f"{key}: Hub dataset '{value}' (checked when training starts)")
             continue
