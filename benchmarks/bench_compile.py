@@ -26,22 +26,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, machine, median, write_json
+from benchmarks.common import ROOT, add_training_args, machine, median, write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_compile", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny")
-    p.add_argument("--model-dir", default=None)
-    p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--lora-rank", type=int, default=4)
-    p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw")
-    p.add_argument("--gradient-checkpointing", action="store_true")
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--warmup", type=int, default=2)
+    add_training_args(p, steps=8, warmup=2)
     p.add_argument("--runs", type=int, default=2, help="child processes sharing the cache")
     p.add_argument("--cache-dir", default=None, help="default: a fresh temporary folder")
     p.add_argument("--timeout", type=float, default=400, help="seconds per child")

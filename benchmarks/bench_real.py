@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, machine, median, write_json
+from benchmarks.common import ROOT, add_training_args, machine, median, write_json
 from benchmarks.real_scripts import BIG, DEST, script_argv, source_info
 
 # Where each side's training is over: the engine samples at its last step (the config needs a
@@ -43,18 +43,8 @@ SCRIPT_STOPS = ["diffusers:DiffusionPipeline.from_pretrained"]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_real", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", help="tiny | sd15-arch | a diffusers folder")
-    p.add_argument("--model-dir", default=None, help="where sd15-arch is built (cached)")
-    p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--lora-rank", type=int, default=4)
-    p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw")
-    p.add_argument("--gradient-checkpointing", action="store_true")
+    add_training_args(p, steps=20, warmup=3)
     p.add_argument("--torch-compile", action="store_true", help="train.torch_compile (engine)")
-    p.add_argument("--steps", type=int, default=20, help="timed steps after the warm-up")
-    p.add_argument("--warmup", type=int, default=3, help="steps before the timed ones")
     p.add_argument("--repeats", type=int, default=1, help="processes per side")
     p.add_argument("--timeout", type=float, default=600, help="seconds per process")
     p.add_argument("--scripts", default=str(DEST), help="folder from `real_scripts prepare`")

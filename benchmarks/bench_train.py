@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import ROOT, machine, median, write_json
+from benchmarks.common import ROOT, add_training_args, machine, median, write_json
 
 DEMO = ROOT / "sample_configs" / "demo.yaml"
 PROMPT = "a photo of sks shape"
@@ -56,18 +56,8 @@ PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
 # ------------------------------------------------------------------------------ setup
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny", help="tiny | sd15-arch | a diffusers folder")
-    p.add_argument("--model-dir", default=None, help="where sd15-arch is built (cached)")
-    p.add_argument("--method", choices=("full", "lora"), default="full")
-    p.add_argument("--lora-rank", type=int, default=4)
-    p.add_argument("--resolution", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
-    p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw")
-    p.add_argument("--gradient-checkpointing", action="store_true")
+    add_training_args(p, steps=20, warmup=3)
     p.add_argument("--torch-compile", action="store_true", help="train.torch_compile (engine)")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per side")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps per side first")
     p.add_argument("--mem-steps", type=int, default=2, help="steps of the isolated peak")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     p.add_argument(

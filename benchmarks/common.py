@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -69,3 +70,18 @@ class Stopwatch:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def add_training_args(p: argparse.ArgumentParser, steps: int, warmup: int) -> None:
+    """The training setup every training benchmark takes: model, method, shape, precision."""
+    p.add_argument("--model", default="tiny", help="tiny | sd15-arch | a diffusers folder")
+    p.add_argument("--model-dir", default=None, help="where sd15-arch is built (cached)")
+    p.add_argument("--method", choices=("full", "lora"), default="full")
+    p.add_argument("--lora-rank", type=int, default=4)
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    p.add_argument("--optimizer", choices=("adamw", "adamw8bit"), default="adamw")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--steps", type=int, default=steps, help="timed steps after the warm-up")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed steps first")
