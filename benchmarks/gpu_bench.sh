@@ -34,14 +34,7 @@ WORK=${WORK:-/tmp/gpu-bench-work}
 rm -rf "$WORK"  # a fresh compile cache too: compile_lora's first run is the cold one
 mkdir -p "$OUT" "$WORK"
 t_start=$(date +%s)
-if [ "${SKIP_WHEELS:-0}" != 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export DREAMBOOTH_TUI_CACHE=${DREAMBOOTH_TUI_CACHE:-/tmp/dbt-cache}
+. benchmarks/gpu_env.sh
 export TORCHINDUCTOR_CACHE_DIR=$WORK/compile-cache  # compile_lora fills it, real_lora_compile reads
 
 elapsed() { echo $(( $(date +%s) - t_start )); }

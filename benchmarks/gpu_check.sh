@@ -21,14 +21,7 @@ RES=${RES:-512}
 STEPS=${STEPS:-10}
 WARMUP=${WARMUP:-3}
 mkdir -p "$OUT"
-if [ "${SKIP_WHEELS:-0}" != 1 ] && [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export DREAMBOOTH_TUI_CACHE=${DREAMBOOTH_TUI_CACHE:-/tmp/dbt-cache}
+. benchmarks/gpu_env.sh
 t_start=$(date +%s)
 
 {
