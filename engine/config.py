@@ -41,6 +41,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 from engine.config_rules import rule_problems
+from engine.errors import DreamboothError
 
 __all__ = [
     "BUILTIN_TINY",
@@ -96,8 +97,9 @@ _REQUIRED_EXAMPLES = {
 # errors
 
 
-class ConfigError(Exception):
-    """A config problem. ``str(e)`` is one line: ``<file>: <key.path>: <problem>; <fix>``.
+class ConfigError(DreamboothError):
+    """A config problem (kind "config", exit 2). ``str(e)`` is one line:
+    ``<file>: <key.path>: <problem>; <fix>``.
 
     ``file`` is the config file as the user named it (or None), ``key`` the dotted key path in the
     file's own format (or None for file-level problems), ``line`` the 1-based line where known,
@@ -119,7 +121,7 @@ class ConfigError(Exception):
         self.key = key
         self.line = line
         self.more: list[ConfigError] = list(more or [])
-        super().__init__(self._text())
+        super().__init__(self._text(), kind="config", exit_code=2)
 
     def _text(self) -> str:
         parts: list[str] = []  # joined below into one line, whatever a key or file name holds

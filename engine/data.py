@@ -15,13 +15,15 @@ import torch
 from PIL import Image
 
 from engine.config import BUILTIN_TINY, is_local_path
+from engine.errors import DreamboothError, exit_code_for
 from engine.images import caption_for, open_rgb, scan_images, to_rgb
 
 
-class DataError(RuntimeError):
+class DataError(DreamboothError, RuntimeError):
+    """Training data that cannot be used; `kind` is "data" (exit 2) or "network" (exit 1)."""
+
     def __init__(self, message: str, hint: str = "", kind: str = "data") -> None:
-        super().__init__(message)
-        self.hint, self.kind = hint, kind
+        super().__init__(message, kind=kind, hint=hint, exit_code=exit_code_for(kind))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
+from engine.errors import DreamboothError
 from engine.events import EVENTS_FILE, EventWriter
 from engine.runs import CONFIG_FILE, images_base, slugify
 
@@ -30,7 +31,7 @@ GRID_FILE = "grid.png"
 LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
-class GenerateError(Exception):
+class GenerateError(DreamboothError):
     """A failure with one clear line for the user.
 
     ``kind`` is an error-event kind (config, data, oom, network, internal); ``exit_code`` 2 for
@@ -38,11 +39,12 @@ class GenerateError(Exception):
     """
 
     def __init__(self, message: str, kind: str = "internal", hint: str = "", exit_code: int = 1):
-        self.message, self.kind, self.hint, self.exit_code = message, kind, hint, exit_code
-        super().__init__(self.line())
+        self.message = message
+        line = f"{message}; {hint}" if hint else message
+        super().__init__(line, kind=kind, hint=hint, exit_code=exit_code)
 
     def line(self) -> str:
-        return f"{self.message}; {self.hint}" if self.hint else self.message
+        return str(self)
 
 
 def _usage(message: str, hint: str = "") -> GenerateError:

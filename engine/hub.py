@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
+from engine.errors import DreamboothError
 from engine.events import EVENTS_FILE, read_events
 from engine.runs import CONFIG_FILE
 
@@ -34,12 +35,13 @@ DATA_FILE = "data/train-00000-of-00001.parquet"
 Log = Callable[[str], None]
 
 
-class HubError(Exception):
-    """A push that cannot go on; ``str()`` is one line. ``exit_code``: 2 usage, 1 run time."""
+class HubError(DreamboothError):
+    """A push that cannot go on; ``str()`` is one line. ``exit_code``: 2 usage (kind "config"),
+    1 run time (kind "network")."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+        kind = "config" if exit_code == 2 else "network"
+        super().__init__(message, kind=kind, exit_code=exit_code)
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from engine.errors import DreamboothError
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageLoadError",
@@ -50,8 +52,9 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _INT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "I;16S")
 
 
-class ImageLoadError(Exception):
-    """An image file that cannot be used; ``str()`` is ``"<file name>: <reason>"``.
+class ImageLoadError(DreamboothError):
+    """An image file that cannot be used (kind "data", exit 2); ``str()`` is
+    ``"<file name>: <reason>"``.
 
     ``reason`` is a short human phrase (see the REASON_* constants, or ``"unreadable: <errno
     text>"``); ``detail`` keeps the underlying error text, for logs.
@@ -61,7 +64,7 @@ class ImageLoadError(Exception):
         self.path = Path(path)
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{self.path.name}: {reason}")
+        super().__init__(f"{self.path.name}: {reason}", kind="data", exit_code=2)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import BUILTIN_TINY
+from engine.errors import DreamboothError, exit_code_for
 
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
 #: The components the engine loads, and the classes it loads them with.
@@ -39,12 +40,12 @@ SUPPORTED_TEXT = "Stable Diffusion 1.x/2.x (StableDiffusionPipeline)"
 EXAMPLE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 
-class ModelIndexError(Exception):
-    """The model cannot be used; `kind` is "config" (wrong model) or "network" (cannot read)."""
+class ModelIndexError(DreamboothError):
+    """The model cannot be used; `kind` is "config" (wrong model, exit 2) or "network" (cannot
+    read, exit 1)."""
 
     def __init__(self, message: str, kind: str = "config") -> None:
-        super().__init__(message)
-        self.kind = kind
+        super().__init__(message, kind=kind, exit_code=exit_code_for(kind))
 
 
 def family_name(class_name: str) -> str:

@@ -9,17 +9,18 @@ from typing import Any
 import torch
 
 from engine.config import BUILTIN_TINY, is_local_path
+from engine.errors import DreamboothError, exit_code_for
 
 UNET_LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 
 
-class ModelLoadError(RuntimeError):
-    """A model that cannot be loaded; `kind` is "config" (bad path) or "network" (hub)."""
+class ModelLoadError(DreamboothError, RuntimeError):
+    """A model that cannot be loaded; `kind` is "config" (bad path, exit 2) or "network" (hub,
+    exit 1)."""
 
     def __init__(self, message: str, kind: str = "config", hint: str = "") -> None:
-        super().__init__(message)
-        self.kind, self.hint = kind, hint
+        super().__init__(message, kind=kind, hint=hint, exit_code=exit_code_for(kind))
 
 
 def resolve_model(value: str) -> str:

@@ -24,12 +24,18 @@ import socket
 import time
 from pathlib import Path
 
+from engine.errors import DreamboothError
+
 LOCK_FILE = "engine.lock"
 PROC_LOCKS = "/proc/locks"
 ACQUIRE_PATIENCE_S = 2.0  # how long an engine retries a lock that a probe may hold briefly
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(DreamboothError, RuntimeError):
+    """The run is held by another engine: nothing was done (exit 2)."""
+
+    kind, exit_code = "config", 2
+
     def __init__(self, run_dir: Path, pid: int | None) -> None:
         self.run_dir, self.pid = run_dir, pid
         holder = f"pid {pid}" if pid else "another process"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__
+from engine.errors import DreamboothError
 from engine.events import EVENTS_FILE, MAX_LINE, parse_line
 from engine.redact import redact
 from engine.runlock import (  # noqa: F401  (re-exported: the one place callers import from)
@@ -156,8 +157,10 @@ def finish_record(run_dir: Path, now: float, **fields: Any) -> float | None:
     return duration
 
 
-class StopRefusedError(RuntimeError):
+class StopRefusedError(DreamboothError, RuntimeError):
     """A stop that could reach the wrong process: one line saying why, nothing signalled."""
+
+    kind, exit_code = "config", 2
 
 
 STOP_MARK = ".stop-requested-"  # + the engine's pid: a stop was sent to that engine

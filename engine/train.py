@@ -29,6 +29,7 @@ from engine.ckpt_check import incomplete_reason, latest_whole
 from engine.config import Config, ConfigError, config_to_dict, load_config
 from engine.config_checks import Machine, device_problems, model_problem
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
+from engine.errors import DreamboothError
 from engine.events import EventWriter
 from engine.gpu import GpuMonitor, device_info, memory
 from engine.loss_scaling import optimizer_update
@@ -64,12 +65,11 @@ OOM_ADVICE = (
 )
 
 
-class EngineError(RuntimeError):
+class EngineError(DreamboothError, RuntimeError):
     """An expected failure: becomes one `error` event and an exit code."""
 
-    def __init__(self, kind: str, message: str, hint: str = "", code: int = 1) -> None:
-        super().__init__(message)
-        self.kind, self.hint, self.code = kind, hint, code
+    def __init__(self, kind: str, message: str, hint: str = "", exit_code: int = 1) -> None:
+        super().__init__(message, kind=kind, hint=hint, exit_code=exit_code)
 
 
 class StopSignal:
@@ -141,12 +141,12 @@ class Trainer:
         sharded = sharded_mode_in_env()
         if sharded:
             raise EngineError(
-                "config", f"{sharded} {SHARDED_REFUSAL}", "start the run without it", code=2
+                "config", f"{sharded} {SHARDED_REFUSAL}", "start the run without it", exit_code=2
             )
         cuda = torch.cuda.is_available()
         for key, problem in device_problems(cfg, Machine.here()):  # as `check` refuses them
             fix = problem.rpartition("; ")[2]
-            raise EngineError("config", f"{CONFIG_FILE}: {key}: {problem}", fix, code=2)
+            raise EngineError("config", f"{CONFIG_FILE}: {key}: {problem}", fix, exit_code=2)
         # A fresh state per run: the engine may run more than once in one process (tests).
         AcceleratorState._reset_state(reset_partial_state=True)
         self.accelerator = acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=not cuda)
@@ -451,7 +451,7 @@ class Trainer:
                     "config",
                     f"train.optimizer: adamw8bit is not available here ({exc})",
                     "install bitsandbytes for this device, or set train.optimizer: adamw",
-                    code=2,
+                    exit_code=2,
                 ) from exc
         else:
             # One fused kernel per update on CUDA and the CPU (torch >= 2.4): on the tiny model's
@@ -898,7 +898,7 @@ class Trainer:
                 self.sample_or_warn(self.step)
             code = 0
         except EngineError as exc:
-            status, code = FAILED, exc.code
+            status, code = FAILED, exc.exit_code
             self.events.emit("error", kind=exc.kind, message=str(exc), hint=exc.hint)
             print(f"error: {exc}", file=sys.stderr)
         except (torch.OutOfMemoryError, MemoryError) as exc:

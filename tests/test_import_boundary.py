@@ -32,6 +32,7 @@ CONTRACT_MODULES = (
     "engine.config",  # the config contract: schema, load/save, errors
     "engine.config_paths",  # path rules (local folder or hub id)
     "engine.config_rules",  # cross-field rules of the schema
+    "engine.errors",  # the base of every expected failure
     "engine.doctor",  # dataset checks (PIL only)
     "engine.events",  # the event-stream contract: reading events.jsonl
     "engine.redact",  # token redaction, used by events
