@@ -124,7 +124,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         problem = accelerate_config_problem(args.accelerate_config)
         if problem:
             return fail(problem)
-    from engine.config import BUILTIN_TINY, is_local_path, summary
+    from engine.config import summary
+    from engine.sources import builtin_path, is_builtin, is_local_path
 
     tc = cfg.train
     folders = [("train.instance_data", tc.instance_data)]
@@ -132,9 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         folders.append(("train.class_data", tc.class_data))
     num_images = None
     for key, value in folders:
-        if value == BUILTIN_TINY:
-            from engine.tiny import builtin_path
-
+        if is_builtin(value):
             value = str(builtin_path("images"))
             if not Path(value).is_dir():
                 print(f"{key}: builtin:tiny (built at the first run)")

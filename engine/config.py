@@ -42,6 +42,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from engine.config_rules import rule_problems
 from engine.errors import DreamboothError
+from engine.sources import BUILTIN_TINY, has_hub_id_form, is_local_path
 
 __all__ = [
     "BUILTIN_TINY",
@@ -63,10 +64,6 @@ __all__ = [
     "summary",
     "validate_value",
 ]
-
-#: ``train.model: builtin:tiny`` is the built-in tiny demo model (engine/tiny.py), and
-#: ``train.instance_data: builtin:tiny`` its synthetic concept images. Neither a path nor a hub id.
-BUILTIN_TINY = "builtin:tiny"
 
 #: The schedulers of ``diffusers.optimization`` (hard-coded: this module must not import diffusers).
 LR_SCHEDULERS = (
@@ -1290,18 +1287,6 @@ def save_config(cfg: Config, path: str | Path, template_text: str | None = None)
 # --------------------------------------------------------------------------------------------
 # paths
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
-
-
-def is_local_path(value: str) -> bool:
-    """DESIGN rule: a value that names an existing path, or starts with /, ./, ../ or ~, is a
-    local path; anything else (and ``builtin:tiny``) is not."""
-    if not value or value == BUILTIN_TINY:
-        return False
-    if value.startswith(("/", "./", "../", "~")) or value in (".", ".."):
-        return True
-    return os.path.exists(value)
-
 
 def _local(value: str) -> Path:
     return Path(os.path.expanduser(value))
@@ -1334,7 +1319,7 @@ def check_paths(cfg: Config, source: str | None = None) -> None:
                     f"{t.model!r} is not a diffusers pipeline folder (no model_index.json); "
                     "give the folder that holds model_index.json, or a hub id",
                 )
-        elif not _HUB_ID.match(t.model):
+        elif not has_hub_id_form(t.model):
             fail(
                 "train.model",
                 f"{t.model!r} is neither an existing path nor a hub id; local paths start "
@@ -1354,7 +1339,7 @@ def check_paths(cfg: Config, source: str | None = None) -> None:
                     "train.instance_data",
                     f"{t.instance_data!r} is not a folder; give the folder that holds the images",
                 )
-        elif not _HUB_ID.match(t.instance_data):
+        elif not has_hub_id_form(t.instance_data):
             fail(
                 "train.instance_data",
                 f"{t.instance_data!r} is neither an existing folder nor a hub dataset id; local "

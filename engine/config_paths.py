@@ -14,21 +14,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.config import BUILTIN_TINY, Config
+from engine.config import Config
+from engine.sources import is_local_path
 
 #: The train keys that may name a local path (hub ids and builtin:tiny are left alone);
 #: class_data is always a local folder.
 LOCAL_PATH_KEYS = ("model", "instance_data")
-
-
-def is_local_in(value: str, base: Path) -> bool:
-    """DESIGN's rule, with relative paths looked up under `base`: a value that names an existing
-    path there, or starts with /, ./, ../ or ~, is a local path; anything else is not."""
-    if not value or value == BUILTIN_TINY:
-        return False
-    if value.startswith(("/", "./", "../", "~")) or value in (".", ".."):
-        return True
-    return (base / value).exists()
 
 
 def absolute_in(value: str, base: Path) -> str:
@@ -44,7 +35,7 @@ def resolve_config_paths(cfg: Config, base: str | Path) -> Config:
     train_update: dict[str, str] = {}
     for key in LOCAL_PATH_KEYS:
         value = getattr(cfg.train, key)
-        if value and is_local_in(value, base):
+        if value and is_local_path(value, base):
             train_update[key] = absolute_in(value, base)
     if cfg.train.class_data:
         train_update["class_data"] = absolute_in(cfg.train.class_data, base)

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from engine.config import BUILTIN_TINY, is_local_path
 from engine.errors import DreamboothError, exit_code_for
 from engine.images import caption_for, open_rgb, scan_images, to_rgb
+from engine.sources import is_local_path, resolve_data
 
 
 class DataError(DreamboothError, RuntimeError):
@@ -39,17 +39,6 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.pixels)
-
-
-def resolve_data(value: str) -> str:
-    if value == BUILTIN_TINY:
-        from engine.tiny import builtin_path, ensure_tiny
-
-        ensure_tiny()
-        return str(builtin_path("images"))
-    if is_local_path(value):
-        return str(Path(value).expanduser())
-    return value
 
 
 def crop_box(

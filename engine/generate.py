@@ -81,13 +81,10 @@ class Source:
 def resolve_model(value: str) -> str:
     """builtin:tiny -> the tiny model folder (built once); a local path -> the folder, which must
     be a diffusers pipeline; anything else is a hub id, returned as is."""
-    from engine.config import BUILTIN_TINY, is_local_path
-    from engine.models import resolve_model as resolve
+    from engine import sources
 
-    if value == BUILTIN_TINY:
-        return resolve(value)
-    if is_local_path(value):
-        folder = Path(resolve(value))
+    if sources.is_local_path(value):
+        folder = Path(sources.resolve_model(value))
         if not folder.exists():
             raise _usage(f"model folder '{value}' does not exist")
         if not (folder / "model_index.json").exists():
@@ -96,7 +93,7 @@ def resolve_model(value: str) -> str:
                 "give a folder saved with save_pretrained, a run (--run) or a hub id",
             )
         return str(folder)
-    return value
+    return sources.resolve_model(value)
 
 
 def list_checkpoints(run_dir: Path) -> list[int]:
@@ -138,7 +135,7 @@ def resolve_source(
             raise _usage("nothing to generate with", "give --run RUN_DIR or --model ID_OR_DIR")
         if checkpoint is not None:
             raise _usage("--checkpoint needs --run RUN_DIR")
-        from engine.config import is_local_path
+        from engine.sources import is_local_path
 
         if is_local_path(model) and not Path(model).expanduser().exists():
             raise _usage(f"model folder '{model}' does not exist")

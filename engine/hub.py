@@ -27,6 +27,7 @@ from engine import __version__
 from engine.errors import DreamboothError
 from engine.events import EVENTS_FILE, read_events
 from engine.runs import CONFIG_FILE
+from engine.sources import public_base_model
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 SAMPLES_FILE = "samples.png"
@@ -454,32 +455,6 @@ _LICENSES = (
     ("CompVis/stable-diffusion-v1-", "creativeml-openrail-m"),
     ("stabilityai/stable-diffusion-2", "openrail++"),
 )
-
-
-def is_hub_id(value: str) -> bool:
-    from engine.config import BUILTIN_TINY, is_local_path
-
-    return bool(value) and value != BUILTIN_TINY and not is_local_path(value) and "/" in value
-
-
-def public_base_model(value: str) -> tuple[str, bool]:
-    """What a public card may say about the base model: (name, is a hub id).
-
-    A hub id stays itself. A local folder never publishes this machine's path: a hub-cache
-    snapshot (`.../models--ORG--NAME/snapshots/SHA`) becomes its hub id `ORG/NAME`, any other
-    folder only its own name. (The hub forbids `--` in repo ids, so the split is exact.)
-    """
-    from engine.config import BUILTIN_TINY, is_local_path
-
-    if value == BUILTIN_TINY or not is_local_path(value):
-        return value, is_hub_id(value)
-    parts = Path(value.rstrip("/")).parts
-    for i in range(len(parts) - 2):
-        if parts[i].startswith("models--") and parts[i + 1] == "snapshots":
-            repo_id = "/".join(parts[i][len("models--") :].split("--"))
-            if repo_id:
-                return repo_id, True
-    return Path(value).expanduser().name or value, False
 
 
 def license_for(base_model: str) -> str | None:

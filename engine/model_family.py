@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.config import BUILTIN_TINY
 from engine.errors import DreamboothError, exit_code_for
+from engine.sources import builtin_path, kind_of
 
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
 #: The components the engine loads, and the classes it loads them with.
@@ -79,14 +79,11 @@ def read_model_index(model: str, revision: str | None = None) -> dict[str, Any] 
     """The model's model_index.json: from a local folder, or that one file from the Hub (the
     cache when offline). None for builtin:tiny before it is built (built by this code: an SD
     pipeline). Raises ModelIndexError with one line when it cannot be read."""
-    from engine.config import is_local_path
-
-    if model == BUILTIN_TINY:
-        from engine.tiny import builtin_path
-
+    kind = kind_of(model)
+    if kind == "builtin":
         path = builtin_path("model") / "model_index.json"
         return _read_json(path) if path.is_file() else None
-    if is_local_path(model):
+    if kind == "local":
         path = Path(model).expanduser() / "model_index.json"
         if not path.is_file():
             raise ModelIndexError(

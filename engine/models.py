@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from engine.config import BUILTIN_TINY, is_local_path
 from engine.errors import DreamboothError, exit_code_for
+from engine.sources import is_local_path, resolve_model
 
 UNET_LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -21,18 +21,6 @@ class ModelLoadError(DreamboothError, RuntimeError):
 
     def __init__(self, message: str, kind: str = "config", hint: str = "") -> None:
         super().__init__(message, kind=kind, hint=hint, exit_code=exit_code_for(kind))
-
-
-def resolve_model(value: str) -> str:
-    """builtin:tiny -> the built tiny model folder; local paths expanded; hub ids unchanged."""
-    if value == BUILTIN_TINY:
-        from engine.tiny import builtin_path, ensure_tiny
-
-        ensure_tiny()
-        return str(builtin_path("model"))
-    if is_local_path(value):
-        return str(Path(value).expanduser())
-    return value
 
 
 @dataclass

@@ -16,15 +16,12 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-TINY_VERSION = 1
+# Where builtin:tiny points is the sources rule (re-exported here for the builders and tests).
+from engine.sources import builtin_path, default_cache_dir
+
 SEED = 0
 RESOLUTION = 32
 NUM_IMAGES = 6
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("DREAMBOOTH_TUI_CACHE") or Path.home() / ".cache" / "dreambooth-tui"
-    return Path(root) / f"tiny-v{TINY_VERSION}"
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -233,12 +230,6 @@ def ensure_tiny(cache_dir: str | Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
-
-
-def builtin_path(kind: str, cache_dir: str | Path | None = None) -> Path:
-    """Where `builtin:tiny` points for a model ("model") or data ("images"); torch-free."""
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
-    return root / ("model" if kind == "model" else "images")
 
 
 def is_built(cache_dir: str | Path | None = None) -> bool:

@@ -30,7 +30,7 @@ HEAVY = ("torch", "diffusers", "transformers", "accelerate", "peft", "bitsandbyt
 CONTRACT_MODULES = (
     "engine",  # package root: __version__
     "engine.config",  # the config contract: schema, load/save, errors
-    "engine.config_paths",  # path rules (local folder or hub id)
+    "engine.config_paths",  # where a config's relative paths point
     "engine.config_rules",  # cross-field rules of the schema
     "engine.errors",  # the base of every expected failure
     "engine.doctor",  # dataset checks (PIL only)
@@ -42,7 +42,7 @@ CONTRACT_MODULES = (
     "engine.progress",  # progress/ETA/GPU figures from events
     "engine.images",  # listing and opening image files (PIL)
     "engine.term_images",  # terminal image-protocol detection
-    "engine.tiny",  # builtin_path only (the builders import torch lazily, never called here)
+    "engine.sources",  # the one rule: builtin:tiny, local folder or hub id
 )
 
 
@@ -72,9 +72,9 @@ def test_app_reaches_no_ml_library_and_only_contract_engine_modules():
 
 def test_the_graph_sees_the_apps_known_lazy_imports():
     # Guard against a walker that silently sees nothing: these arrows exist only inside
-    # functions today (tui/engine_client.py, tui/state.py, tui/screens/data.py).
+    # functions today (tui/engine_client.py, tui/screens/data.py).
     graph = reachable(ROOT, app_modules(ROOT))
-    assert {"engine.launch", "engine.tiny", "engine.doctor", "engine.config"} <= set(graph)
+    assert {"engine.launch", "engine.doctor", "engine.config"} <= set(graph)
     assert "engine.launch" in imports_of(ROOT, "tui.engine_client", lazy=True)
     assert "engine.launch" not in imports_of(ROOT, "tui.engine_client", lazy=False)
 
@@ -96,8 +96,8 @@ def _plant(path: Path, code: str) -> None:
         ("tui/state.py", "def _planted():\n    import torch\n"),
         # lazily, as `from x import y`, in a screen
         ("tui/screens/data.py", "def _planted():\n    from diffusers import DDIMScheduler\n"),
-        # at module level of a contract module the app imports only lazily (tui/state.py)
-        ("engine/tiny.py", "import torch\n"),
+        # at module level of a contract module the app imports only lazily (tui/engine_client.py)
+        ("engine/launch.py", "import torch\n"),
         # at module level of a module the app reaches only transitively (via engine.events)
         ("engine/redact.py", "import peft\n"),
         # an engine module outside the contract list, imported lazily by the app
@@ -114,8 +114,8 @@ def test_a_planted_heavy_or_unlisted_import_breaks_the_boundary(tmp_path, module
 
 
 def test_a_lazy_heavy_import_inside_an_engine_module_function_is_not_an_arrow(tmp_path):
-    # Engine modules count what importing them runs: engine.tiny's builders import torch in
-    # their bodies and the app never calls them; planting another such body changes nothing.
+    # Engine modules count what importing them runs: engine.sources builds the tiny model (torch)
+    # in a function the app never calls; planting another such body changes nothing.
     root = _copy_tree(tmp_path)
     _plant(root / "engine" / "events.py", "def _planted():\n    import torch\n")
     assert boundary_violations(root) == []

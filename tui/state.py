@@ -11,8 +11,9 @@ from pathlib import Path
 
 from textual.message import Message
 
-from engine.config import BUILTIN_TINY, Config, ConfigError, read_config
+from engine.config import Config, ConfigError, read_config
 from engine.config_paths import absolute_in, config_base
+from engine.sources import local_folder
 
 IMAGE_PROTOCOLS = ("auto", "kitty", "sixel", "halfcell", "unicode")
 IMAGES_ENV = "DREAMBOOTH_TUI_IMAGES"
@@ -71,15 +72,7 @@ class AppState:
 
 def data_folder(value: str | None) -> Path | None:
     """The local folder a train.instance_data value names (builtin:tiny included), else None."""
-    if not value:
-        return None
-    if value == BUILTIN_TINY:
-        from engine.tiny import builtin_path
-
-        return builtin_path("images")
-    from engine.config import is_local_path
-
-    return Path(value).expanduser() if is_local_path(value) else None
+    return local_folder(value, "images")
 
 
 def image_protocol_from(flag: str | None) -> str:

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
-from engine.config import BUILTIN_TINY, is_local_path
+from engine.sources import BUILTIN_TINY, is_local_path
 from tui.state import ConfigChanged, data_folder
 from tui.widgets.folder_picker import FolderPicker, display_path
 from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
