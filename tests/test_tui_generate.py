@@ -15,6 +15,7 @@ from textual.widgets import Input, Select, Static
 from tui_synthetic import TRICKY_PROMPT, write_finished_run
 
 import tui.screens.generate as generate_screen
+import tui.screens.generate_push as generate_push
 from engine.config import parse_config_text
 from tui.app import DreamBoothApp
 from tui.screens.generate import GenerateScreen
@@ -175,7 +176,7 @@ async def test_quitting_during_a_push_stops_the_upload_at_once(tmp_path, monkeyp
     slow_push = tmp_path / "slow-push"  # stands in for `python -m engine push-model ...`
     slow_push.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 120\n")
     slow_push.chmod(0o755)
-    monkeypatch.setattr(generate_screen.sys, "executable", str(slow_push))
+    monkeypatch.setattr(generate_push.sys, "executable", str(slow_push))
     app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")

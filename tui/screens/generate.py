@@ -3,19 +3,14 @@ model, or any hub id / local diffusers folder; push the run's model to the Hub.
 
 `python -m engine generate ... --output-dir DIR` runs as a child process (stdin /dev/null,
 output to DIR/generate.log); a thread worker follows DIR/events.jsonl and each `sample` event
-puts its image into the grid as soon as it is written.
+puts its image into the grid as soon as it is written. The form is tui/widgets/generate_form.py,
+the request it makes tui/generate_request.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import subprocess
-import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +18,27 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, Select, Static
+from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from engine.config import EVAL_SCHEDULERS
 from engine.events import EVENTS_FILE, EventTail
 from engine.redact import redact
-from engine.runs import images_base
 from tui import engine_client
 from tui.child_process import run_polled
+from tui.generate_request import (
+    SOURCE_CUSTOM,
+    GenerateRequest,
+    generate_args,
+    model_choices,
+    newest_run_with_model,
+    output_dir_for,
+)
+from tui.screens.generate_push import PushResult, confirm_modal, push_command, repo_modal
+from tui.widgets.generate_form import GenerateForm
 from tui.widgets.image_grid import ImageGrid
-from tui.widgets.modals import Choice, ChoiceModal, PromptModal
+from tui.widgets.prompt_input import HistoryInput, PromptHistory, history_path
 
 __all__ = [
     "GenerateRequest",
@@ -45,227 +47,11 @@ __all__ = [
     "PromptHistory",
     "generate_args",
     "model_choices",
+    "newest_run_with_model",
+    "output_dir_for",
 ]
 
 POLL_S = 0.2
-SOURCE_FINAL, SOURCE_CUSTOM, SOURCE_LORA = "final", "custom", "lora"
-
-
-# -- prompt history ---------------------------------------------------------------------------
-
-
-def history_path() -> Path:
-    root = os.environ.get("DREAMBOOTH_TUI_CACHE") or Path.home() / ".cache" / "dreambooth-tui"
-    return Path(root) / "prompt_history.json"
-
-
-class PromptHistory:
-    """Prompts used before, oldest first, no repeats, at most `limit`; saved as JSON."""
-
-    def __init__(self, path: Path | None = None, limit: int = 200) -> None:
-        self.path = path or history_path()
-        self.limit = limit
-        self.items: list[str] = []
-        self._cursor = 0
-        self._draft = ""
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            if isinstance(data, list):
-                self.items = [str(p) for p in data if isinstance(p, str) and p][-limit:]
-        except (OSError, ValueError):
-            pass
-        self._cursor = len(self.items)
-
-    def add(self, prompt: str) -> None:
-        prompt = prompt.strip()
-        if not prompt:
-            return
-        if prompt in self.items:
-            self.items.remove(prompt)
-        self.items.append(prompt)
-        self.items = self.items[-self.limit :]
-        self._cursor = len(self.items)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(self.items, ensure_ascii=False, indent=0), encoding="utf-8")
-            os.replace(tmp, self.path)
-        except OSError:
-            pass  # a read-only home: history lives for this session only
-
-    def previous(self, current: str) -> str | None:
-        if self._cursor == len(self.items):
-            self._draft = current
-        if self._cursor == 0:
-            return None
-        self._cursor -= 1
-        return self.items[self._cursor]
-
-    def next(self) -> str | None:
-        if self._cursor >= len(self.items):
-            return None
-        self._cursor += 1
-        return self._draft if self._cursor == len(self.items) else self.items[self._cursor]
-
-    def reset(self) -> None:
-        self._cursor = len(self.items)
-
-
-class HistoryInput(Input):
-    """An Input whose up/down keys recall earlier prompts."""
-
-    BINDINGS = [
-        Binding(
-            "up",
-            "history_previous",
-            "Earlier prompt",
-            id="generate.history_previous",
-            tooltip="Recall the previous prompt from the history",
-            show=False,
-        ),
-        Binding(
-            "down",
-            "history_next",
-            "Later prompt",
-            id="generate.history_next",
-            tooltip="Recall the next prompt from the history",
-            show=False,
-        ),
-    ]
-
-    def __init__(self, history: PromptHistory, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.history = history
-
-    def action_history_previous(self) -> None:
-        value = self.history.previous(self.value)
-        if value is not None:
-            self.value = value
-            self.cursor_position = len(value)
-
-    def action_history_next(self) -> None:
-        value = self.history.next()
-        if value is not None:
-            self.value = value
-            self.cursor_position = len(value)
-
-
-# -- the request ------------------------------------------------------------------------------
-
-
-@dataclass
-class GenerateRequest:
-    source: str  # "final" | "ckpt:<step>" | "custom" | "lora"
-    run_dir: Path | None
-    model: str  # hub id / folder (custom) or the base model (lora)
-    lora: str
-    prompt: str
-    negative_prompt: str
-    num_images: str
-    steps: str
-    guidance: str
-    seed: str
-    scheduler: str
-
-
-def _int_field(name: str, value: str, minimum: int | None = 1) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ValueError(f"{name}: a whole number, e.g. 4 (got {value!r})") from None
-    if minimum is not None and number < minimum:
-        raise ValueError(f"{name}: at least {minimum} (got {number})")
-    return number
-
-
-def generate_args(req: GenerateRequest) -> list[str]:
-    """The `python -m engine generate` arguments for a request (without --output-dir).
-
-    Raises ValueError with one line naming the field and what would be valid."""
-    args: list[str] = []
-    if req.source == SOURCE_FINAL or req.source.startswith("ckpt:"):
-        if req.run_dir is None:
-            raise ValueError("model: no run is selected; pick a hub id / folder instead")
-        args += ["--run", str(req.run_dir)]
-        if req.source.startswith("ckpt:"):
-            args += ["--checkpoint", req.source.removeprefix("ckpt:")]
-    elif req.source == SOURCE_CUSTOM:
-        if not req.model.strip():
-            raise ValueError("model: type a hub id (user/name) or a local diffusers folder")
-        args += ["--model", req.model.strip()]
-    elif req.source == SOURCE_LORA:
-        if not req.model.strip():
-            raise ValueError("model: type the base model (hub id or folder) for the LoRA")
-        if not req.lora.strip():
-            raise ValueError("LoRA file: type the path of the .safetensors file")
-        args += ["--model", req.model.strip(), "--lora", req.lora.strip()]
-    else:
-        raise ValueError("model: pick where the model comes from")
-    if not req.prompt.strip():
-        raise ValueError("prompt: type what the images should show")
-    args += ["--prompt", req.prompt]
-    if req.negative_prompt:
-        args += ["--negative-prompt", req.negative_prompt]
-    args += ["--num-images", str(_int_field("count", req.num_images))]
-    args += ["--num-inference-steps", str(_int_field("steps", req.steps))]
-    try:
-        guidance = float(req.guidance.strip())
-    except ValueError:
-        raise ValueError(f"guidance: a number, e.g. 7.5 (got {req.guidance!r})") from None
-    if guidance < 0:
-        raise ValueError(f"guidance: 0 or more (got {guidance})")
-    args += ["--guidance-scale", f"{guidance:g}"]
-    if req.seed.strip():
-        args += ["--seed", str(_int_field("seed", req.seed, minimum=0))]
-    if req.scheduler not in EVAL_SCHEDULERS:
-        raise ValueError(f"scheduler: one of {', '.join(EVAL_SCHEDULERS)}")
-    args += ["--scheduler", req.scheduler]
-    return args
-
-
-def model_choices(run_dir: Path | None) -> list[tuple[str, str]]:
-    """(label, value) for the model Select: the run's final model and checkpoints, then the
-    free-form sources."""
-    choices: list[tuple[str, str]] = []
-    if run_dir is not None:
-        # the run's start time names it in the picker: its whole id does not fit beside it
-        name = run_dir.name[:15] if re.match(r"\d{8}-\d{6}", run_dir.name) else run_dir.name
-        if (run_dir / "final").exists():
-            choices.append((f"final model · {name}", SOURCE_FINAL))
-        ckpt_dir = run_dir / "checkpoints"
-        steps: list[int] = []
-        if ckpt_dir.is_dir():
-            for entry in ckpt_dir.iterdir():
-                tail = entry.name.removeprefix("step-")
-                if entry.is_dir() and tail.isdigit():
-                    steps.append(int(tail))
-        for step in sorted(steps, reverse=True):
-            choices.append((f"checkpoint step {step} · {name}", f"ckpt:{step}"))
-    choices.append(("hub id or local folder (type it)", SOURCE_CUSTOM))
-    choices.append(("LoRA file on a base model (type both)", SOURCE_LORA))
-    return choices
-
-
-def newest_run_with_model(output_dir: Path) -> Path | None:
-    """The newest run with a final model or a checkpoint (what a user generates from next)."""
-    from engine.runs import list_runs
-
-    for info in list_runs(output_dir):
-        if (info.run_dir / "final").exists() or any((info.run_dir / "checkpoints").glob("step-*")):
-            return info.run_dir
-    return None
-
-
-def output_dir_for(run_dir: Path | None, images_dir: str | Path = "images") -> Path:
-    """A new <stamp> folder under runs.images_base (the rule `generate` follows too)."""
-    base = images_base(run_dir, images_dir).absolute()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    candidate = base / stamp
-    n = 2
-    while candidate.exists():
-        candidate = base / f"{stamp}-{n}"
-        n += 1
-    return candidate
 
 
 # -- messages from workers ---------------------------------------------------------------------
@@ -284,16 +70,6 @@ class GenDone(Message):
         self.out_dir = out_dir
         self.returncode = returncode
         self.log = log
-
-
-class PushResult(Message):
-    def __init__(self, repo: str, private: bool, dry_run: bool, returncode: int, output: str):
-        super().__init__()
-        self.repo = repo
-        self.private = private
-        self.dry_run = dry_run
-        self.returncode = returncode
-        self.output = output
 
 
 # -- the screen -------------------------------------------------------------------------------
@@ -358,7 +134,7 @@ class GenerateScreen(Screen):
         self, name: str | None = None, id: str | None = None, classes: str | None = None
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self.history = PromptHistory()
+        self.history = PromptHistory(history_path())
         self.proc: subprocess.Popen | None = None
         self.out_dir: Path | None = None
         self.made = 0
@@ -371,58 +147,7 @@ class GenerateScreen(Screen):
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        with Vertical(id="form"):
-            with Horizontal(classes="row"):
-                yield Label("model", classes="label")
-                yield Select(
-                    model_choices(None),
-                    id="model-source",
-                    compact=True,
-                    allow_blank=False,
-                    value=SOURCE_CUSTOM,
-                )
-                yield Input(
-                    placeholder="hub id or folder (base model for a LoRA)",
-                    id="model-id",
-                    compact=True,
-                )
-                yield Input(placeholder="LoRA .safetensors", id="lora-file", compact=True)
-            with Horizontal(classes="row"):
-                yield Label("prompt", classes="label")
-                yield HistoryInput(
-                    self.history,
-                    placeholder="what to draw (↑/↓: earlier prompts)",
-                    id="prompt",
-                    compact=True,
-                )
-            with Horizontal(classes="row"):
-                yield Label("negative", classes="label")
-                yield Input(
-                    placeholder="what the images should not show", id="negative", compact=True
-                )
-            with Horizontal(classes="row", id="params"):
-                yield Label("count", classes="label")
-                yield Input("4", type="integer", id="count", classes="num", compact=True)
-                yield Label("steps", classes="label-s")
-                yield Input("25", type="integer", id="steps", classes="num", compact=True)
-                yield Label("guidance", classes="label-s")
-                yield Input("7.5", type="number", id="guidance", classes="num", compact=True)
-                yield Label("seed", classes="label-s")
-                yield Input(
-                    "0",
-                    type="integer",
-                    id="seed",
-                    classes="num",
-                    compact=True,
-                    placeholder="random",
-                )
-                yield Select(
-                    [(s, s) for s in EVAL_SCHEDULERS],
-                    id="scheduler",
-                    compact=True,
-                    allow_blank=False,
-                    value=EVAL_SCHEDULERS[0],
-                )
+        yield GenerateForm(self.history, id="form")
         yield Static(id="gen-status", markup=False)
         yield Static(id="gen-error", markup=False)
         yield ImageGrid(
@@ -442,21 +167,13 @@ class GenerateScreen(Screen):
     def _state(self) -> Any:
         return getattr(self.app, "state", None)
 
+    def _form(self) -> GenerateForm:
+        return self.query_one("#form", GenerateForm)
+
     def _fill_defaults(self) -> None:
         cfg = getattr(self._state(), "config", None)
-        if cfg is None:
-            return
-        ev = cfg.evaluation
-        self.query_one("#count", Input).value = str(ev.num_images)
-        self.query_one("#steps", Input).value = str(ev.num_inference_steps)
-        self.query_one("#guidance", Input).value = f"{ev.guidance_scale:g}"
-        self.query_one("#seed", Input).value = "" if ev.seed is None else str(ev.seed)
-        self.query_one("#negative", Input).value = ev.negative_prompt or ""
-        if ev.scheduler in EVAL_SCHEDULERS:
-            self.query_one("#scheduler", Select).value = ev.scheduler
-        if ev.prompts:
-            self.query_one("#prompt", Input).value = ev.prompts[0]
-        self.query_one("#model-id", Input).value = str(cfg.train.model)
+        if cfg is not None:
+            self._form().fill_defaults(cfg)
 
     def _sync_models(self) -> None:
         """The model Select follows the app's run (final model and checkpoints); with none
@@ -467,22 +184,11 @@ class GenerateScreen(Screen):
         if run_dir is None and state is not None:
             run_dir = newest_run_with_model(state.runs_dir)
         choices = model_choices(run_dir)
-        select = self.query_one("#model-source", Select)
         if run_dir == self._run_dir and choices == self._choices:
             return
         self._run_dir, self._choices = run_dir, choices
-        current = select.value
-        select.set_options(choices)
-        values = [v for _, v in choices]
-        select.value = current if current in values and run_dir is None else values[0]
+        self._form().set_model_choices(choices, keep_current=run_dir is None)
         self.refresh_bindings()
-        self._update_model_fields()
-
-    @on(Select.Changed, "#model-source")
-    def _update_model_fields(self) -> None:
-        source = self.query_one("#model-source", Select).value
-        self.query_one("#model-id").display = source in (SOURCE_CUSTOM, SOURCE_LORA)
-        self.query_one("#lora-file").display = source == SOURCE_LORA
 
     # -- generating -----------------------------------------------------------------------------
     @property
@@ -502,22 +208,7 @@ class GenerateScreen(Screen):
         return True
 
     def request(self) -> GenerateRequest:
-        def value(selector: str) -> str:
-            return self.query_one(selector, Input).value
-
-        return GenerateRequest(
-            source=str(self.query_one("#model-source", Select).value),
-            run_dir=self._run_dir,
-            model=value("#model-id"),
-            lora=value("#lora-file"),
-            prompt=value("#prompt"),
-            negative_prompt=value("#negative"),
-            num_images=value("#count"),
-            steps=value("#steps"),
-            guidance=value("#guidance"),
-            seed=value("#seed"),
-            scheduler=str(self.query_one("#scheduler", Select).value),
-        )
+        return self._form().request(self._run_dir)
 
     @on(Input.Submitted, "#prompt")
     def _prompt_submitted(self) -> None:
@@ -664,20 +355,7 @@ class GenerateScreen(Screen):
         cfg = getattr(self._state(), "config", None)
         repo = (cfg.hub.model_repo if cfg is not None else None) or ""
         private = bool(cfg.hub.private) if cfg is not None else True
-        self.app.push_screen(
-            PromptModal(
-                "Push the model to the Hub",
-                f"Repository id for {self._run_dir.name} (user/name). "
-                "A dry run shows what would be uploaded first.",
-                value=repo,
-                placeholder="user/my-dreambooth-model",
-                option="Private repository",
-                option_value=private,
-                validate=lambda v: None if "/" in v.strip("/") else "user/name, e.g. me/sks-dog",
-                submit_label="Dry run",
-            ),
-            self._push_repo_chosen,
-        )
+        self.app.push_screen(repo_modal(self._run_dir.name, repo, private), self._push_repo_chosen)
 
     def _push_repo_chosen(self, answer: tuple[str, bool] | None) -> None:
         if not answer or self._run_dir is None:
@@ -690,11 +368,7 @@ class GenerateScreen(Screen):
 
     @work(thread=True, group="generate-push", exit_on_error=False)
     def _push(self, run_dir: Path, repo: str, private: bool, dry_run: bool) -> None:
-        cmd = [sys.executable, "-m", "engine", "push-model", str(run_dir), repo]
-        if private:
-            cmd.append("--private")
-        if dry_run:
-            cmd.append("--dry-run")
+        cmd = push_command(run_dir, repo, private, dry_run)
         worker = get_current_worker()
         try:  # polled: quitting the app stops the upload instead of waiting up to an hour for it
             code, output = run_polled(
@@ -728,7 +402,6 @@ class GenerateScreen(Screen):
                 lines[-1] if lines else f"pushed to {message.repo}", title="Hub", markup=False
             )
             return
-        listing = "\n".join(lines[-25:]) or "(nothing listed)"
         self._set_status(Text(f"dry run done for {message.repo}"))
 
         def answered(choice: str | None) -> None:
@@ -739,16 +412,4 @@ class GenerateScreen(Screen):
                 self._pushing = False
                 self.refresh_bindings()
 
-        self.app.push_screen(
-            ChoiceModal(
-                f"Push to {message.repo}?",
-                Text(f"The dry run would upload:\n{listing}"),
-                [
-                    Choice("push", "Push for real", key="p", variant="warning"),
-                    Choice("cancel", "Cancel", key="c"),
-                ],
-                default="cancel",
-                cancel="cancel",
-            ),
-            answered,
-        )
+        self.app.push_screen(confirm_modal(message.repo, lines), answered)
