@@ -135,13 +135,15 @@ def ensure_sd15_arch(target: str | Path | None = None, device: str | None = None
     return target
 
 
-def parameter_counts(model_dir: str | Path) -> dict[str, int]:
+def parameter_counts(
+    model_dir: str | Path, parts: tuple[str, ...] = ("unet", "text_encoder", "vae")
+) -> dict[str, int]:
     """Parameters per component, read from the saved safetensors headers (no weights loaded)."""
     import json
     import struct
 
     counts = {}
-    for part in ("unet", "text_encoder", "vae"):
+    for part in parts:
         total = 0
         for f in sorted((Path(model_dir) / part).glob("*.safetensors")):
             with open(f, "rb") as fh:

@@ -12,6 +12,7 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -217,8 +218,14 @@ def ensure_tiny(cache_dir: str | Path | None = None) -> Path:
     target = Path(cache_dir) if cache_dir else default_cache_dir()
     if (target / "model" / "model_index.json").exists() and (target / "images").is_dir():
         return target
+    return build_atomically(target, build, prefix=".tiny-build-")
+
+
+def build_atomically(target: Path, build: Callable[[Path], object], prefix: str) -> Path:
+    """Run BUILD(tmp) in a temporary folder beside TARGET and move it into place, so a reader
+    never sees a half-written model; if another process finished first, keep its folder."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         build(tmp)
         try:

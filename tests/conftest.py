@@ -25,3 +25,12 @@ def tiny_dir(tmp_path_factory) -> Path:
     from engine.tiny import default_cache_dir, ensure_tiny
 
     return ensure_tiny(default_cache_dir())
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tiny_dir) -> Path:
+    """The tiny SDXL (engine/tiny_sdxl.py), built once beside the tiny model; `builtin:tiny-sdxl`
+    resolves here. Returns the folder holding model/."""
+    from engine.tiny_sdxl import default_cache_dir, ensure_tiny_sdxl
+
+    return ensure_tiny_sdxl(default_cache_dir())
