@@ -42,7 +42,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from engine.config_rules import rule_problems
 from engine.errors import DreamboothError
-from engine.sources import BUILTIN_TINY, has_hub_id_form, is_local_path
+from engine.sources import BUILTIN_TINY, has_hub_id_form, is_builtin, is_local_path
 
 __all__ = [
     "BUILTIN_TINY",
@@ -335,7 +335,7 @@ class TrainConfig(_Section):
         return data
 
     model: Text = Field(
-        description="Base model: a hub id, a local diffusers folder, or builtin:tiny."
+        description="Base model: a hub id, a local diffusers folder, builtin:tiny or builtin:tiny-sdxl."
     )
     revision: OptStr = Field(None, description="Hub revision (branch, tag or commit) of the model.")
     instance_data: Text = Field(
@@ -1304,7 +1304,7 @@ def check_paths(cfg: Config, source: str | None = None) -> None:
     def fail(key: str, problem: str) -> None:
         raise ConfigError(problem, file=source, key=key)
 
-    if t.model != BUILTIN_TINY:
+    if not is_builtin(t.model):
         if is_local_path(t.model):
             p = _local(t.model)
             if not p.exists():

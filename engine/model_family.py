@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DreamboothError, exit_code_for
-from engine.sources import builtin_path, kind_of
+from engine.sources import builtin_model_path, kind_of
 
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
 #: The components the engine loads, and the classes it loads them with.
@@ -81,7 +81,7 @@ def read_model_index(model: str, revision: str | None = None) -> dict[str, Any] 
     pipeline). Raises ModelIndexError with one line when it cannot be read."""
     kind = kind_of(model)
     if kind == "builtin":
-        path = builtin_path("model") / "model_index.json"
+        path = builtin_model_path(model) / "model_index.json"
         return _read_json(path) if path.is_file() else None
     if kind == "local":
         path = Path(model).expanduser() / "model_index.json"

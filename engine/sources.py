@@ -4,6 +4,7 @@ DESIGN's one rule, for `train.model`, `train.instance_data`, `--model` and every
 names a model or a data set:
 
 - ``builtin:tiny`` is the tiny demo (engine/tiny.py): its model folder or its concept images;
+  ``builtin:tiny-sdxl`` the tiny SDXL (engine/tiny_sdxl.py), a model only;
 - a value that names an existing path, or starts with ``/``, ``./``, ``../`` or ``~``, is a
   local path (a relative one looked up under a base folder when one is given);
 - anything else is a hub id (``owner/name``; a bare ``name`` passes the form check).
@@ -21,10 +22,14 @@ from typing import Literal
 #: ``train.model: builtin:tiny`` is the built-in tiny demo model (engine/tiny.py), and
 #: ``train.instance_data: builtin:tiny`` its synthetic concept images. Neither a path nor a hub id.
 BUILTIN_TINY = "builtin:tiny"
+#: ``train.model: builtin:tiny-sdxl`` is the tiny SDXL model (engine/tiny_sdxl.py); a model only.
+BUILTIN_TINY_SDXL = "builtin:tiny-sdxl"
+BUILTINS = (BUILTIN_TINY, BUILTIN_TINY_SDXL)
 
 #: The tiny model's build version: a new one (engine/tiny.py builds a different model) is a new
 #: cache folder, built once.
 TINY_VERSION = 1
+TINY_SDXL_VERSION = 1
 
 #: The form of a hub id: `name` or `owner/name`, letters, digits, `_`, `.` and `-`.
 HUB_ID_FORM = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
@@ -35,14 +40,14 @@ What = Literal["model", "images"]
 
 
 def is_builtin(value: str | None) -> bool:
-    return value == BUILTIN_TINY
+    return value in BUILTINS
 
 
 def is_local_path(value: str | None, base: str | Path | None = None) -> bool:
     """DESIGN rule: a value that names an existing path (under `base` when given, else the
     current folder), or starts with /, ./, ../ or ~, is a local path; anything else (and
-    ``builtin:tiny``) is not."""
-    if not value or value == BUILTIN_TINY:
+    a builtin) is not."""
+    if not value or is_builtin(value):
         return False
     if value.startswith(("/", "./", "../", "~")) or value in (".", ".."):
         return True
@@ -51,7 +56,7 @@ def is_local_path(value: str | None, base: str | Path | None = None) -> bool:
 
 def kind_of(value: str) -> Kind:
     """Which of the three a value is."""
-    if value == BUILTIN_TINY:
+    if is_builtin(value):
         return "builtin"
     return "local" if is_local_path(value) else "hub"
 
@@ -63,13 +68,29 @@ def has_hub_id_form(value: str) -> bool:
 
 def is_hub_id(value: str | None) -> bool:
     """A hub repository id proper: neither builtin:tiny nor a local path, and `owner/name`."""
-    return bool(value) and value != BUILTIN_TINY and not is_local_path(value) and "/" in value
+    return bool(value) and not is_builtin(value) and not is_local_path(value) and "/" in value
+
+
+def cache_root() -> Path:
+    """Where the builtin models are built: $DREAMBOOTH_TUI_CACHE, else ~/.cache/dreambooth-tui."""
+    return Path(os.environ.get("DREAMBOOTH_TUI_CACHE") or Path.home() / ".cache" / "dreambooth-tui")
 
 
 def default_cache_dir() -> Path:
-    """The folder builtin:tiny is built in ($DREAMBOOTH_TUI_CACHE, else ~/.cache)."""
-    root = os.environ.get("DREAMBOOTH_TUI_CACHE") or Path.home() / ".cache" / "dreambooth-tui"
-    return Path(root) / f"tiny-v{TINY_VERSION}"
+    """The folder builtin:tiny is built in."""
+    return cache_root() / f"tiny-v{TINY_VERSION}"
+
+
+def tiny_sdxl_cache_dir() -> Path:
+    """The folder builtin:tiny-sdxl is built in (its model in model/)."""
+    return cache_root() / f"tiny-sdxl-v{TINY_SDXL_VERSION}"
+
+
+def builtin_model_path(value: str) -> Path:
+    """The model folder a builtin model name points to; nothing is built."""
+    if value == BUILTIN_TINY_SDXL:
+        return tiny_sdxl_cache_dir() / "model"
+    return builtin_path("model")
 
 
 def builtin_path(kind: str, cache_dir: str | Path | None = None) -> Path:
@@ -83,15 +104,20 @@ def local_folder(value: str | None, what: What = "images") -> Path | None:
     (empty, or a hub id)."""
     if not value:
         return None
-    if value == BUILTIN_TINY:
-        return builtin_path(what)
+    if is_builtin(value):
+        return builtin_model_path(value) if what == "model" else builtin_path(what)
     return Path(value).expanduser() if is_local_path(value) else None
 
 
 def resolve(value: str, what: What) -> str:
     """What a loader opens: builtin:tiny -> its folder (the tiny model built once, here);
     a local path -> the folder, `~` expanded; a hub id unchanged."""
-    if value == BUILTIN_TINY:
+    if value == BUILTIN_TINY_SDXL and what == "model":
+        from engine.tiny_sdxl import ensure_tiny_sdxl
+
+        ensure_tiny_sdxl()
+        return str(builtin_model_path(value))
+    if is_builtin(value):  # builtin:tiny, and the tiny concept images for either
         from engine.tiny import ensure_tiny
 
         ensure_tiny()
@@ -118,7 +144,7 @@ def public_base_model(value: str) -> tuple[str, bool]:
     snapshot (`.../models--ORG--NAME/snapshots/SHA`) becomes its hub id `ORG/NAME`, any other
     folder only its own name. (The hub forbids `--` in repo ids, so the split is exact.)
     """
-    if value == BUILTIN_TINY or not is_local_path(value):
+    if is_builtin(value) or not is_local_path(value):
         return value, is_hub_id(value)
     parts = Path(value.rstrip("/")).parts
     for i in range(len(parts) - 2):

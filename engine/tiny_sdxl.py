@@ -13,15 +13,14 @@ The same builder writes the full-size architecture (benchmarks/sdxl_arch.py) fro
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.sources import tiny_sdxl_cache_dir as default_cache_dir
 from engine.tiny import build_atomically, write_tokenizer
 
-TINY_SDXL_VERSION = 1
 SEED = 0
 RESOLUTION = 32
 #: Added conditioning: six numbers per image (original size, crop top-left, target size), each
@@ -30,11 +29,6 @@ ADD_TIME_IDS = 6
 ADDITION_TIME_EMBED_DIM = 8
 TEXT_HIDDEN = (32, 32)  # the two encoders' hidden sizes: the UNet attends to both, concatenated
 POOLED_DIM = 32  # the second encoder's projection
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("DREAMBOOTH_TUI_CACHE") or Path.home() / ".cache" / "dreambooth-tui"
-    return Path(root) / f"tiny-sdxl-v{TINY_SDXL_VERSION}"
 
 
 def unet_config() -> dict[str, Any]:
@@ -202,10 +196,6 @@ def ensure_tiny_sdxl(cache_dir: str | Path | None = None) -> Path:
     )
 
 
-def builtin_path(cache_dir: str | Path | None = None) -> Path:
-    """Where `builtin:tiny-sdxl` points (the model folder); torch-free."""
-    return (Path(cache_dir) if cache_dir else default_cache_dir()) / "model"
-
-
 def is_built(cache_dir: str | Path | None = None) -> bool:
-    return (builtin_path(cache_dir) / "model_index.json").exists()
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    return (root / "model" / "model_index.json").exists()

@@ -86,3 +86,20 @@ def test_sdxl_arch_has_sdxl_base_parameter_counts():
         "text_encoder": 123_060_480,
         "text_encoder_2": 694_659_840,
     }
+
+
+def test_builtin_tiny_sdxl_is_a_model_source_built_in_the_cache(tiny_sdxl_dir, tmp_path):
+    from engine import sources
+    from engine.config import check_paths, load_config
+    from engine.model_family import read_model_index
+
+    name = "builtin:tiny-sdxl"
+    assert sources.kind_of(name) == "builtin"
+    assert not sources.is_hub_id(name)
+    assert sources.resolve_model(name) == str(tiny_sdxl_dir / "model")
+    assert read_model_index(name)["_class_name"] == "StableDiffusionXLPipeline"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"train:\n  model: {name}\n  instance_data: builtin:tiny\n  instance_prompt: a sks dog\n"
+    )
+    check_paths(load_config(config), str(config))  # a builtin model passes the path check
