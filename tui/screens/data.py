@@ -7,7 +7,6 @@ each; the screen never touches the disk on the event loop (the tree loads in its
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +21,8 @@ from textual.widgets import DataTable, Footer, Header, Log, Static
 from textual.worker import get_current_worker
 
 from engine.sources import BUILTIN_TINY, is_local_path
+from tui.screens.data_push import PushFinished, PushOutput, push_command, push_modal
+from tui.screens.data_report import problem_rows, report_text
 from tui.state import ConfigChanged, data_folder
 from tui.widgets.folder_picker import FolderPicker, display_path
 from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from engine.doctor import DatasetReport
 
 MAX_THUMBNAILS = 48
-_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 class DatasetChecked(Message):
@@ -55,27 +55,6 @@ class ThumbnailsReady(Message):
         self.folder = folder
         self.items = items  # [(PIL image or None, file name, flagged)]
         self.more = more  # images left out of the grid
-
-
-class PushOutput(Message):
-    def __init__(self, line: str) -> None:
-        super().__init__()
-        self.line = line
-
-
-class PushFinished(Message):
-    def __init__(self, returncode: int, repo_id: str, dry_run: bool) -> None:
-        super().__init__()
-        self.returncode = returncode
-        self.repo_id = repo_id
-        self.dry_run = dry_run
-
-
-def _hub_id_ok(value: str) -> str | None:
-    parts = value.split("/")
-    if len(parts) != 2 or not all(parts) or " " in value:
-        return "a hub repo id looks like owner/name"
-    return None
 
 
 class DataScreen(Screen):
@@ -276,38 +255,19 @@ class DataScreen(Screen):
     # ------------------------------------------------------------------ results
 
     def on_dataset_checked(self, message: DatasetChecked) -> None:
-        from engine.doctor import severity  # imported by the check already
-
         if message.folder != self.folder:
             return
         report = message.report
         self.report = report
         if self._config_value() == self.app.state.instance_data:
             self.app.state.num_images = report.count  # the summary line on Config counts them
-        lines = Text()
-        lines.append(report.headline(), style="bold")
-        for line in report.problem_lines():
-            lines.append("\n")
-            lines.append(line, style=_SEVERITY_STYLE.get(line.split(":", 1)[0], ""))
-        if not report.images:
-            lines.append("\nno images here: pick the folder that holds them", style="yellow")
-        self.query_one("#data-summary", Static).update(lines)
+        self.query_one("#data-summary", Static).update(report_text(report))
         table = self.query_one("#data-problems", DataTable)
         table.clear()
         flagged: set[str] = set()
-        for info in report.images:
-            if not info.problems:
-                continue
-            flagged.add(info.name)
-            size = f"{info.width}×{info.height}" if info.width else "—"
-            worst = severity(info.problems[0])
-            labels = ", ".join(info.label(code) for code in info.problems)
-            table.add_row(
-                Text(info.name),
-                Text(size),
-                Text(labels, style=_SEVERITY_STYLE.get(worst, "")),
-                key=str(info.path),
-            )
+        for name, size, labels, key in problem_rows(report):
+            flagged.add(name.plain)
+            table.add_row(name, size, labels, key=key)
         table.display = bool(flagged)
         self.query_one(ThumbnailGrid).flag(flagged)
         self.refresh_bindings()
@@ -392,33 +352,12 @@ class DataScreen(Screen):
                 self.refresh_bindings()
                 self.push_dataset(folder, repo_id, dry_run)
 
-        from tui.widgets.modals import PromptModal  # here: not before the first frame
-
-        self.app.push_screen(
-            PromptModal(
-                "Push the folder to the Hub as a dataset",
-                f"Repo id for {folder.name}:",
-                value=default,
-                placeholder="owner/name",
-                option="Dry run: write what would be uploaded into a folder, upload nothing",
-                option_value=True,
-                validate=_hub_id_ok,
-                submit_label="Push",
-            ),
-            pushed,
-        )
+        self.app.push_screen(push_modal(folder.name, default), pushed)
 
     @work(thread=True, exclusive=True, group="data-push", exit_on_error=False)
     def push_dataset(self, folder: Path, repo_id: str, dry_run: bool) -> None:
-        cmd = [sys.executable, "-m", "engine", "push-dataset", str(folder), repo_id]
-        if dry_run:
-            cmd.append("--dry-run")
-        self.post_message(
-            PushOutput(
-                f"$ dreambooth-tui push-dataset {folder} {repo_id}"
-                + (" --dry-run" if dry_run else "")
-            )
-        )
+        cmd = push_command(folder, repo_id, dry_run)
+        self.post_message(PushOutput("$ dreambooth-tui " + " ".join(cmd[3:])))
         try:
             proc = subprocess.Popen(
                 cmd,

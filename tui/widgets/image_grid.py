@@ -10,9 +10,7 @@ when the app has one and it is not "auto", else from DREAMBOOTH_TUI_IMAGES, else
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image as PILImage
@@ -22,13 +20,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.widgets.image_protocol import get_cell_size, image_widget_class
+from tui.widgets.image_decode import IMAGES_ENV, ImageItem, decode_thumbnail, protocol_for
+from tui.widgets.image_modal import ImageModal
+from tui.widgets.image_protocol import image_widget_class
 
 __all__ = [
+    "IMAGES_ENV",
     "ImageGrid",
     "ImageItem",
     "ImageModal",
@@ -37,37 +37,6 @@ __all__ = [
     "grow_rows",
     "protocol_for",
 ]
-
-IMAGES_ENV = "DREAMBOOTH_TUI_IMAGES"
-
-
-def protocol_for(app: object) -> str:
-    state = getattr(app, "state", None)
-    forced = getattr(state, "image_protocol", None) or "auto"
-    if forced != "auto":
-        return forced
-    env = (os.environ.get(IMAGES_ENV) or "auto").strip().lower()
-    return {"tgp": "kitty", "half-cell": "halfcell"}.get(env, env)
-
-
-def decode_thumbnail(path: Path, cols: int, rows: int) -> PILImage.Image:
-    """The image at `path`, RGB, shrunk to fit `cols` x `rows` terminal cells at full pixel
-    resolution (so Kitty/Sixel stay sharp and half-cells scale a small image). Raises
-    engine.images.ImageLoadError for an unusable file."""
-    from engine.images import open_rgb
-
-    image = open_rgb(path)
-    cell = get_cell_size()
-    box = (max(1, cols * cell.width), max(1, rows * cell.height))
-    if image.width > box[0] or image.height > box[1]:
-        image.thumbnail(box, PILImage.Resampling.LANCZOS)
-    return image
-
-
-@dataclass(frozen=True)
-class ImageItem:
-    path: Path
-    caption: str = ""
 
 
 class ImageTile(Vertical, can_focus=True):
@@ -374,85 +343,3 @@ def grow_rows(count: int, width: int, height: int, caption_lines: int, max_rows:
         if columns * (rows * 2 + 3) - 1 <= width and lines * (rows + caption_lines) <= height:
             best = rows
     return best
-
-
-class ImageModal(ModalScreen[None]):
-    """One image, as large as the terminal allows, with its caption and path."""
-
-    BINDINGS = [
-        Binding("escape,enter,q", "dismiss", "Close", id="image.close", tooltip="Close the image"),
-    ]
-
-    DEFAULT_CSS = """
-    ImageModal {
-        align: center middle;
-    }
-    ImageModal > #frame {
-        width: 90%;
-        height: 90%;
-        border: round $accent;
-        background: $surface;
-        padding: 0 1;
-    }
-    ImageModal #big {
-        height: 1fr;
-        width: 1fr;
-        content-align: center middle;
-    }
-    ImageModal .caption {
-        height: auto;
-        max-height: 3;
-    }
-    ImageModal .path {
-        height: 1;
-    }
-    """
-
-    class Decoded(Message):
-        def __init__(self, image: PILImage.Image | None, error: str | None) -> None:
-            super().__init__()
-            self.image = image
-            self.error = error
-
-    def __init__(self, item: ImageItem) -> None:
-        super().__init__()
-        self.item = item
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="frame"):
-            yield Static("…", id="big")
-            yield Static(Text(self.item.caption), classes="caption", markup=False)
-            yield Static(
-                Text(str(self.item.path), style="dim", overflow="ellipsis", no_wrap=True),
-                classes="path",
-                markup=False,
-            )
-
-    def on_mount(self) -> None:
-        frame = self.query_one("#frame")
-        frame.border_title = "image"
-        self._decode(max(8, self.size.width - 8), max(4, self.size.height - 10))
-
-    @work(thread=True, exit_on_error=False)
-    def _decode(self, cols: int, rows: int) -> None:
-        try:
-            image = decode_thumbnail(self.item.path, cols, rows)
-        except Exception as exc:
-            self.post_message(self.Decoded(None, str(exc)))
-        else:
-            self.post_message(self.Decoded(image, None))
-
-    @on(Decoded)
-    def _on_decoded(self, message: Decoded) -> None:
-        old = self.query_one("#big")
-        if message.image is None:
-            old.update(Text(message.error or "cannot read", style="red"))  # type: ignore[attr-defined]
-            return
-        widget = image_widget_class(protocol_for(self.app))(message.image, id="big-image")
-        widget.styles.width = "auto"
-        widget.styles.height = "1fr"
-        old.remove()
-        self.query_one("#frame").mount(widget, before=0)
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(result)

@@ -1,0 +1,60 @@
+"""Pushing the Data screen's folder to the Hub as a dataset: the command, the dialog asking the
+repo id, and the messages the push worker sends back."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from tui.widgets.modals import PromptModal
+
+__all__ = ["PushFinished", "PushOutput", "hub_id_error", "push_command", "push_modal"]
+
+
+class PushOutput(Message):
+    def __init__(self, line: str) -> None:
+        super().__init__()
+        self.line = line
+
+
+class PushFinished(Message):
+    def __init__(self, returncode: int, repo_id: str, dry_run: bool) -> None:
+        super().__init__()
+        self.returncode = returncode
+        self.repo_id = repo_id
+        self.dry_run = dry_run
+
+
+def hub_id_error(value: str) -> str | None:
+    parts = value.split("/")
+    if len(parts) != 2 or not all(parts) or " " in value:
+        return "a hub repo id looks like owner/name"
+    return None
+
+
+def push_command(folder: Path, repo_id: str, dry_run: bool) -> list[str]:
+    """`python -m engine push-dataset FOLDER REPO_ID [--dry-run]`."""
+    cmd = [sys.executable, "-m", "engine", "push-dataset", str(folder), repo_id]
+    if dry_run:
+        cmd.append("--dry-run")
+    return cmd
+
+
+def push_modal(folder_name: str, default: str) -> PromptModal:
+    """Asks the repo id (dry run ticked); answers (repo_id, dry_run) or None."""
+    from tui.widgets.modals import PromptModal  # here: not before the first frame
+
+    return PromptModal(
+        "Push the folder to the Hub as a dataset",
+        f"Repo id for {folder_name}:",
+        value=default,
+        placeholder="owner/name",
+        option="Dry run: write what would be uploaded into a folder, upload nothing",
+        option_value=True,
+        validate=hub_id_error,
+        submit_label="Push",
+    )
