@@ -1,10 +1,10 @@
 """Which model family a base model is, read from its model_index.json alone, before any weights.
 
-The engine trains Stable Diffusion 1.x/2.x (`StableDiffusionPipeline`: CLIP text encoder, VAE,
-UNet2DConditionModel). Anything else (SDXL, SD3, Flux, Kandinsky...) used to be found only at the
-first forward pass, after a multi-GB download; `check` and the engine now read the small
-model_index.json first (a local folder, or only that file from the Hub or its cache) and refuse
-in one line.
+The engine trains the families of engine.families (Stable Diffusion 1.x/2.x first: each family
+says which pipeline classes and components it takes). Anything else (SD3, Flux, Kandinsky...)
+used to be found only at the first forward pass, after a multi-GB download; `check` and the
+engine now read the small model_index.json first (a local folder, or only that file from the Hub
+or its cache) and refuse in one line.
 
 Torch-free (huggingface_hub only, imported when a hub id is checked).
 """
@@ -16,17 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DreamboothError, exit_code_for
+from engine.families import FAMILIES, family_for
 from engine.sources import builtin_model_path, kind_of
 
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
-#: The components the engine loads, and the classes it loads them with.
-REQUIRED_COMPONENTS = {
-    "tokenizer": ("CLIPTokenizer", "CLIPTokenizerFast"),
-    "text_encoder": ("CLIPTextModel",),
-    "vae": ("AutoencoderKL",),
-    "unet": ("UNet2DConditionModel",),
-    "scheduler": None,  # any scheduler class: the engine builds a DDPMScheduler from its config
-}
 _FAMILIES = (  # (prefix of the pipeline class, what users call it)
     ("StableDiffusionXL", "SDXL"),
     ("StableDiffusion3", "Stable Diffusion 3"),
@@ -36,8 +28,9 @@ _FAMILIES = (  # (prefix of the pipeline class, what users call it)
     ("StableCascade", "Stable Cascade"),
     ("IF", "DeepFloyd IF"),
 )
-SUPPORTED_TEXT = "Stable Diffusion 1.x/2.x (StableDiffusionPipeline)"
-EXAMPLE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+#: What the engine trains, in messages: every family of engine.families.
+SUPPORTED_TEXT = " or ".join(f.description for f in FAMILIES)
+EXAMPLE = FAMILIES[0].example
 
 
 class ModelIndexError(DreamboothError):
@@ -57,22 +50,14 @@ def family_name(class_name: str) -> str:
 
 def unsupported_reason(index: dict[str, Any]) -> str | None:
     """Why a pipeline with this model_index.json cannot be trained here; None if it can."""
-    cls = str(index.get("_class_name") or "")
-    if cls not in SUPPORTED_PIPELINES:
+    family = family_for(index)
+    if family is None:
+        cls = str(index.get("_class_name") or "")
         return (
             f"is a {family_name(cls) if cls else 'pipeline of unknown class'}; this engine trains "
             f"{SUPPORTED_TEXT} only: pick such a model, e.g. '{EXAMPLE}'"
         )
-    for name, classes in REQUIRED_COMPONENTS.items():
-        entry = index.get(name)
-        got = entry[1] if isinstance(entry, list) and len(entry) == 2 else None
-        if got is None or (classes is not None and got not in classes):
-            want = "/".join(classes) if classes else "a scheduler"
-            return (
-                f"has {name} {got or 'missing'} where {SUPPORTED_TEXT} has {want}; pick a "
-                f"standard SD 1.x/2.x model, e.g. '{EXAMPLE}'"
-            )
-    return None
+    return family.component_problem(index)
 
 
 def read_model_index(model: str, revision: str | None = None) -> dict[str, Any] | None:
