@@ -86,13 +86,13 @@ def load_cli_config(path: str, overrides: dict | None = None):
     """The config file with its relative paths resolved against its own folder (any cwd works);
     None after printing one error line."""
     from engine.config import ConfigError, check_paths, read_config
-    from engine.config_paths import config_base, resolve_config_paths
+    from engine.config.paths import config_base, resolve_config_paths
 
     try:
         cfg, warnings = read_config(path, overrides)
         cfg = resolve_config_paths(cfg, config_base(path))
         check_paths(cfg, source=path)
-        from engine.config_checks import preflight  # this machine, the model's family
+        from engine.config.checks import preflight  # this machine, the model's family
 
         preflight(cfg, source=path)
     except ConfigError as exc:

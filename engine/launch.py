@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.config import Config, dump_config
-from engine.config_paths import resolve_config_paths
+from engine.config.paths import resolve_config_paths
 from engine.redact import redact
 from engine.runs import CONFIG_FILE, LOG_FILE, StopRefusedError, create_run_dir, stop_run
 

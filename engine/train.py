@@ -27,7 +27,7 @@ from engine import checkpoint as ckpt
 from engine import crops, faults
 from engine.ckpt_check import incomplete_reason, latest_whole
 from engine.config import Config, ConfigError, config_to_dict, load_config
-from engine.config_checks import Machine, device_problems, model_problem
+from engine.config.checks import Machine, device_problems, model_problem
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
 from engine.errors import DreamboothError
 from engine.events import EventWriter

@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from engine.config import (
-    _TUTORIAL_EVAL,
-    _TUTORIAL_TRAIN,
     ConfigError,
     EvaluationConfig,
     HubConfig,
@@ -29,6 +27,7 @@ from engine.config import (
     dump_config,
     parse_config_text,
 )
+from engine.config.tutorial import _TUTORIAL_EVAL, _TUTORIAL_TRAIN
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = [

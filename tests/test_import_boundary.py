@@ -29,9 +29,7 @@ HEAVY = ("torch", "diffusers", "transformers", "accelerate", "peft", "bitsandbyt
 # imports at module level load in the app process. Listed in docs/architecture.md too.
 CONTRACT_MODULES = (
     "engine",  # package root: __version__
-    "engine.config",  # the config contract: schema, load/save, errors
-    "engine.config_paths",  # where a config's relative paths point
-    "engine.config_rules",  # cross-field rules of the schema
+    "engine.config",  # the config contract: schema, load/save, errors, path rules, key rules
     "engine.errors",  # the base of every expected failure
     "engine.doctor",  # dataset checks (PIL only)
     "engine.events",  # the event-stream contract: reading events.jsonl
@@ -46,8 +44,16 @@ CONTRACT_MODULES = (
 )
 
 
+# Submodules of a contract package that the app must not import (they reach for torch).
+ENGINE_ONLY = ("engine.config.checks",)  # preflight: probes the device with torch
+
+
+def _covered(name: str, modules: tuple[str, ...]) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
+
+
 def _allowed(name: str) -> bool:
-    return any(name == m or name.startswith(m + ".") for m in CONTRACT_MODULES)
+    return _covered(name, CONTRACT_MODULES) and not _covered(name, ENGINE_ONLY)
 
 
 def _heavy(name: str) -> bool:
@@ -102,6 +108,8 @@ def _plant(path: Path, code: str) -> None:
         ("engine/redact.py", "import peft\n"),
         # an engine module outside the contract list, imported lazily by the app
         ("tui/app.py", "def _planted():\n    from engine import train\n"),
+        # the engine-only submodule of a contract package (engine.config.checks imports torch)
+        ("tui/screens/config.py", "def _planted():\n    from engine.config import checks\n"),
     ],
 )
 def test_a_planted_heavy_or_unlisted_import_breaks_the_boundary(tmp_path, module, code):

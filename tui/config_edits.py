@@ -1,7 +1,7 @@
 """A form edit applied to the whole config: validated with every rule between keys, and the
 learning rate moved with the method when it was the other method's default.
 
-Torch-free (the app imports it); the rules themselves are engine/config_rules.py's, the same
+Torch-free (the app imports it); the rules themselves are engine/config/rules.py's, the same
 that every loaded config file goes through.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.config import DEFAULT_LEARNING_RATES, Config
-from engine.config_rules import RuleProblem, rule_problems
+from engine.config.rules import RuleProblem, rule_problems
 
 
 def with_field(cfg: Config, section: str, key: str, value: Any) -> Config:

@@ -12,7 +12,7 @@ from pathlib import Path
 from textual.message import Message
 
 from engine.config import Config, ConfigError, read_config
-from engine.config_paths import absolute_in, config_base
+from engine.config.paths import absolute_in, config_base
 from engine.sources import local_folder
 
 IMAGE_PROTOCOLS = ("auto", "kitty", "sixel", "halfcell", "unicode")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
-from engine.config import Config, ConfigError
+from engine.config.errors import ConfigError
+from engine.config.schema import Config
 
 
 @dataclass(frozen=True)
