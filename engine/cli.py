@@ -22,7 +22,18 @@ ACCELERATE_CONFIG_HELP = (
     "an accelerate config file (several GPUs or machines; sharded modes, DeepSpeed and FSDP, "
     "are refused)"
 )
-VERBS = ("demo", "train", "check", "generate", "runs", "push-dataset", "push-model", "tiny", "run")
+VERBS = (
+    "demo",
+    "train",
+    "check",
+    "generate",
+    "runs",
+    "push-dataset",
+    "push-model",
+    "export",
+    "tiny",
+    "run",
+)
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -410,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="latest or a checkpoint folder")
     p.set_defaults(func=cmd_run)
 
-    for module in ("engine.cli_generate", "engine.cli_hub"):
+    for module in ("engine.cli_generate", "engine.cli_hub", "engine.cli_export"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:
