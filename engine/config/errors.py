@@ -4,6 +4,7 @@ wording its messages share (values as written in YAML, 'did you mean')."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from engine.errors import DreamboothError
@@ -67,6 +68,12 @@ def show_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return repr(value)
+
+
+def and_list(words: Iterable[str]) -> str:
+    """'a, b and c' (the way messages list the keys a section needs)."""
+    words = list(words)
+    return " and ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 
 
 def did_you_mean(key: str, valid: list[str]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config.errors import ConfigError, show_value
-from engine.config.schema import RETIRED_KEYS, Config
+from engine.config.errors import ConfigError, and_list, show_value
+from engine.config.schema import REQUIRED_TRAIN_KEYS, RETIRED_KEYS, Config
 from engine.config.tutorial import is_tutorial_format, translate_tutorial
 from engine.config.validation import validate_data
 from engine.config.yaml_read import MAX_FILE_BYTES, load_yaml, plain
@@ -32,8 +32,8 @@ def parse_config_text(
     tree = load_yaml(text, source)
     if tree is None:
         raise ConfigError(
-            "the file is empty; it needs a 'train:' section with model, instance_data and "
-            "instance_prompt (see sample_configs/demo.yaml)",
+            "the file is empty; it needs a 'train:' section with "
+            f"{and_list(REQUIRED_TRAIN_KEYS)} (see sample_configs/demo.yaml)",
             file=source,
         )
     if not isinstance(tree, dict):

@@ -15,8 +15,11 @@ import os
 from pathlib import Path
 
 from engine.config.errors import ConfigError
+from engine.config.rules import CLASS_DATA_REQUIRED
 from engine.config.schema import Config
 from engine.sources import BUILTIN_TINY, has_hub_id_form, is_builtin, is_local_path
+
+_LOCAL_OR_HUB = "local paths start with ./ or /, hub ids look like 'owner/name'"
 
 
 def _local(value: str) -> Path:
@@ -53,8 +56,7 @@ def check_paths(cfg: Config, source: str | None = None) -> None:
         elif not has_hub_id_form(t.model):
             fail(
                 "train.model",
-                f"{t.model!r} is neither an existing path nor a hub id; local paths start "
-                "with ./ or /, hub ids look like 'owner/name'",
+                f"{t.model!r} is neither an existing path nor a hub id; {_LOCAL_OR_HUB}",
             )
     if t.instance_data != BUILTIN_TINY:
         if is_local_path(t.instance_data):
@@ -73,16 +75,12 @@ def check_paths(cfg: Config, source: str | None = None) -> None:
         elif not has_hub_id_form(t.instance_data):
             fail(
                 "train.instance_data",
-                f"{t.instance_data!r} is neither an existing folder nor a hub dataset id; local "
-                "paths start with ./ or /, hub ids look like 'owner/name'",
+                f"{t.instance_data!r} is neither an existing folder nor a hub dataset id; "
+                f"{_LOCAL_OR_HUB}",
             )
     if t.prior_preservation:
         if not t.class_data:
-            fail(
-                "train.class_data",
-                "required when prior_preservation is true; e.g. './class-dog' "
-                "(a folder, filled up with generated class images)",
-            )
+            fail("train.class_data", CLASS_DATA_REQUIRED)
         p = _local(t.class_data)
         if p.exists() and not p.is_dir():
             fail(

@@ -16,6 +16,15 @@ from typing import Any
 NO_WARMUP_SCHEDULERS = ("constant", "piecewise_constant")
 #: get_scheduler's polynomial decay ends at this learning rate (and refuses a smaller start).
 POLYNOMIAL_LR_END = 1e-7
+#: How `lr_step_rules` is written, for the messages that ask for it.
+STEP_RULES_EXAMPLE = (
+    "e.g. '1:100,0.1:300,0.01' (x1 before step 100, x0.1 before step 300, then x0.01)"
+)
+#: Prior preservation without class_data (this rule, and `check_paths` for a config built in code).
+CLASS_DATA_REQUIRED = (
+    "required when prior_preservation is true; e.g. './class-dog' "
+    "(a folder, filled up with generated class images)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,10 +51,7 @@ def parse_step_rules(text: str) -> list[tuple[float, int]] | str:
             rules.append((float(mult), int(step)))
         last = float(parts[-1])
     except ValueError:
-        return (
-            f"{text!r} is not a list of multiplier:step rules ending in a multiplier, "
-            "e.g. '1:100,0.1:300,0.01' (x1 before step 100, x0.1 before step 300, then x0.01)"
-        )
+        return f"{text!r} is not a list of multiplier:step rules ending in a multiplier, {STEP_RULES_EXAMPLE}"
     steps = [s for _, s in rules]
     if any(s < 1 for s in steps) or steps != sorted(set(steps)):
         return f"{text!r}: the steps must be whole numbers >= 1, in increasing order"
@@ -58,21 +64,13 @@ def rule_problems(train: Any) -> list[RuleProblem]:
     """Every cross-key rule a `train` section (a TrainConfig) breaks, in form order."""
     out: list[RuleProblem] = []
     if train.prior_preservation and not train.class_data:
-        out.append(
-            RuleProblem(
-                "train.class_data",
-                "required when prior_preservation is true; e.g. './class-dog' "
-                "(a folder, filled up with generated class images)",
-                "train.prior_preservation",
-            )
-        )
+        out.append(RuleProblem("train.class_data", CLASS_DATA_REQUIRED, "train.prior_preservation"))
     rules = getattr(train, "lr_step_rules", None)
     if train.lr_scheduler == "piecewise_constant" and not rules:
         out.append(
             RuleProblem(
                 "train.lr_step_rules",
-                "required when lr_scheduler is piecewise_constant; e.g. '1:100,0.1:300,0.01' "
-                "(x1 before step 100, x0.1 before step 300, then x0.01)",
+                f"required when lr_scheduler is piecewise_constant; {STEP_RULES_EXAMPLE}",
                 "train.lr_scheduler",
             )
         )

@@ -236,6 +236,9 @@ class Config(BaseModel):
     hub: HubConfig = Field(default_factory=HubConfig, description="Hugging Face Hub repos.")
 
 
+#: The keys a ``train:`` section must have (the fields without a default).
+REQUIRED_TRAIN_KEYS = tuple(k for k, f in TrainConfig.model_fields.items() if f.is_required())
+
 SECTION_MODELS: dict[str, type[_Section]] = {
     "train": TrainConfig,
     "evaluation": EvaluationConfig,

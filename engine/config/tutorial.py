@@ -5,7 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.config.errors import ConfigError, loc_text, show_value, unknown_key_message
+from engine.config.errors import (
+    ConfigError,
+    and_list,
+    loc_text,
+    show_value,
+    unknown_key_message,
+)
 from engine.config.field_types import as_bool
 from engine.config.schema import SECTIONS, TUTORIAL_SECTIONS
 from engine.config.yaml_read import line_of, plain
@@ -75,11 +81,7 @@ def translate_tutorial(tree: Any, source: str) -> tuple[dict, dict[tuple, tuple]
         section = data.get(name)
         if section is None:
             if name == "train_params":
-                err(
-                    "required section; it needs stable_diffusion_backbone, "
-                    "hugging_face_image_store, concept_name and item_type",
-                    (name,),
-                )
+                err(f"required section; it needs {and_list(_TUTORIAL_REQUIRED)}", (name,))
             continue
         if not isinstance(section, dict):
             err(f"expected a section of keys, got {show_value(section)}", (name,))

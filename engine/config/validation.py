@@ -9,9 +9,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.config.errors import ConfigError, loc_text, show_value, unknown_key_message
+from engine.config.errors import (
+    ConfigError,
+    and_list,
+    loc_text,
+    show_value,
+    unknown_key_message,
+)
 from engine.config.rules import rule_problems
-from engine.config.schema import SECTION_MODELS, SECTIONS, Config
+from engine.config.schema import REQUIRED_TRAIN_KEYS, SECTION_MODELS, SECTIONS, Config
 from engine.config.yaml_read import line_of
 
 _REQUIRED_EXAMPLES = {
@@ -35,7 +41,7 @@ def message_for(err: dict) -> str:
     value = err.get("input")
     if kind == "missing":
         if len(loc) == 1:
-            return "required section; it needs model, instance_data and instance_prompt"
+            return f"required section; it needs {and_list(REQUIRED_TRAIN_KEYS)}"
         example = _REQUIRED_EXAMPLES.get(str(loc[-1]))
         return f"required; e.g. '{example}'" if example else "required"
     if kind == "extra_forbidden":
@@ -44,7 +50,7 @@ def message_for(err: dict) -> str:
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         if value is None:
             if loc == ("train",):
-                return "is empty; it needs model, instance_data and instance_prompt"
+                return f"is empty; it needs {and_list(REQUIRED_TRAIN_KEYS)}"
             return "is empty; remove the line or give it keys"
         return f"expected a section of keys, got {show_value(value)}"
     if kind == "value_error":

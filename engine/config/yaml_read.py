@@ -73,11 +73,15 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
+def _too_deep(source: str, why: str = "") -> ConfigError:
+    return ConfigError(
+        f"nested too deeply{why}; a config is at most {MAX_DEPTH} levels deep", file=source
+    )
+
+
 def load_yaml(text: str, source: str) -> Any:
     if _flow_depth(text) > MAX_DEPTH:
-        raise ConfigError(
-            f"nested too deeply; a config is at most {MAX_DEPTH} levels deep", file=source
-        )
+        raise _too_deep(source)
     try:
         tree = round_trip_yaml().load(text)
     except MarkedYAMLError as exc:
@@ -85,9 +89,7 @@ def load_yaml(text: str, source: str) -> Any:
     except YAMLError as exc:  # unmarked, rare
         raise ConfigError(f"YAML error: {exc}", file=source) from None
     except RecursionError:
-        raise ConfigError(
-            f"nested too deeply; a config is at most {MAX_DEPTH} levels deep", file=source
-        ) from None
+        raise _too_deep(source) from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise ConfigError(
             f"a value cannot be read: {' '.join(str(exc).split())}", file=source
@@ -110,11 +112,7 @@ def _check_size(tree: Any, source: str) -> None:
                 file=source,
             )
         if depth > MAX_DEPTH:
-            raise ConfigError(
-                f"nested too deeply (or an alias contains itself); a config is at most "
-                f"{MAX_DEPTH} levels deep",
-                file=source,
-            )
+            raise _too_deep(source, " (or an alias contains itself)")
         if isinstance(node, dict):
             stack.extend((v, depth + 1) for v in node.values())
             stack.extend((k, depth + 1) for k in node if isinstance(k, (tuple, list)))
