@@ -66,12 +66,13 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     from diffusers import StableDiffusionPipeline
 
     from engine import generate as gen
+    from engine.generate import pipeline as gen_pipeline
     from engine.schedulers import make_scheduler
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = gen.default_device()
-    dtype = gen._dtype(args.dtype) or gen.default_dtype(device)
+    dtype = gen_pipeline._dtype(args.dtype) or gen.default_dtype(device)
     folder = model_dir(args.model)
     size = args.size or (32 if args.model == "tiny" else 512)
     out_root = Path(tempfile.mkdtemp(prefix="bench-generate-"))

@@ -36,6 +36,9 @@ RUN_JSON = "run.json"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "engine.log"
 GENERATED_DIR = "generated"
+# diffusers' LoRA weights file: in final/ and checkpoints of LoRA runs, pushed as is, and what
+# `generate --lora FOLDER` looks for
+LORA_FILE = "pytorch_lora_weights.safetensors"
 
 # What a crash (run.json says running, nobody holds the lock: the engine ended without writing
 # `finished`) most often is, and what to do; the app and `runs` show it with the last step.

@@ -178,7 +178,7 @@ async def test_sixel_widget_leaves_the_cursor_on_the_image_last_row(monkeypatch)
 def test_generate_show_keeps_the_aspect_and_honours_images(tmp_path, monkeypatch, capsys):
     from rich.console import Console
 
-    from engine.generate import _show
+    from engine.generate.run import _show
 
     path = tmp_path / "square.png"
     _picture().resize((64, 64)).save(path)
