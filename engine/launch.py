@@ -75,6 +75,16 @@ def engine_command(
     return [*launch, *tail]
 
 
+def engine_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an engine child process (a run, `generate`, a push): this process's,
+    ``extra`` on top, output unbuffered, this checkout importable wherever it starts from."""
+    env = {**os.environ, **(extra or {}), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
 def spawn_engine(
     run_dir: str | Path,
     num_processes: int = 1,
@@ -85,11 +95,7 @@ def spawn_engine(
     """Start the engine detached: own session, stdin /dev/null, stdout+stderr -> engine.log."""
     run_dir = Path(run_dir).resolve()  # the engine runs in run_dir: a relative one would double
     cmd = engine_command(run_dir, num_processes, resume, accelerate_config)
-    full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}
-    full_env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # The engine must find this checkout's packages wherever it is started from.
-    root = str(Path(__file__).resolve().parent.parent)
-    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (root, full_env.get("PYTHONPATH")) if p)
+    full_env = engine_env(env)
     with open(run_dir / LOG_FILE, "ab") as log:
         return subprocess.Popen(
             cmd,

@@ -336,13 +336,10 @@ def load_loss_history(run_dir: str | Path) -> list[tuple[int, float]]:
 
 
 def engine_env() -> dict[str, str]:
-    """The environment for an engine child: this checkout importable, output unbuffered."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return env
+    """The environment for an engine child (engine.launch.engine_env)."""
+    from engine.launch import engine_env as launch_env
+
+    return launch_env()
 
 
 def start_run(cfg: Any, template_text: str | None = None, base: Path | None = None) -> Path:
