@@ -63,19 +63,26 @@ def new_run_id(name: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{slugify(redact(name))}"  # a prompt may hold a pasted token
 
 
-def create_run_dir(output_dir: str | Path, name: str) -> Path:
-    """Make runs/<run-id>/ (a suffix -2, -3... where that id exists already)."""
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    run_id = new_run_id(name)
+def new_folder(parent: Path, name: str) -> Path | None:
+    """Make parent/name, or name-2, name-3... where that exists already (parent made first);
+    None when 999 names are taken. The folder returned is new: made by this call."""
+    parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
-        candidate = output_dir / (run_id if n == 1 else f"{run_id}-{n}")
+        candidate = parent / (name if n == 1 else f"{name}-{n}")
         try:
             candidate.mkdir()
             return candidate
         except FileExistsError:
             continue
-    raise RuntimeError(f"{output_dir}: could not create a new run directory")
+    return None
+
+
+def create_run_dir(output_dir: str | Path, name: str) -> Path:
+    """Make runs/<run-id>/ (a suffix -2, -3... where that id exists already)."""
+    folder = new_folder(Path(output_dir), new_run_id(name))
+    if folder is None:
+        raise RuntimeError(f"{output_dir}: could not create a new run directory")
+    return folder
 
 
 def read_run_json(run_dir: str | Path) -> dict[str, Any]:

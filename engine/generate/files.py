@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.generate.errors import GenerateError
-from engine.runs import slugify
+from engine.runs import new_folder, slugify
 
 GRID_FILE = "grid.png"
 
@@ -20,16 +20,10 @@ GRID_FILE = "grid.png"
 def default_output_dir(base: Path, now: datetime | None = None) -> Path:
     """<base>/<UTC yyyymmdd-hhmmss>, with -2, -3, ... where that folder exists already."""
     now = now or datetime.now(timezone.utc)
-    stamp = f"{now:%Y%m%d-%H%M%S}"
-    base.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        candidate = base / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise GenerateError(f"{base}: could not create a new output folder")
+    folder = new_folder(base, f"{now:%Y%m%d-%H%M%S}")
+    if folder is None:
+        raise GenerateError(f"{base}: could not create a new output folder")
+    return folder
 
 
 def free_path(path: Path, taken: set[Path] | None = None) -> Path:
