@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DreamboothError, exit_code_for
-
-LORA_FILE = "pytorch_lora_weights.safetensors"
+from engine.runs import LORA_FILE
 
 
 class ModelLoadError(DreamboothError, RuntimeError):
