@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SCHEDULER_CHOICES = ("dpmpp_2m", "euler_a", "ddim", "pndm")  # engine.schedulers.SCHEDULERS
+from engine.schedulers import SCHEDULERS
 
 
 def _checkpoint(value: str) -> int | str:
@@ -53,7 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--num-inference-steps", type=int, metavar="N")
     p.add_argument("--guidance-scale", type=float, metavar="X")
     p.add_argument("--seed", type=int, help="image i uses seed+i")
-    p.add_argument("--scheduler", choices=SCHEDULER_CHOICES)
+    p.add_argument("--scheduler", choices=SCHEDULERS)
     p.add_argument("--height", type=int)
     p.add_argument("--width", type=int)
     p.add_argument("--batch-size", type=int, default=1, metavar="N", help="images per forward")

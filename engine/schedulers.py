@@ -1,5 +1,8 @@
 """The samplers users pick by name (``evaluation.scheduler``, ``generate --scheduler``).
 
+SCHEDULERS is the one list of their names (the config schema, the CLI and the app read it here);
+diffusers is imported only when one is made.
+
 Each is built from a base scheduler's config, so the noise schedule the model was trained with
 (betas, prediction type, timestep spacing) carries over whatever sampler is chosen.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEDULERS = ("dpmpp_2m", "euler_a", "ddim", "pndm")
+SCHEDULERS = ("dpmpp_2m", "euler_a", "ddim", "pndm")  # the first is the default
 
 
 def make_scheduler(name: str, config: Any):

@@ -23,6 +23,7 @@ from engine.config.field_types import (
     Text,
     enum_of,
 )
+from engine.schedulers import SCHEDULERS
 
 #: The schedulers of ``diffusers.optimization`` (hard-coded: this module must not import diffusers).
 LR_SCHEDULERS = (
@@ -37,7 +38,7 @@ LR_SCHEDULERS = (
 METHODS = ("full", "lora")
 OPTIMIZERS = ("adamw", "adamw8bit")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
-EVAL_SCHEDULERS = ("dpmpp_2m", "euler_a", "ddim", "pndm")
+EVAL_SCHEDULERS = SCHEDULERS  # the samplers (engine.schedulers names them)
 
 SECTIONS = ("train", "evaluation", "hub")
 TUTORIAL_SECTIONS = ("train_params", "eval_params")
@@ -201,7 +202,8 @@ class EvaluationConfig(_Section):
     )
     seed: NonNegInt = Field(0, description="Random seed for sampling (same seed, same images).")
     scheduler: EvalScheduler = Field(
-        "dpmpp_2m", description="Sampler: dpmpp_2m, euler_a, ddim or pndm."
+        SCHEDULERS[0],
+        description=f"Sampler: {', '.join(SCHEDULERS[:-1])} or {SCHEDULERS[-1]}.",
     )
     height: OptSize = Field(
         None, description="Image height, a multiple of 8 (null: the training resolution)."

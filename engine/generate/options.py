@@ -8,6 +8,7 @@ from pathlib import Path
 from engine.generate.errors import usage_error
 from engine.generate.source import load_run_config
 from engine.runs import images_base
+from engine.schedulers import SCHEDULERS
 
 
 @dataclass
@@ -24,7 +25,7 @@ class GenerateOptions:
     num_inference_steps: int = 25
     guidance_scale: float = 7.5
     seed: int = 0
-    scheduler: str = "dpmpp_2m"
+    scheduler: str = SCHEDULERS[0]
     height: int | None = None
     width: int | None = None
     batch_size: int = 1
@@ -78,7 +79,6 @@ def resolve_options(
     """Options given here win; the rest come from the run's ``evaluation`` section (with a run),
     else the config defaults. Raises GenerateError (exit code 2) on bad values."""
     from engine.config import EvaluationConfig
-    from engine.schedulers import SCHEDULERS
 
     if run_dir is None and not model:
         raise usage_error("nothing to generate with", "give --run RUN_DIR or --model ID_OR_DIR")
