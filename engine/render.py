@@ -1,38 +1,16 @@
 """The sampling pipeline and one call of it, shared by validation samples and `generate`.
 
-Both build their pipeline with :func:`pipeline_class` (assembled from the training run's parts,
-or loaded), set it up with :func:`use_sampler` and call it through :func:`render`, so a validation sample and the image `generate` makes with the
-same weights, prompt, seed, steps and sampler are the same pixels: each image gets its own CPU
-generator seeded with its seed (the same on every device), and by default one image per forward
-pass (a batch of several gives slightly different float rounding on some backends).
+Both get their pipeline from the model's family (engine.families: assembled from the training
+run's parts, or loaded), set it up with :func:`use_sampler` and call it through :func:`render`,
+so a validation sample and the image `generate` makes with the same weights, prompt, seed, steps
+and sampler are the same pixels: each image gets its own CPU generator seeded with its seed (the
+same on every device), and by default one image per forward pass (a batch of several gives
+slightly different float rounding on some backends).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-
-def pipeline_class() -> Any:
-    """The diffusers pipeline class generate loads and validation samples assemble."""
-    from diffusers import StableDiffusionPipeline
-
-    return StableDiffusionPipeline
-
-
-def assemble_pipeline(
-    vae: Any, text_encoder: Any, tokenizer: Any, unet: Any, scheduler: Any
-) -> Any:
-    """A pipeline from already loaded parts (training's models), without a safety checker."""
-    return pipeline_class()(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
 
 
 def use_sampler(pipe: Any, sampler: str) -> Any:

@@ -110,8 +110,6 @@ def _from_pretrained(source: Source, dtype: Any):
     """The base pipeline, quietly: a failure is one GenerateError line."""
     from diffusers.utils import logging as dlogging
 
-    from engine.render import pipeline_class
-
     pipeline = resolve_model(source.pipeline)
     dtype_kwarg = {_dtype_kwarg_name(): dtype}
     previous = dlogging.get_verbosity()
@@ -120,7 +118,7 @@ def _from_pretrained(source: Source, dtype: Any):
     dlogging.disable_progress_bar()
     _transformers_bars(False)
     try:
-        return pipeline_class().from_pretrained(pipeline, **dtype_kwarg)
+        return _pipeline_class().from_pretrained(pipeline, **dtype_kwarg)
     except OSError as exc:
         if Path(pipeline).exists():
             raise GenerateError(
@@ -143,6 +141,13 @@ def _from_pretrained(source: Source, dtype: Any):
         if bars:
             dlogging.enable_progress_bar()
             _transformers_bars(True)
+
+
+def _pipeline_class():
+    """The diffusers pipeline class generate loads with: SD 1.x/2.x's (engine.families)."""
+    from engine.families.sd import SD
+
+    return SD.pipeline_class()
 
 
 def _apply_lora(pipe, lora: Path, model: str) -> None:
