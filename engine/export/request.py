@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import DreamboothError
+from engine.runs import LORA_FILE
 
 FORMATS = ("kohya", "single-file", "diffusers")
 DTYPES = ("fp16", "bf16", "fp32")
 EXPORTS_DIR = "exports"  # RUN_DIR/exports/: where an export goes without --output
-LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 class ExportError(DreamboothError):
