@@ -73,7 +73,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         eager = timed(args.steps)
         before = cache_counters()
         t0 = time.perf_counter()
-        trainer.unet, what = compile_unet(trainer.unet)
+        trainer.models.unet, what = compile_unet(trainer.models.unet)
         timed(1)  # compile_unet only wraps the blocks; this step compiles them
         first = time.perf_counter() - t0
         after = cache_counters()

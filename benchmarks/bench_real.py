@@ -37,7 +37,7 @@ from benchmarks.real_scripts import BIG, DEST, script_argv, source_info
 
 # Where each side's training is over: the engine samples at its last step (the config needs a
 # prompt) and then saves; the scripts load a pipeline to save (full) or to run inference (LoRA).
-ENGINE_STOPS = ["engine.train:Trainer.sample", "engine.train:Trainer.save_final"]
+ENGINE_STOPS = ["engine.training.samples:sample", "engine.training.final:save_final"]
 SCRIPT_STOPS = ["diffusers:DiffusionPipeline.from_pretrained"]
 
 

@@ -159,22 +159,22 @@ def engine_trainer(cfg, run_dir: Path):
     run_dir.mkdir(parents=True, exist_ok=True)
     trainer = Trainer(run_dir, None, ["bench_train"])
     trainer.cfg = cfg
+    trainer.events = EventWriter(run_dir / "events.jsonl")
     trainer.setup()
     trainer.prepare()
-    trainer.events = EventWriter(run_dir / "events.jsonl")
     trainer.unet.train()
     return trainer
 
 
 def engine_step(trainer, step: int) -> tuple[float, float]:
-    """One iteration of Trainer.train_loop without its sampling/checkpoint branches.
+    """One iteration of the training loop (engine.training.loop) without its sampling/checkpoint branches.
 
     Returns the loss and the seconds spent writing the step event."""
     trainer.check_stop()
     t0 = time.perf_counter()
     loss, parts, grad_norm, lr = trainer.train_step(step)
-    trainer.step_times.append(time.perf_counter() - t0)
-    trainer.step = step
+    trainer.state.step_times.append(time.perf_counter() - t0)
+    trainer.state.step = step
     t1 = time.perf_counter()
     trainer.step_event(step, loss, parts, grad_norm, lr)
     return loss, time.perf_counter() - t1

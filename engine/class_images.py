@@ -26,11 +26,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.images import scan_images
+
+if TYPE_CHECKING:
+    from engine.training.context import RunContext
 
 TEMP_PREFIX = ".tmp-class-"
 
@@ -166,3 +169,51 @@ def free_memory(device: torch.device) -> None:
     if device.type == "cuda":
         with contextlib.suppress(RuntimeError):
             torch.cuda.empty_cache()
+
+
+def ensure(ctx: RunContext, source: str) -> None:
+    """A run's missing class images made before it trains: every process its share."""
+    tc = ctx.cfg.train
+    if not tc.prior_preservation:
+        return
+    from engine.data import resolve_data
+
+    acc = ctx.accelerator
+    folder = Path(resolve_data(tc.class_data))
+    if ctx.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(folder)
+    acc.wait_for_everyone()  # every rank plans from the same folder, before any writes
+    found = plan(folder, tc.num_class_images)
+    acc.wait_for_everyone()
+    if found.missing == 0:
+        return
+    have = len(found.existing)
+    ctx.phase("generating_class_images", f"{found.missing} of {tc.num_class_images} to make")
+
+    def progress(made: int) -> None:
+        if acc.num_processes == 1:
+            ctx.log(f"class images {have + made}/{tc.num_class_images}")
+
+    made = generate_missing(
+        found,
+        source=source,
+        revision=tc.revision,
+        prompt=tc.class_prompt,
+        seed=tc.seed,
+        resolution=tc.resolution,
+        batch_size=tc.sample_batch_size,
+        device=ctx.device,
+        dtype=ctx.weight_dtype,
+        rank=acc.process_index,
+        world_size=acc.num_processes,
+        should_stop=lambda: ctx.stop.requested,
+        progress=progress,
+    )
+    counts = acc.gather(torch.tensor([made], device=ctx.device)).tolist()
+    if acc.num_processes > 1:
+        ctx.log(
+            f"class images {have + sum(counts)}/{tc.num_class_images} "
+            f"(made per process: {', '.join(map(str, counts))})"
+        )
+    acc.wait_for_everyone()

@@ -63,7 +63,7 @@ def test_a_run_uses_num_class_images_of_a_fuller_folder(tiny_dir, tmp_path, monk
     for i, name in enumerate(["d.png", "b.png", "e.png", "a.png", "c.png"]):
         concept_image(20 + i, 32).save(class_dir / name)
     loaded = []
-    import engine.train as train
+    import engine.training.batches as train
 
     real_load = train.load_images
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine.train as train
+import engine.training.batches as train
 from engine import crops
 from tests.enginehelpers import losses, of_type, train_in_process
 

@@ -1,0 +1,171 @@
+"""From data to micro-batches: the image sets, the latent and text-embedding caches, and the
+latents and prompt embeddings of micro-batch k on this process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from engine import crops
+from engine.config import Config
+from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
+from engine.recipe import latent_distribution, sample_latents, step_seed
+from engine.training.context import RunContext
+from engine.training.errors import EngineError
+from engine.training.setup import Models
+
+
+def load_data(cfg: Config, log: Callable[..., None]) -> tuple[ImageSet, ImageSet | None]:
+    """The instance images and (prior preservation) the class images, said in one log line."""
+    tc = cfg.train
+
+    def warn(msg: str) -> None:
+        log(msg, "warning")
+
+    try:
+        instances = load_images(
+            tc.instance_data,
+            tc.instance_prompt,
+            tc.resolution,
+            tc.center_crop,
+            tc.captions,
+            tc.revision,
+            tc.seed,
+            warn,
+        )
+        classes = None
+        if tc.prior_preservation:
+            classes = load_images(
+                tc.class_data,
+                tc.class_prompt,
+                tc.resolution,
+                tc.center_crop,
+                False,
+                None,
+                tc.seed + 1,
+                warn,
+                limit=tc.num_class_images,
+            )
+    except DataError as exc:
+        raise EngineError(exc.kind, str(exc), exc.hint, 2 if exc.kind == "data" else 1) from exc
+    msg = f"{len(instances)} instance images"
+    if classes is not None:
+        msg += f", {len(classes)} class images"
+    if instances.skipped:
+        msg += f" ({len(instances.skipped)} skipped)"
+    log(msg)
+    if tc.cache_latents and not tc.center_crop:
+        log(crops.CACHE_WARNING, "warning")
+    return instances, classes
+
+
+def encode_prompts(tokenizer, text_encoder, prompts: list[str], device) -> torch.Tensor:
+    """The text encoder's hidden states for `prompts` (one row per prompt)."""
+    ids = tokenize(tokenizer, prompts).to(device)
+    return text_encoder(ids)[0]
+
+
+class Batches:
+    """Micro-batches of a run's images: each a pure function of (seed, k, process)."""
+
+    def __init__(
+        self, ctx: RunContext, models: Models, instances: ImageSet, classes: ImageSet | None
+    ) -> None:
+        self.ctx, self.models = ctx, models
+        self.instances, self.classes = instances, classes
+        self.latent_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.text_cache: dict[str, torch.Tensor] = {}
+
+    def sets(self) -> list[tuple[str, int, ImageSet]]:
+        """(name, data stream, images) of the instance and the class images."""
+        found = [("instance", 0, self.instances)]
+        if self.classes is not None:
+            found.append(("class", 1, self.classes))
+        return found
+
+    def build_cache(self) -> None:
+        """Latent mean/std of every image (both flips) and the frozen text embeddings."""
+        tc, m, device = self.ctx.cfg.train, self.models, self.ctx.device
+        if not tc.cache_latents:
+            return
+        self.ctx.phase("caching", "latents and text embeddings")
+        with torch.no_grad():
+            for name, stream, images in self.sets():
+                for flip in (False, True) if tc.random_flip else (False,):
+                    for c in range(crops.crops_per_image(images, cache=True)):
+                        means, stds = [], []
+                        for i in range(0, len(images), 8):
+                            ids = list(range(i, min(i + 8, len(images))))
+                            views = [crops.cached(images, j, c, tc.seed, stream) for j in ids]
+                            mean, std = latent_distribution(
+                                m.vae, self.pixels(views, [flip] * len(ids))
+                            )
+                            means.append(mean)
+                            stds.append(std)
+                        key = f"{name}/{int(flip)}/{c}"
+                        self.latent_cache[key] = (torch.cat(means), torch.cat(stds))
+            if not m.train_te:
+                prompts = {p for _, _, images in self.sets() for p in images.prompts}
+                for p in sorted(prompts):
+                    self.text_cache[p] = encode_prompts(m.tokenizer, m.text_encoder, [p], device)[0]
+        # The frozen encoders leave the accelerator; sampling brings them back for a moment.
+        if device.type == "cuda":
+            m.vae.to("cpu")
+            if not m.train_te:
+                m.text_encoder.to("cpu")
+            torch.cuda.empty_cache()
+        m.offloaded = device.type == "cuda"
+
+    def pixels(self, views: list[torch.Tensor], flips: list[bool]) -> torch.Tensor:
+        px = torch.stack(views)
+        flip_t = torch.tensor(flips, dtype=torch.bool)
+        if flip_t.any():
+            px[flip_t] = px[flip_t].flip(-1)
+        return normalize(px).to(self.ctx.device, dtype=self.ctx.weight_dtype, non_blocking=True)
+
+    def micro_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, torch.Generator]:
+        """Latents and text embeddings of micro-batch k on this rank (+ its generator)."""
+        tc, m, acc = self.ctx.cfg.train, self.models, self.ctx.accelerator
+        seed = step_seed(tc.seed, k, acc.process_index)
+        cpu_gen = torch.Generator().manual_seed(seed)
+        dev_gen = torch.Generator(self.ctx.device).manual_seed(seed)
+        bs = tc.train_batch_size
+        start = (k * acc.num_processes + acc.process_index) * bs
+        latents, prompts = [], []
+        for name, stream, images in self.sets():
+            idx = stream_indices(len(images), start, bs, tc.seed, tc.shuffle, stream)
+            positions = range(start, start + bs)  # the draws' places in the data sequence
+            flips = (
+                (torch.rand(len(idx), generator=cpu_gen) < 0.5).tolist()
+                if tc.random_flip
+                else [False] * len(idx)
+            )
+            if tc.cache_latents:
+                count = crops.crops_per_image(images, cache=True)
+                keys = [
+                    f"{name}/{int(f)}/{crops.cached_choice(tc.seed, stream, pos, count)}"
+                    for f, pos in zip(flips, positions, strict=True)
+                ]
+                mean = torch.stack(
+                    [self.latent_cache[key][0][i] for key, i in zip(keys, idx, strict=True)]
+                )
+                std = torch.stack(
+                    [self.latent_cache[key][1][i] for key, i in zip(keys, idx, strict=True)]
+                )
+            else:
+                views = [
+                    crops.drawn(images, i, tc.seed, stream, pos)
+                    for i, pos in zip(idx, positions, strict=True)
+                ]
+                with torch.no_grad():
+                    mean, std = latent_distribution(m.vae, self.pixels(views, flips))
+            latents.append(sample_latents(mean, std, m.vae.config.scaling_factor, dev_gen))
+            prompts += [images.prompts[i] for i in idx]
+        if self.text_cache:
+            embeds = torch.stack([self.text_cache[p] for p in prompts])
+        else:
+            with contextlib.nullcontext() if m.train_te else torch.no_grad():
+                embeds = encode_prompts(m.tokenizer, m.text_encoder, prompts, self.ctx.device)
+        return torch.cat(latents), embeds, bs, dev_gen

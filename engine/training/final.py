@@ -1,0 +1,65 @@
+"""The run's final model: final/ written to .tmp-final, then swapped in whole."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from engine.models import save_lora
+from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, replace_folder
+from engine.training.context import RunContext
+from engine.training.errors import disk_error
+from engine.training.setup import Models
+
+
+def trained_pipeline(ctx: RunContext, models: Models, scheduler: Any) -> Any:
+    """The models being trained as one pipeline, with `scheduler` to sample."""
+    from diffusers import StableDiffusionPipeline
+
+    acc = ctx.accelerator
+    return StableDiffusionPipeline(
+        vae=models.vae,
+        text_encoder=acc.unwrap_model(models.text_encoder),
+        tokenizer=models.tokenizer,
+        unet=acc.unwrap_model(models.unet),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def final_pipeline(ctx: RunContext, models: Models) -> Any:
+    """The trained pipeline as final/ holds it: the model's own scheduler (class and
+    config), so `generate --run` derives the same sampler the validation samples used."""
+    return trained_pipeline(ctx, models, models.components.sampler)
+
+
+def save_final(ctx: RunContext, models: Models) -> dict[str, str | None]:
+    """final/ (LoRA: the adapters file; full: the whole pipeline); the run's outputs."""
+    tc = ctx.cfg.train
+    ctx.phase("saving", "final model")
+    outputs: dict[str, str | None] = {"final": None, "lora": None}
+    if ctx.is_main:
+        acc = ctx.accelerator
+        final = ctx.run_dir / FINAL
+        tmp = ctx.run_dir / f".tmp-{FINAL}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir()
+            if tc.method == "lora":
+                unet = acc.unwrap_model(models.unet)
+                save_lora(tmp, unet, models.trainable_text_encoder(acc))
+                outputs["lora"] = f"{FINAL}/pytorch_lora_weights.safetensors"
+            else:
+                pipe = final_pipeline(ctx, models)
+                with on_cpu_fp32(pipe.unet, pipe.text_encoder, pipe.vae):
+                    pipe.save_pretrained(tmp, safe_serialization=True)
+            fsync_tree(tmp)
+            replace_folder(tmp, final)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise disk_error(exc, "final model", ctx.run_dir) from exc
+        outputs["final"] = FINAL
+    ctx.accelerator.wait_for_everyone()
+    return outputs

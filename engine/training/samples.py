@@ -1,0 +1,97 @@
+"""Validation samples during training: made as `generate` makes them, never ending a run."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from engine import faults
+from engine.training.context import RunContext
+from engine.training.final import trained_pipeline
+from engine.training.setup import Models
+
+
+def validation_pipeline(ctx: RunContext, models: Models) -> Any:
+    """The models being trained as a pipeline, with the sampler evaluation.scheduler names."""
+    from engine.schedulers import make_scheduler
+
+    scheduler = make_scheduler(ctx.cfg.evaluation.scheduler, models.components.sampler)
+    pipe = trained_pipeline(ctx, models, scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@contextlib.contextmanager
+def encoders_on_device(models: Models, device: torch.device) -> Iterator[None]:
+    """The offloaded frozen encoders back on the device for a moment."""
+    if models.offloaded:
+        models.vae.to(device)
+        if not models.train_te:
+            models.text_encoder.to(device)
+    try:
+        yield
+    finally:
+        if models.offloaded:
+            models.vae.to("cpu")
+            if not models.train_te:
+                models.text_encoder.to("cpu")
+            torch.cuda.empty_cache()
+
+
+def sample(ctx: RunContext, models: Models, step: int) -> None:
+    """Validation images, each made as `generate` makes it (engine.render): one image per
+    forward pass, image i of a prompt from a CPU generator seeded evaluation.seed + i."""
+    from engine.render import render
+
+    ec = ctx.cfg.evaluation
+    if not ec.prompts or not ctx.is_main:
+        return
+    faults.check_sample(step)
+    out = ctx.run_dir / "samples" / f"step-{step:06d}"
+    out.mkdir(parents=True, exist_ok=True)
+    res = ctx.cfg.train.resolution
+    unet = ctx.accelerator.unwrap_model(models.unet)
+    unet.eval()
+    try:
+        with encoders_on_device(models, ctx.device), ctx.accelerator.autocast():
+            pipe = validation_pipeline(ctx, models)
+            index = []
+            for pi, prompt in enumerate(ec.prompts):
+                paths = []
+                for i in range(ec.num_images):
+                    (image,) = render(
+                        pipe,
+                        [prompt],
+                        [ec.seed + i],
+                        negative_prompt=ec.negative_prompt,
+                        num_inference_steps=ec.num_inference_steps,
+                        guidance_scale=ec.guidance_scale,
+                        height=ec.height or res,
+                        width=ec.width or res,
+                    )
+                    p = out / f"{pi:02d}-{i:02d}.png"
+                    image.save(p)
+                    paths.append(str(p.relative_to(ctx.run_dir)))
+                index.append({"prompt": prompt, "paths": paths, "seed": ec.seed})
+                ctx.events.emit("sample", step=step, prompt=prompt, paths=paths, seed=ec.seed)
+            (out / "prompts.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
+    finally:
+        unet.train()
+
+
+def sample_or_warn(ctx: RunContext, models: Models, step: int) -> None:
+    """Sampling never ends a run: a failure (out of memory, disk, anything) is a warning
+    and training goes on (issue 9: the finished model must survive a late failure)."""
+    try:
+        sample(ctx, models, step)
+    except Exception as exc:
+        if ctx.device.type == "cuda":
+            torch.cuda.empty_cache()
+        oom = isinstance(exc, torch.OutOfMemoryError | MemoryError)
+        what = "out of memory" if oom else f"{exc.__class__.__name__}: {exc}"
+        ctx.log(f"validation samples at step {step} failed ({what}); training goes on", "warning")
+    ctx.accelerator.wait_for_everyone()

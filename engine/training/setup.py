@@ -1,0 +1,184 @@
+"""Setting a run up: the accelerator, the models (loaded, then made ready to train), the
+optimizer and its learning-rate schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.config import Config
+from engine.config.checks import Machine, device_problems, model_problem
+from engine.events import EventWriter
+from engine.models import Components, ModelLoadError, add_lora, load_components
+from engine.runs import CONFIG_FILE
+from engine.training.context import RunContext, StopSignal
+from engine.training.errors import EngineError
+
+
+def make_context(
+    run_dir: Path, cfg: Config, events: EventWriter, is_main: bool, stop: StopSignal
+) -> RunContext:
+    """Refuse what this machine cannot run (as `check` does), then the accelerator and seed."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import set_seed
+
+    from engine.launch import SHARDED_REFUSAL, sharded_mode_in_env
+
+    tc = cfg.train
+    sharded = sharded_mode_in_env()
+    if sharded:
+        raise EngineError(
+            "config", f"{sharded} {SHARDED_REFUSAL}", "start the run without it", exit_code=2
+        )
+    cuda = torch.cuda.is_available()
+    for key, problem in device_problems(cfg, Machine.here()):  # as `check` refuses them
+        fix = problem.rpartition("; ")[2]
+        raise EngineError("config", f"{CONFIG_FILE}: {key}: {problem}", fix, exit_code=2)
+    # A fresh state per run: the engine may run more than once in one process (tests).
+    AcceleratorState._reset_state(reset_partial_state=True)
+    acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=not cuda)
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+        tc.mixed_precision, torch.float32
+    )
+    set_seed(tc.seed)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return RunContext(run_dir, cfg, acc, acc.device, weight_dtype, events, is_main, stop)
+
+
+@dataclass
+class Models:
+    """The pipeline parts of a run; the trained ones are replaced by their prepared (wrapped,
+    compiled) versions as the set-up goes on."""
+
+    components: Components  # as loaded: tokenizer, schedulers, where they came from
+    unet: torch.nn.Module
+    text_encoder: torch.nn.Module
+    vae: torch.nn.Module
+    train_te: bool  # the text encoder is trained
+    offloaded: bool = False  # the frozen encoders wait on the CPU between uses (cached latents)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.components.tokenizer
+
+    @property
+    def noise_scheduler(self) -> Any:
+        return self.components.noise_scheduler
+
+    def trainable_text_encoder(self, accelerator: Any) -> torch.nn.Module | None:
+        return accelerator.unwrap_model(self.text_encoder) if self.train_te else None
+
+
+def load_models(cfg: Config) -> Components:
+    """The base model's parts, as loaded (a model that cannot be used: an EngineError)."""
+    tc = cfg.train
+    found = model_problem(cfg)  # model_index.json only: before any weights load
+    if found:
+        key, problem, kind = found
+        raise EngineError(
+            kind, f"{CONFIG_FILE}: {key}: {problem}", "", 2 if kind == "config" else 1
+        )
+    try:
+        return load_components(tc.model, tc.revision)
+    except ModelLoadError as exc:
+        code = 2 if exc.kind == "config" else 1
+        raise EngineError(exc.kind, str(exc), exc.hint, code) from exc
+
+
+def ready_to_train(c: Components, cfg: Config, device: torch.device, weight_dtype) -> Models:
+    """Frozen parts in the weight dtype on the device, LoRA adapters in fp32, checkpointing."""
+    tc = cfg.train
+    m = Models(c, c.unet, c.text_encoder, c.vae, tc.train_text_encoder)
+    lora = tc.method == "lora"
+    m.vae.requires_grad_(False)
+    m.text_encoder.requires_grad_(m.train_te and not lora)
+    m.unet.requires_grad_(not lora)
+    m.vae.to(device, dtype=weight_dtype)
+    if not m.train_te or lora:
+        m.text_encoder.to(device, dtype=weight_dtype)
+    if lora:
+        m.unet.to(device, dtype=weight_dtype)
+        add_lora(m.unet, tc.lora_rank, tc.lora_alpha, m.text_encoder if m.train_te else None)
+        for model in (m.unet, m.text_encoder):
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
+    if tc.gradient_checkpointing:
+        m.unet.enable_gradient_checkpointing()
+        if m.train_te:
+            # Non-reentrant explicitly: transformers 4.x defaults to reentrant checkpoints,
+            # which give a LoRA inside a frozen encoder no gradient at all.
+            m.text_encoder.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+    if device.type == "cuda":
+        m.unet.to(memory_format=torch.channels_last)
+    return m
+
+
+@dataclass
+class Optimization:
+    params: list[torch.nn.Parameter]  # the trained parameters (gradient clipping)
+    optimizer: Any
+    lr_scheduler: Any
+
+
+def build_optimizer(models: Models, cfg: Config, device: torch.device) -> Optimization:
+    """AdamW (fused where it can be) or 8-bit AdamW, and the learning-rate schedule."""
+    from diffusers.optimization import get_scheduler
+
+    tc = cfg.train
+    params = [p for p in models.unet.parameters() if p.requires_grad]
+    if models.train_te:
+        params += [p for p in models.text_encoder.parameters() if p.requires_grad]
+    if tc.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+
+            optimizer = bnb.optim.AdamW8bit(params, lr=tc.learning_rate, weight_decay=1e-2)
+        except Exception as exc:  # import or device support
+            raise EngineError(
+                "config",
+                f"train.optimizer: adamw8bit is not available here ({exc})",
+                "install bitsandbytes for this device, or set train.optimizer: adamw",
+                exit_code=2,
+            ) from exc
+    else:
+        # One fused kernel per update on CUDA and the CPU (torch >= 2.4): on the tiny model's
+        # CPU step it takes a quarter of foreach's time (benchmarks/RESULTS.md).
+        fused = device.type in ("cuda", "cpu")
+        extra = {"fused": True} if fused else {"foreach": True}
+        optimizer = torch.optim.AdamW(params, lr=tc.learning_rate, weight_decay=1e-2, **extra)
+    lr_scheduler = get_scheduler(
+        tc.lr_scheduler,
+        optimizer,
+        step_rules=tc.lr_step_rules,
+        num_warmup_steps=tc.lr_warmup_steps,
+        num_training_steps=tc.max_train_steps,
+        num_cycles=tc.lr_num_cycles,
+        power=tc.lr_power,
+    )
+    return Optimization(params, optimizer, lr_scheduler)
+
+
+def distribute(acc: Any, models: Models, opt: Optimization, cfg: Config) -> str | None:
+    """The trained models and the optimizer handed to the accelerator (and the UNet compiled
+    with train.torch_compile: what was compiled is returned, compiled in the first step)."""
+    if models.train_te:
+        models.unet, models.text_encoder, opt.optimizer = acc.prepare(
+            models.unet, models.text_encoder, opt.optimizer
+        )
+    else:
+        models.unet, opt.optimizer = acc.prepare(models.unet, opt.optimizer)
+    if not cfg.train.torch_compile:
+        return None
+    from engine.compile import compile_unet
+
+    models.unet, compiled = compile_unet(models.unet)
+    return compiled
