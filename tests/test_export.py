@@ -184,3 +184,38 @@ def test_sdxl_run_is_refused_in_one_line(runs, tmp_path, capsys):
     code, _, err = export(capsys, str(run), "--format", "single-file")
     assert code == 2 and "SDXL" in err and "not there yet" in err, err
     assert not (run / "exports").exists()
+
+
+def test_single_file_names_fit_the_sd15_architecture():
+    """The full-size SD 1.5 layout (3 resnets per up block, 4 levels, attention-free outer
+    blocks), on the meta device: diffusers' forward converters put every original name back on
+    its diffusers weight."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+
+    from benchmarks.sd15_arch import unet_config, vae_config
+    from engine.export.single_file import unet_key, vae_key
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**unet_config())
+        vae = AutoencoderKL(**vae_config())
+    weights = unet.state_dict()
+    original = {"model.diffusion_model." + unet_key(k, unet.config): v for k, v in weights.items()}
+    assert (
+        "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.attn2.to_k.weight"
+        in original
+    )
+    assert "model.diffusion_model.output_blocks.2.1.conv.weight" in original  # attention-free
+    back = convert_ldm_unet_checkpoint(original, unet.config)
+    assert back.keys() == weights.keys()
+    assert all(back[k] is v for k, v in weights.items())
+    weights = vae.state_dict()
+    original = {"first_stage_model." + vae_key(k, vae.config): v for k, v in weights.items()}
+    assert "first_stage_model.decoder.up.0.block.0.nin_shortcut.weight" in original  # 256->128
+    assert "first_stage_model.decoder.up.3.upsample.conv.weight" in original
+    back = convert_ldm_vae_checkpoint(original, vae.config)
+    assert back.keys() == weights.keys()
+    assert all(back[k] is v for k, v in weights.items())
