@@ -13,9 +13,14 @@ of an image. `cache_latents: false` gives a new crop on every draw (and encodes 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from engine.data import ImageSet, _mix
+
+if TYPE_CHECKING:
+    from engine.families.base import SampleGeometry
 
 CACHED_CROPS = 4
 _DRAW, _CACHED, _CHOICE = 0xC20, 0xC21, 0xC22
@@ -27,10 +32,14 @@ CACHE_WARNING = (
 )
 
 
+def _corner(pixels: torch.Tensor, size: int, index: int) -> tuple[int, int]:
+    """(top, left) of the index-th of the image's size x size crop places (row-major)."""
+    return divmod(index, pixels.shape[-1] - size + 1)
+
+
 def _crop(pixels: torch.Tensor, size: int, index: int) -> torch.Tensor:
     """The index-th of the image's size x size crop places (row-major over top, left)."""
-    width = pixels.shape[-1] - size + 1
-    top, left = divmod(index, width)
+    top, left = _corner(pixels, size, index)
     return pixels[:, top : top + size, left : left + size]
 
 
@@ -43,25 +52,69 @@ def crops_per_image(images: ImageSet, cache: bool) -> int:
     return CACHED_CROPS if images.crop_size is not None and cache else 1
 
 
+def _drawn_place(images: ImageSet, i: int, seed: int, stream: int, position: int) -> int:
+    g = torch.Generator().manual_seed(_mix(seed, stream, position, _DRAW))
+    return int(torch.randint(0, _places(images.pixels[i], images.crop_size), (1,), generator=g))
+
+
+def _cached_place(images: ImageSet, i: int, c: int, seed: int, stream: int) -> int:
+    n = _places(images.pixels[i], images.crop_size)
+    g = torch.Generator().manual_seed(_mix(seed, stream, i, _CACHED))
+    return int(torch.randperm(n, generator=g)[c % n])
+
+
 def drawn(images: ImageSet, i: int, seed: int, stream: int, position: int) -> torch.Tensor:
     """Image i as drawn at `position` of stream `stream`: a new random crop per draw."""
     if images.crop_size is None:
         return images.pixels[i]
-    px = images.pixels[i]
-    g = torch.Generator().manual_seed(_mix(seed, stream, position, _DRAW))
-    place = int(torch.randint(0, _places(px, images.crop_size), (1,), generator=g))
-    return _crop(px, images.crop_size, place)
+    place = _drawn_place(images, i, seed, stream, position)
+    return _crop(images.pixels[i], images.crop_size, place)
 
 
 def cached(images: ImageSet, i: int, c: int, seed: int, stream: int) -> torch.Tensor:
     """Cached crop c of image i: CACHED_CROPS distinct places where the image has as many."""
     if images.crop_size is None:
         return images.pixels[i]
-    px = images.pixels[i]
-    n = _places(px, images.crop_size)
-    g = torch.Generator().manual_seed(_mix(seed, stream, i, _CACHED))
-    order = torch.randperm(n, generator=g)
-    return _crop(px, images.crop_size, int(order[c % n]))
+    return _crop(images.pixels[i], images.crop_size, _cached_place(images, i, c, seed, stream))
+
+
+def drawn_corner(
+    images: ImageSet, i: int, seed: int, stream: int, position: int
+) -> tuple[int, int]:
+    """(top, left) in the resized image of the crop `drawn` takes."""
+    if images.crop_size is None:
+        return _centre_corner(images, i)
+    place = _drawn_place(images, i, seed, stream, position)
+    return _corner(images.pixels[i], images.crop_size, place)
+
+
+def cached_corner(images: ImageSet, i: int, c: int, seed: int, stream: int) -> tuple[int, int]:
+    """(top, left) in the resized image of the crop `cached` takes."""
+    if images.crop_size is None:
+        return _centre_corner(images, i)
+    place = _cached_place(images, i, c, seed, stream)
+    return _corner(images.pixels[i], images.crop_size, place)
+
+
+def _centre_corner(images: ImageSet, i: int) -> tuple[int, int]:
+    (h, w), (ch, cw) = images.resized_sizes[i], images.pixels[i].shape[-2:]
+    return (h - ch) // 2, (w - cw) // 2
+
+
+def geometry(
+    images: ImageSet, i: int, corner: tuple[int, int], flip: bool = False
+) -> SampleGeometry:
+    """Where image i's training view came from (SDXL's time ids): its size as read, the crop's
+    top-left in the resized image (of the mirrored image when the view is flipped), the size
+    trained at."""
+    from engine.families.base import SampleGeometry
+
+    crop = images.crop_size
+    target = (crop, crop) if crop else tuple(images.pixels[i].shape[-2:])
+    top, left = corner
+    if flip:
+        left = images.resized_sizes[i][1] - left - target[1]
+    return SampleGeometry(images.original_sizes[i], (top, left), target)
 
 
 def cached_choice(seed: int, stream: int, position: int, count: int) -> int:

@@ -29,13 +29,37 @@ class DataError(DreamboothError, RuntimeError):
 @dataclass
 class ImageSet:
     """uint8 images [3, H, W] and one prompt each: centre-cropped to the resolution, or, with
-    random crops (crop_size set), resized only; engine.crops crops them at each draw."""
+    random crops (crop_size set), resized only; engine.crops crops them at each draw. Each
+    image's (height, width) as read and as resized (before any crop) are kept: SDXL conditions
+    on them (engine.crops.geometry)."""
 
     pixels: list[torch.Tensor]
     prompts: list[str]
     names: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     crop_size: int | None = None
+    original_sizes: list[tuple[int, int]] = field(default_factory=list)
+    resized_sizes: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, img: Image.Image, size: int, center_crop: bool, prompt: str, name: str) -> None:
+        """Append an RGB image: resized (shorter side `size`), centre-cropped when asked."""
+        self.pixels.append(to_training_pixels(img, size, center_crop, crop=center_crop))
+        self.prompts.append(prompt)
+        self.names.append(name)
+        self.original_sizes.append((img.height, img.width))
+        w, h = resized_size(img.width, img.height, size)
+        self.resized_sizes.append((h, w))
+
+    def keep(self, limit: int) -> None:
+        """Only the first `limit` images."""
+        for items in (
+            self.pixels,
+            self.prompts,
+            self.names,
+            self.original_sizes,
+            self.resized_sizes,
+        ):
+            del items[limit:]
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -61,9 +85,7 @@ def to_training_pixels(
 ) -> torch.Tensor:
     """Resize the shorter side to `size` (bilinear, as the reference), crop, -> uint8 [3,H,W].
     crop=False: resized only (random crops are drawn later, engine.crops)."""
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    nw, nh = resized_size(*img.size, size)
     img = img.resize((nw, nh), Image.Resampling.BILINEAR)
     if crop:
         left, top = crop_box(nw, nh, size, center_crop, gen)
@@ -71,6 +93,12 @@ def to_training_pixels(
         nw = nh = size
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
     return data.view(nh, nw, 3).permute(2, 0, 1).contiguous()
+
+
+def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) of an image resized so its shorter side is `size`."""
+    scale = size / min(width, height)
+    return max(size, round(width * scale)), max(size, round(height * scale))
 
 
 def normalize(pixels: torch.Tensor) -> torch.Tensor:
@@ -107,9 +135,9 @@ def load_folder(
     out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
     out.crop_size = None if center_crop else size
     for path in scan.good[:limit]:
-        out.pixels.append(to_training_pixels(open_rgb(path), size, center_crop, crop=center_crop))
-        out.prompts.append((captions and caption_for(path)) or prompt)
-        out.names.append(path.name)
+        out.add(
+            open_rgb(path), size, center_crop, (captions and caption_for(path)) or prompt, path.name
+        )
     return out
 
 
@@ -145,11 +173,9 @@ def load_hub_dataset(
         if img is None:
             out.skipped.append((f"row {i}", "no image"))
             continue
-        img = to_rgb(img)
-        out.pixels.append(to_training_pixels(img, size, center_crop, crop=center_crop))
         cap = row.get(text_cols[0]) if (captions and text_cols) else None
-        out.prompts.append(cap.strip() if isinstance(cap, str) and cap.strip() else prompt)
-        out.names.append(f"row {i}")
+        text = cap.strip() if isinstance(cap, str) and cap.strip() else prompt
+        out.add(to_rgb(img), size, center_crop, text, f"row {i}")
     if not out.pixels:
         raise DataError(f"Hub dataset '{repo_id}' holds no usable image")
     return out
@@ -171,7 +197,7 @@ def load_images(
         return load_folder(Path(source), prompt, size, center_crop, captions, seed, warn, limit)
     images = load_hub_dataset(source, prompt, size, center_crop, captions, revision, seed)
     if limit is not None:
-        del images.pixels[limit:], images.prompts[limit:], images.names[limit:]
+        images.keep(limit)
     return images
 
 
