@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.models import save_lora
 from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, replace_folder
+from engine.runs import LORA_FILE
 from engine.training.context import RunContext
 from engine.training.errors import disk_error
 from engine.training.setup import Models
@@ -50,7 +51,7 @@ def save_final(ctx: RunContext, models: Models) -> dict[str, str | None]:
             if tc.method == "lora":
                 unet = acc.unwrap_model(models.unet)
                 save_lora(tmp, unet, models.trainable_text_encoder(acc))
-                outputs["lora"] = f"{FINAL}/pytorch_lora_weights.safetensors"
+                outputs["lora"] = f"{FINAL}/{LORA_FILE}"
             else:
                 pipe = final_pipeline(ctx, models)
                 with on_cpu_fp32(pipe.unet, pipe.text_encoder, pipe.vae):
