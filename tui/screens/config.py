@@ -28,7 +28,6 @@ from textual.widgets import (
 from engine.config import (
     Config,
     ConfigError,
-    dump_config,
 )
 from tui.config_edits import ValidationError, problems, with_field
 from tui.screens.config_dialogs import (
@@ -41,6 +40,7 @@ from tui.screens.config_head import file_line, paths_line, summary_line
 from tui.screens.config_io import (
     ConfigSaved,
     PathsChecked,
+    config_text,
     paths_checked,
     why_not_saved,
     write_config,
@@ -167,7 +167,7 @@ class ConfigScreen(Screen):
         if state.config is not None:
             self._prompt_base = state.config.train.instance_prompt
             self.form.set_config(state.config)
-            self.yaml.show(self._current_text())
+            self.yaml.show(config_text(self.app.state))
             self.check_paths_soon()
         elif state.config_text is not None:
             # the file did not load: its text goes to the YAML tab to be fixed there
@@ -202,14 +202,6 @@ class ConfigScreen(Screen):
         self.app.push_screen(
             prompt_sync_modal(old, cfg.train.instance_prompt, new_prompts), answered
         )
-
-    def _current_text(self) -> str:
-        state = self.app.state
-        if state.config is None:
-            return state.config_text or ""
-        if not state.modified and state.config_text is not None:
-            return state.config_text
-        return dump_config(state.config, state.config_text)
 
     def _update_head(self) -> None:
         state = self.app.state
@@ -278,22 +270,12 @@ class ConfigScreen(Screen):
                 title="Config",
                 markup=False,
             )
-        self._show_rule_problems(cfg)
+        self.form.set_rule_problems({p.key: p.problem for p in problems(cfg)})
         self._version = state.config_version
         if event.section == "train" and event.key in PATH_FIELDS:
             self.check_paths_soon()
         self._update_head()
         self.refresh_bindings()
-
-    def _show_rule_problems(self, cfg: Config) -> None:
-        """The rules between keys, each error shown next to the key to fix."""
-        shown = getattr(self, "_rule_keys", set())
-        found = {p.key: p.problem for p in problems(cfg)}
-        for key in shown - set(found):
-            self.form.set_external_error(key, None)
-        for key, problem in found.items():
-            self.form.set_external_error(key, problem)
-        self._rule_keys = set(found)
 
     @on(ConfigForm.Invalid)
     def _field_invalid(self, event: ConfigForm.Invalid) -> None:
@@ -329,7 +311,7 @@ class ConfigScreen(Screen):
             return
         if event.pane.id == "yaml":
             if self.app.state.config is not None:
-                self.yaml.show(self._current_text())
+                self.yaml.show(config_text(self.app.state))
         elif self.yaml.edited:
             if self._parse_yaml() is None:
                 self.notify(

@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
-from engine.config import Config, ConfigError, check_paths, save_config
+from engine.config import Config, ConfigError, check_paths, dump_config, save_config
 from tui.config_edits import first_problem
 
-__all__ = ["ConfigSaved", "PathsChecked", "paths_checked", "why_not_saved", "write_config"]
+__all__ = [
+    "ConfigSaved",
+    "PathsChecked",
+    "config_text",
+    "paths_checked",
+    "why_not_saved",
+    "write_config",
+]
 
 
 class PathsChecked(Message):
@@ -26,6 +34,16 @@ class ConfigSaved(Message):
         self.path = path
         self.text = text
         self.error = error
+
+
+def config_text(state: Any) -> str:
+    """The app's config as its file would hold it now: the file's text while unmodified, else
+    the config written into it (comments kept)."""
+    if state.config is None:
+        return state.config_text or ""
+    if not state.modified and state.config_text is not None:
+        return state.config_text
+    return dump_config(state.config, state.config_text)
 
 
 def paths_checked(cfg: Config, version: int) -> PathsChecked:

@@ -180,6 +180,7 @@ class ConfigForm(VerticalScroll):
     def __init__(self, config: Config | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.errors: dict[str, str] = {}  # "section.key" -> error
+        self._rule_keys: set[str] = set()  # keys showing a rule's problem
         self._config = config
         self._pending = list(FIELD_GROUPS.items())
         self.ready = False
@@ -219,6 +220,15 @@ class ConfigForm(VerticalScroll):
         self.errors.clear()
         for row in self.query(FieldRow):
             row.show(getattr(getattr(cfg, row.section), row.key))
+
+    def set_rule_problems(self, found: dict[str, str]) -> None:
+        """The rules between keys ("section.key" -> problem), each next to the key to fix;
+        the keys whose problem went are cleared."""
+        for key in self._rule_keys - set(found):
+            self.set_external_error(key, None)
+        for key, problem in found.items():
+            self.set_external_error(key, problem)
+        self._rule_keys = set(found)
 
     def set_external_error(self, path: str, error: str | None) -> None:
         """An error found elsewhere (the path check) shown next to its field."""
