@@ -6,4 +6,15 @@ import at module level, must never import torch, diffusers, transformers, accele
 bitsandbytes or datasets. The engine never imports tui.
 """
 
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def sample_configs_dir() -> Path:
+    """sample_configs/ next to the package (a checkout), else inside it (an install)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "sample_configs", here / "sample_configs"):
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "sample_configs"

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine import __version__
+from engine import __version__, sample_configs_dir
 
 ACCELERATE_CONFIG_HELP = (
     "an accelerate config file (several GPUs or machines; sharded modes, DeepSpeed and FSDP, "
@@ -42,14 +42,6 @@ def fail(message: str, code: int = 2) -> int:
 
 
 # ---------------------------------------------------------------------------- app / demo
-def sample_configs_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "sample_configs", here / "sample_configs"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "sample_configs"
-
-
 def ensure_tiny_subprocess() -> int:
     """Build the tiny model in a child process, so this (app) process never imports torch."""
     from engine.tiny import is_built

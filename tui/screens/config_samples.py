@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-import engine
+from engine import sample_configs_dir
 from engine.config import Config, ConfigError, parse_config_text
 from tui.state import DEFAULT_CONFIG
 from tui.widgets.modals import PickModal
@@ -27,15 +27,6 @@ __all__ = [
     "sample_label",
     "sample_pick_modal",
 ]
-
-
-def sample_configs_dir() -> Path:
-    """sample_configs/ next to the package (a checkout), else inside it (an install)."""
-    here = Path(engine.__file__).resolve().parent
-    for candidate in (here.parent / "sample_configs", here / "sample_configs"):
-        if candidate.is_dir():
-            return candidate
-    return here.parent / "sample_configs"
 
 
 def sample_configs() -> list[tuple[Path, str]]:
