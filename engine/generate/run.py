@@ -60,8 +60,9 @@ def generate(opts: GenerateOptions, pipe=None, log=print) -> list[Path]:
     """Make ``opts.total`` images; returns their paths (the grid last).
 
     Writes into ``opts.output_dir`` (created; default a new ``<stamp>`` folder under
-    runs.images_base: RUN_DIR/generated or evaluation.output_dir) the PNGs, sidecars, grid.png and events.jsonl, emitting each ``sample`` event right
-    after its PNG is written. ``pipe``: an already loaded pipeline (else load_pipeline's).
+    runs.images_base: RUN_DIR/generated or evaluation.output_dir) the PNGs, sidecars, grid.png
+    and events.jsonl, emitting each ``sample`` event right after its PNG is written. ``pipe``:
+    an already loaded pipeline (else load_pipeline's).
     Raises GenerateError; an error and a failed ``finished`` event are written first.
     """
     start = time.time()

@@ -11,18 +11,16 @@ import torch
 
 from engine import faults
 from engine.training.context import RunContext
-from engine.training.final import trained_pipeline
+from engine.training.final import final_pipeline
 from engine.training.setup import Models
 
 
 def validation_pipeline(ctx: RunContext, models: Models) -> Any:
-    """The models being trained as a pipeline, with the sampler evaluation.scheduler names."""
-    from engine.schedulers import make_scheduler
+    """The pipeline final/ will hold, with the sampler evaluation.scheduler names, set up as
+    `generate` sets up the pipeline it loads (engine.render.use_sampler)."""
+    from engine.render import use_sampler
 
-    scheduler = make_scheduler(ctx.cfg.evaluation.scheduler, models.components.sampler)
-    pipe = trained_pipeline(ctx, models, scheduler)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return use_sampler(final_pipeline(ctx, models), ctx.cfg.evaluation.scheduler)
 
 
 @contextlib.contextmanager
