@@ -22,6 +22,7 @@ from engine import checkpoint as ckpt
 from engine import class_images
 from engine.config import Config, ConfigError, config_to_dict, load_config
 from engine.events import EventWriter
+from engine.export.at_end import export_at_end
 from engine.gpu import GpuMonitor, device_info
 from engine.outputs import FINAL, recover_final
 from engine.resume_rules import describe
@@ -151,6 +152,8 @@ class Trainer:
             if status == COMPLETED:
                 outputs = final.save_final(self.ctx, self.models)
                 samples.sample_or_warn(self.ctx, self.models, self.state.step)
+                if exports := export_at_end(self.ctx):  # train.export
+                    outputs["exports"] = exports  # type: ignore[assignment]
             code = 0
         except EngineError as exc:
             status, code = FAILED, exc.exit_code

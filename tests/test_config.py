@@ -91,6 +91,7 @@ DESIGN_DEFAULTS = {
         "lr_num_cycles": 1,
         "lr_power": 1.0,
         "lr_step_rules": None,
+        "export": [],
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],

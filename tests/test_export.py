@@ -14,9 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 from engine import cli
+from engine.events import read_events
 from engine.export.single_file import LayoutError, to_original, verify
 from engine.generate import load_pipeline
-from tests.enginehelpers import of_type, train_in_process
+from tests.enginehelpers import of_type, train_in_process, write_config
 
 SHORT = {"max_train_steps": 2, "validation_steps": 100, "learning_rate": 1e-3}
 # LoRA runs train with lora_alpha != lora_rank: an export that loses the alpha changes the images
@@ -31,14 +32,24 @@ def _train(root: Path, **train) -> Path:
     return run_dir
 
 
+# One module-scoped fixture per run: each test's setup trains at most one (the per-test timeout
+# covers fixtures).
 @pytest.fixture(scope="module")
-def runs(tiny_dir, tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("export-runs")
-    return {
-        "unet": _train(root / "unet", **LORA),
-        "unet+te": _train(root / "te", **LORA, train_text_encoder=True),
-        "full": _train(root / "full", **SHORT, method="full", checkpointing_steps=1),
-    }
+def unet_run(tiny_dir, tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("export-unet"), **LORA)
+
+
+@pytest.fixture(scope="module")
+def te_run(tiny_dir, tmp_path_factory) -> Path:
+    # train.export: both formats written when the run ends
+    root = tmp_path_factory.mktemp("export-te")
+    return _train(root, **LORA, train_text_encoder=True, export=["kohya", "single-file"])
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_dir, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("export-full")
+    return _train(root, **SHORT, method="full", checkpointing_steps=1)
 
 
 def images(pipe) -> np.ndarray:
@@ -63,8 +74,9 @@ def export(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("kind", ["unet", "unet+te"])
 def test_kohya_export_gives_the_runs_images_through_load_lora_weights(
-    kind, runs, tiny_dir, tmp_path, capsys
+    kind, request, tiny_dir, tmp_path, capsys
 ):
+    runs = {kind: request.getfixturevalue("unet_run" if kind == "unet" else "te_run")}
     out = tmp_path / "concept.safetensors"
     code, _, err = export(
         capsys, str(runs[kind]), "--format", "kohya", "--dtype", "fp32", "--output", str(out)
@@ -87,14 +99,14 @@ def test_kohya_export_gives_the_runs_images_through_load_lora_weights(
     assert np.array_equal(images(pipe), own)  # pixel equality
 
 
-def test_single_file_export_gives_final_images_through_from_single_file(runs, tmp_path, capsys):
+def test_single_file_export_gives_final_images_through_from_single_file(full_run, tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 
-    final = runs["full"] / "final"
+    final = full_run / "final"
     out = tmp_path / "model.safetensors"
     code, _, err = export(
         capsys,
-        str(runs["full"]),
+        str(full_run),
         "--format",
         "single-file",
         "--dtype",
@@ -132,10 +144,10 @@ def test_single_file_check_refuses_a_layout_diffusers_reads_differently(tiny_dir
 
 
 @pytest.mark.parametrize("fmt", ["diffusers", "single-file"])
-def test_fused_lora_gives_base_plus_lora_images(fmt, runs, tiny_dir, tmp_path, capsys):
+def test_fused_lora_gives_base_plus_lora_images(fmt, te_run, tiny_dir, tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 
-    run = runs["unet+te"]
+    run = te_run
     out = tmp_path / ("fused" if fmt == "diffusers" else "fused.safetensors")
     code, _, err = export(
         capsys, str(run), "--format", fmt, "--fuse", "--dtype", "fp32", "--output", str(out)
@@ -155,8 +167,8 @@ def test_fused_lora_gives_base_plus_lora_images(fmt, runs, tiny_dir, tmp_path, c
     assert np.abs(got - with_lora).max() <= FUSE_TOLERANCE
 
 
-def test_bad_input_is_one_line_exit_2_and_nothing_is_replaced(runs, tmp_path, capsys):
-    lora, full = str(runs["unet"]), str(runs["full"])
+def test_bad_input_is_one_line_exit_2_and_nothing_is_replaced(unet_run, full_run, tmp_path, capsys):
+    lora, full = str(unet_run), str(full_run)
     taken = tmp_path / "taken.safetensors"
     taken.write_bytes(b"keep me")
     cases = [
@@ -174,9 +186,9 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_replaced(runs, tmp_path, ca
     assert taken.read_bytes() == b"keep me"
 
 
-def test_sdxl_run_is_refused_in_one_line(runs, tmp_path, capsys):
+def test_sdxl_run_is_refused_in_one_line(full_run, tmp_path, capsys):
     run = tmp_path / "sdxl-run"
-    shutil.copytree(runs["full"], run)
+    shutil.copytree(full_run, run)
     index = run / "final" / "model_index.json"
     index.write_text(
         json.dumps({**json.loads(index.read_text()), "_class_name": "StableDiffusionXLPipeline"})
@@ -219,3 +231,35 @@ def test_single_file_names_fit_the_sd15_architecture():
     back = convert_ldm_vae_checkpoint(original, vae.config)
     assert back.keys() == weights.keys()
     assert all(back[k] is v for k, v in weights.items())
+
+
+def test_train_export_writes_the_formats_when_the_run_ends(te_run, tmp_path, capsys):
+    run = te_run
+    finished = of_type(read_events(run / "events.jsonl"), "finished")[-1]
+    name = run.name
+    want = [
+        f"exports/{name}-kohya-fp16.safetensors",
+        f"exports/{name}-single-file-fused-fp16.safetensors",
+    ]
+    assert finished["outputs"]["exports"] == want
+    # the same files `export` writes by hand
+    for fmt, written in zip(["kohya", "single-file"], want, strict=True):
+        out = tmp_path / f"{fmt}.safetensors"
+        args = ["--fuse"] if fmt == "single-file" else []
+        code, _, err = export(capsys, str(run), "--format", fmt, *args, "--output", str(out))
+        assert code == 0, err
+        got, again = load_file(run / written), load_file(out)
+        assert got.keys() == again.keys()
+        assert all(torch.equal(got[k], again[k]) for k in got)
+        assert all(v.dtype == torch.float16 for v in got.values() if v.is_floating_point())
+
+
+def test_train_export_kohya_of_a_full_run_is_refused_by_check(tiny_dir, tmp_path, capsys):
+    config = write_config(tmp_path, train={"method": "full"})
+    text = config.read_text()
+    assert "  export: []" in text
+    config.write_text(text.replace("  export: []", "  export: [kohya]"))
+    code = cli.main(["check", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "train.export: kohya is a LoRA format and method is full" in err, err

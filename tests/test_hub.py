@@ -238,6 +238,24 @@ def test_push_model_dry_run_lora(runs, no_network, tmp_path):
     assert 'pipe.load_lora_weights("me/sks-lora"' in card.text
 
 
+def test_push_model_uploads_the_exports_and_the_card_says_which_is_for_which_tool(
+    no_network, tmp_path
+):
+    from engine import cli
+
+    run = make_lora_run(tmp_path / "runs")
+    assert cli.main(["export", str(run), "--format", "kohya"]) == 0
+    kohya = f"{run.name}-kohya-fp16.safetensors"
+    out = tmp_path / "dry"
+    result = push_model(run, "me/sks-lora", dry_run=True, output_dir=out, log=lambda _: None)
+    assert kohya in {rel for rel, _ in result.files}
+    assert (out / kohya).read_bytes() == (run / "exports" / kohya).read_bytes()
+    text = ModelCard.load(out / "README.md").text
+    assert "## Files" in text
+    assert "| `pytorch_lora_weights.safetensors` | diffusers" in text
+    assert f"| `{kohya}` | LoRA for AUTOMATIC1111/Forge (`models/Lora`) and ComfyUI" in text
+
+
 def test_dry_run_refuses_a_foreign_folder(runs, no_network, tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(HubError, match="not an earlier dry run") as err:

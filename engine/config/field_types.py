@@ -153,3 +153,25 @@ def enum_of(choices: tuple[str, ...], **kw: Any) -> Any:
 
 
 Prompts = Annotated[list[str], BeforeValidator(_prompt_list)]
+
+
+def choice_list(choices: tuple[str, ...]) -> Any:
+    """A list of distinct choices (one choice alone, or null for none, also read), in the order
+    given: e.g. `train.export: [kohya, single-file]`."""
+
+    def inner(v: Any) -> list[str]:
+        if v is None:
+            return []
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, (list, tuple)):
+            raise ValueError(f"expected a list of {', '.join(choices)}, got {show_value(v)}")
+        out: list[str] = []
+        for item in items:
+            name = str(item).strip().lower() if isinstance(item, str) else item
+            if name not in choices:
+                raise ValueError(f"{show_value(item)} is not one of {', '.join(choices)}")
+            if name not in out:
+                out.append(name)
+        return out
+
+    return Annotated[list[str], BeforeValidator(inner)]

@@ -82,6 +82,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "checkpoints_total_limit",
             "output_dir",
             "run_name",
+            "export",
         )
     ],
     "Evaluation": [("evaluation", k) for k in EvaluationConfig.model_fields],

@@ -87,6 +87,15 @@ def rule_problems(train: Any) -> list[RuleProblem]:
                 "train.lr_warmup_steps",
             )
         )
+    if "kohya" in (getattr(train, "export", None) or []) and train.method != "lora":
+        out.append(
+            RuleProblem(
+                "train.export",
+                "kohya is a LoRA format and method is full; use single-file (A1111, ComfyUI), "
+                "or method: lora",
+                "train.export",
+            )
+        )
     if train.lr_scheduler == "polynomial" and train.learning_rate <= POLYNOMIAL_LR_END:
         out.append(
             RuleProblem(

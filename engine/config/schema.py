@@ -21,6 +21,7 @@ from engine.config.field_types import (
     Resolution,
     Str,
     Text,
+    choice_list,
     enum_of,
 )
 from engine.schedulers import SCHEDULERS
@@ -39,6 +40,7 @@ METHODS = ("full", "lora")
 OPTIMIZERS = ("adamw", "adamw8bit")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 EVAL_SCHEDULERS = SCHEDULERS  # the samplers (engine.schedulers names them)
+EXPORT_FORMATS = ("kohya", "single-file")  # what `train.export` may write (engine.export)
 
 SECTIONS = ("train", "evaluation", "hub")
 TUTORIAL_SECTIONS = ("train_params", "eval_params")
@@ -48,6 +50,7 @@ Optimizer = enum_of(OPTIMIZERS)
 MixedPrecision = enum_of(MIXED_PRECISIONS, false_means="no")
 LrScheduler = enum_of(LR_SCHEDULERS)
 EvalScheduler = enum_of(EVAL_SCHEDULERS)
+ExportFormats = choice_list(EXPORT_FORMATS)
 
 
 DEFAULT_LEARNING_RATES = {"full": 5.0e-6, "lora": 1.0e-4}
@@ -184,6 +187,12 @@ class TrainConfig(_Section):
     output_dir: Text = Field("runs", description="Folder that holds the run directories.")
     run_name: OptStr = Field(
         None, description="Name used in the run id (default: from the instance prompt)."
+    )
+    export: ExportFormats = Field(
+        default_factory=list,
+        description="Also write these next to final/ when the run ends (RUN_DIR/exports/, fp16): "
+        "kohya (a LoRA run's LoRA for AUTOMATIC1111/ComfyUI), single-file (one original-layout "
+        ".safetensors; a LoRA run's is fused into its base). [] for none.",
     )
 
 

@@ -6,7 +6,7 @@ What a public card says about the base model never includes this machine's paths
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ class RunFacts:
     samples: list[Path]
     samples_step: int | None
     sample_prompts: list[str]
+    exports: list[tuple[str, str]] = field(default_factory=list)  # (file name, the tool it is for)
 
 
 def _md(text: str) -> str:
@@ -134,8 +135,18 @@ Trained with dreambooth-tui {__version__}.
 ## Usage
 
 {_usage_snippet(repo_id, base, on_hub, lora, tc.instance_prompt, ev)}
-"""
+{_files_md(facts)}"""
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def _files_md(facts: RunFacts) -> str:
+    """Which file is for which tool, when the run has exports beside the diffusers files."""
+    if not facts.exports:
+        return ""
+    from engine.export.listing import files_section
+
+    main = facts.final.name if facts.method == "lora" else "model_index.json and its folders"
+    return files_section(facts.exports, main)
 
 
 def _usage_snippet(repo_id: str, base: str, on_hub: bool, lora: bool, prompt: str, ev) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.events import EVENTS_FILE, read_events
+from engine.export.listing import exported_files
+from engine.export.request import EXPORTS_DIR
 from engine.hub.card import SAMPLES_FILE, RunFacts, model_card
 from engine.hub.client import HubError, Log, check_repo_id
 from engine.hub.push import PushResult, link_or_copy, push_folder
@@ -42,7 +44,10 @@ def read_run(run_dir: Path) -> RunFacts:
     elif step_events and isinstance(step_events[-1].get("step"), int):
         steps = step_events[-1]["step"]
     samples, samples_step, prompts = _latest_samples(run_dir, events)
-    return RunFacts(run_dir, cfg, method, steps, status, final, samples, samples_step, prompts)
+    exports = [(path.name, tool) for path, tool in exported_files(run_dir)]
+    return RunFacts(
+        run_dir, cfg, method, steps, status, final, samples, samples_step, prompts, exports
+    )
 
 
 def _latest_samples(run_dir: Path, events: list[dict]) -> tuple[list[Path], int | None, list[str]]:
@@ -78,6 +83,8 @@ def build_model_upload(run_dir: Path, out: Path, repo_id: str, log: Log = print)
         for src in sorted(facts.final.rglob("*")):
             if src.is_file() and not src.name.startswith("."):
                 link_or_copy(src, out / src.relative_to(facts.final))
+    for name, _tool in facts.exports:  # beside the diffusers files (model card: which is which)
+        link_or_copy(run_dir / EXPORTS_DIR / name, out / name)
     has_samples = False
     if facts.samples:
         try:
