@@ -25,7 +25,8 @@ from typing import Any
 
 from engine.events import EVENTS_FILE, EventTail
 from engine.runs import LOG_FILE, is_locked
-from tui.engine_client import TAIL_CHUNK, RunModel, log_tail
+from tui.engine_client import log_tail
+from tui.run_model import TAIL_CHUNK, RunModel
 
 __all__ = [
     "IN_FLIGHT",

@@ -24,8 +24,8 @@ from textual.worker import get_current_worker
 
 from tui import engine_client
 from tui.config_edits import first_problem
-from tui.engine_client import RunModel
 from tui.follower import Batch, RunFollower, apply_batch, follow_loop, launched_process
+from tui.run_model import RunModel
 from tui.screens.train_summary import config_summary
 from tui.state import RunAttached
 from tui.widgets import plot_data

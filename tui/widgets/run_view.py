@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar, Static
 
 from engine.runs import CRASH_HINT
-from tui.engine_client import RunModel, fmt_duration, points_after
+from tui.run_model import RunModel, fmt_duration, points_after
 from tui.widgets.gpu_meter import GpuMeter
 from tui.widgets.image_grid import ImageGrid, ImageItem
 from tui.widgets.log_view import LogView
