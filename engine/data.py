@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from engine.errors import DreamboothError, exit_code_for
+from engine.families.sd import tokenize  # noqa: F401 (re-exported: the trainer's name)
 from engine.images import caption_for, open_rgb, scan_images, to_rgb
 from engine.sources import is_local_path, resolve_data
 
@@ -199,16 +200,6 @@ def load_images(
     if limit is not None:
         images.keep(limit)
     return images
-
-
-def tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
-    return tokenizer(
-        prompts,
-        padding="max_length",
-        truncation=True,
-        max_length=tokenizer.model_max_length,
-        return_tensors="pt",
-    ).input_ids
 
 
 def _mix(*parts: int) -> int:
