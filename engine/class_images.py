@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine.families import SD, ModelFamily
 from engine.images import scan_images
 
 if TYPE_CHECKING:
@@ -100,17 +101,12 @@ def write_new_image(folder: Path, stem: str, image: Any) -> Path:
         tmp.unlink(missing_ok=True)
 
 
-def load_class_pipeline(source: str, revision: str | None, device: torch.device, dtype):
-    """The base model's own pipeline, in `dtype`, on `device`."""
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(
-        source,
-        revision=revision,
-        torch_dtype=dtype,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+def load_class_pipeline(
+    source: str, revision: str | None, device: torch.device, dtype, family: ModelFamily = SD
+):
+    """The base model's own pipeline (its family's class), in `dtype`, on `device`."""
+    pipe = family.pipeline_class().from_pretrained(
+        source, revision=revision, torch_dtype=dtype, **family.pipeline_extras
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -131,13 +127,15 @@ def generate_missing(
     world_size: int,
     should_stop: Callable[[], bool],
     progress: Callable[[int], None] | None = None,
+    family: ModelFamily = SD,
 ) -> int:
-    """Make this rank's share of the missing images; returns how many it made."""
+    """Make this rank's share of the missing images (with the base model's `family`'s
+    pipeline); returns how many it made."""
     mine = list(range(rank, plan.missing, world_size))
     if not mine:
         return 0
     have = len(plan.existing)
-    pipe = load_class_pipeline(source, revision, device, dtype)
+    pipe = load_class_pipeline(source, revision, device, dtype, family)
     made = 0
     try:
         for start in range(0, len(mine), batch_size):

@@ -60,10 +60,12 @@ def unsupported_reason(index: dict[str, Any]) -> str | None:
     return family.component_problem(index)
 
 
-def read_model_index(model: str, revision: str | None = None) -> dict[str, Any] | None:
+def read_model_index(
+    model: str, revision: str | None = None, *, cache_only: bool = False
+) -> dict[str, Any] | None:
     """The model's model_index.json: from a local folder, or that one file from the Hub (the
-    cache when offline). None for builtin:tiny before it is built (built by this code: an SD
-    pipeline). Raises ModelIndexError with one line when it cannot be read."""
+    cache when offline, or always with `cache_only`). None for a builtin model before it is
+    built. Raises ModelIndexError with one line when it cannot be read."""
     kind = kind_of(model)
     if kind == "builtin":
         path = builtin_model_path(model) / "model_index.json"
@@ -76,7 +78,7 @@ def read_model_index(model: str, revision: str | None = None) -> dict[str, Any] 
                 "folder that holds model_index.json, or a hub id"
             )
         return _read_json(path)
-    return _read_json(Path(_download_index(model, revision)))
+    return _read_json(Path(_download_index(model, revision, cache_only)))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -89,7 +91,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _download_index(repo_id: str, revision: str | None) -> str:
+def _download_index(repo_id: str, revision: str | None, cache_only: bool = False) -> str:
     """Only model_index.json (a few hundred bytes), through the hub cache."""
     from huggingface_hub import errors, hf_hub_download
 
@@ -101,6 +103,10 @@ def _download_index(repo_id: str, revision: str | None) -> str:
         if hasattr(errors, n)
     )
     try:
+        if cache_only:
+            return hf_hub_download(
+                repo_id, "model_index.json", revision=revision, local_files_only=True
+            )
         return hf_hub_download(repo_id, "model_index.json", revision=revision)
     except errors.LocalEntryNotFoundError:
         raise ModelIndexError(

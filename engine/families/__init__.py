@@ -19,6 +19,7 @@ from engine.families.base import (
 from engine.families.sd import SD
 
 __all__ = [
+    "DEFAULT_FAMILY",
     "FAMILIES",
     "SD",
     "Components",
@@ -30,10 +31,14 @@ __all__ = [
     "family_for",
     "family_named",
     "family_of",
+    "loading_family",
 ]
 
 #: Every family the engine trains, in the order they are tried.
 FAMILIES: tuple[ModelFamily, ...] = (SD,)
+#: The family a model whose model_index.json cannot be read is loaded as (the loader then says
+#: why it cannot load it).
+DEFAULT_FAMILY = SD
 
 
 def family_for(index: dict[str, Any]) -> ModelFamily | None:
@@ -55,9 +60,9 @@ def family_of(model: str, revision: str | None = None) -> ModelFamily:
     or names a pipeline no family trains."""
     from engine.model_family import ModelIndexError, read_model_index, unsupported_reason
 
-    for family in FAMILIES:  # a builtin tiny model: its builder's family, built or not
-        if model in family.builtin_models:
-            return family
+    family = _builtin_family(model)
+    if family is not None:
+        return family
     index = read_model_index(model, revision)
     if index is None:  # a builtin not built yet that no family names
         raise ModelIndexError(f"{model!r} is a builtin model of no registered family")
@@ -65,3 +70,27 @@ def family_of(model: str, revision: str | None = None) -> ModelFamily:
     if family is None:
         raise ModelIndexError(f"{model!r} {unsupported_reason(index)}")
     return family
+
+
+def _builtin_family(model: str) -> ModelFamily | None:
+    """A builtin tiny model's family (its builder's), built or not."""
+    return next((f for f in FAMILIES if model in f.builtin_models), None)
+
+
+def loading_family(
+    model: str, revision: str | None = None, *, cache_only: bool = False
+) -> ModelFamily:
+    """The family to load or describe `model` with (generate, class images, the hub card):
+    its model_index.json's, else DEFAULT_FAMILY where the file cannot be read or names no
+    family here, so the loader reports the problem as it always has. `cache_only`: never ask
+    the Hub (a hub id's index from the local cache only)."""
+    from engine.model_family import ModelIndexError, read_model_index
+
+    family = _builtin_family(model)
+    if family is not None:
+        return family
+    try:
+        index = read_model_index(model, revision, cache_only=cache_only)
+    except (ModelIndexError, ValueError):  # ValueError: huggingface_hub's invalid repo id
+        return DEFAULT_FAMILY
+    return (family_for(index) if index is not None else None) or DEFAULT_FAMILY
