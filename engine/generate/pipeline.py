@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.generate.errors import GenerateError, usage_error
 from engine.generate.source import Source, resolve_model, resolve_source
+
+if TYPE_CHECKING:
+    from engine.families import ModelFamily
 
 
 def default_device() -> str:
@@ -77,7 +80,7 @@ def load_pipeline(
     device: str | None = None,
     dtype: Any = None,
 ):
-    """A ready StableDiffusionPipeline on ``device`` (default: the GPU if any).
+    """A ready pipeline of the model's family on ``device`` (default: the GPU if any).
 
     ``model``: a hub id, a local diffusers folder or ``builtin:tiny`` (with ``run_dir``: the base
     model, default the run's ``train.model``). ``lora``: a LoRA safetensors file (or a folder
@@ -92,10 +95,13 @@ def load_source(source: Source, device: str | None = None, dtype: Any = None):
     """The pipeline ``source`` names, its checkpoint or LoRA weights on top, on ``device``."""
     import torch
 
+    from engine.families import loading_family
+
     device = device or default_device()
-    pipe = _from_pretrained(source, _dtype(dtype) or default_dtype(device))
+    family = loading_family(resolve_model(source.pipeline))
+    pipe = _from_pretrained(source, _dtype(dtype) or default_dtype(device), family)
     if source.checkpoint_dir is not None and source.method != "lora":
-        _load_full_checkpoint(pipe, source.checkpoint_dir)
+        _load_full_checkpoint(pipe, source.checkpoint_dir, family.trained_module_names)
     if source.lora is not None:
         _apply_lora(pipe, source.lora, source.model)
     pipe.set_progress_bar_config(disable=True)
@@ -106,8 +112,8 @@ def load_source(source: Source, device: str | None = None, dtype: Any = None):
     return pipe
 
 
-def _from_pretrained(source: Source, dtype: Any):
-    """The base pipeline, quietly: a failure is one GenerateError line."""
+def _from_pretrained(source: Source, dtype: Any, family: ModelFamily):
+    """The base pipeline (its family's class), quietly: a failure is one GenerateError line."""
     from diffusers.utils import logging as dlogging
 
     pipeline = resolve_model(source.pipeline)
@@ -118,7 +124,7 @@ def _from_pretrained(source: Source, dtype: Any):
     dlogging.disable_progress_bar()
     _transformers_bars(False)
     try:
-        return _pipeline_class().from_pretrained(pipeline, **dtype_kwarg)
+        return family.pipeline_class().from_pretrained(pipeline, **dtype_kwarg)
     except OSError as exc:
         if Path(pipeline).exists():
             raise GenerateError(
@@ -141,13 +147,6 @@ def _from_pretrained(source: Source, dtype: Any):
         if bars:
             dlogging.enable_progress_bar()
             _transformers_bars(True)
-
-
-def _pipeline_class():
-    """The diffusers pipeline class generate loads with: SD 1.x/2.x's (engine.families)."""
-    from engine.families.sd import SD
-
-    return SD.pipeline_class()
 
 
 def _apply_lora(pipe, lora: Path, model: str) -> None:
@@ -179,11 +178,13 @@ def _dtype_kwarg_name() -> str:
     return "dtype"
 
 
-def _load_full_checkpoint(pipe, ckpt: Path) -> None:
-    """Put a full fine-tune checkpoint's trained weights into the base pipeline."""
+def _load_full_checkpoint(pipe, ckpt: Path, names: tuple[str, ...]) -> None:
+    """Put a full fine-tune checkpoint's trained weights (`names`: "unet" first, then the text
+    encoders, as the model's family trains them) into the base pipeline."""
     from safetensors.torch import load_file
 
-    for name, module in (("unet", pipe.unet), ("text_encoder", pipe.text_encoder)):
+    for name in names:
+        module = getattr(pipe, name)
         path = ckpt / f"{name}.safetensors"
         if not path.exists():
             if name == "unet":

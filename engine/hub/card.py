@@ -63,7 +63,8 @@ def model_card(facts: RunFacts, repo_id: str, has_samples: bool):
     ev = facts.config.evaluation
     base, on_hub = public_base_model(tc.model)
     lora = facts.method == "lora"
-    tags = ["dreambooth", "diffusers", "text-to-image", "stable-diffusion"]
+    family = run_family(facts)
+    tags = ["dreambooth", "diffusers", "text-to-image", *family.card_tags]
     tags += ["lora"] if lora else []
     tags += ["dreambooth-tui"]
     widget = None
@@ -134,7 +135,7 @@ Trained with dreambooth-tui {__version__}.
 {samples_md}
 ## Usage
 
-{_usage_snippet(repo_id, base, on_hub, lora, tc.instance_prompt, ev)}
+{_usage_snippet(repo_id, base, on_hub, lora, tc.instance_prompt, ev, family.pipeline_classes[0])}
 {_files_md(facts)}"""
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
 
@@ -149,7 +150,18 @@ def _files_md(facts: RunFacts) -> str:
     return files_section(facts.exports, main)
 
 
-def _usage_snippet(repo_id: str, base: str, on_hub: bool, lora: bool, prompt: str, ev) -> str:
+def run_family(facts: RunFacts):
+    """The run's model family: its final pipeline's (a full fine-tune), else its base model's
+    (a LoRA), read without asking the Hub."""
+    from engine.families import loading_family
+
+    model = str(facts.final) if facts.final.is_dir() else facts.config.train.model
+    return loading_family(model, facts.config.train.revision, cache_only=True)
+
+
+def _usage_snippet(
+    repo_id: str, base: str, on_hub: bool, lora: bool, prompt: str, ev, pipeline_class: str
+) -> str:
     example = json.dumps(f"{prompt}, high quality", ensure_ascii=False)
     call = (
         f"image = pipe({example}, num_inference_steps={ev.num_inference_steps}, "
@@ -159,8 +171,8 @@ def _usage_snippet(repo_id: str, base: str, on_hub: bool, lora: bool, prompt: st
         base_ref = json.dumps(base) if on_hub else '"path/to/the/base/model"'
         note = "" if on_hub else f"  # the base this LoRA was trained on: {base}"
         code = (
-            "import torch\nfrom diffusers import StableDiffusionPipeline\n\n"
-            f"pipe = StableDiffusionPipeline.from_pretrained({base_ref}, "
+            f"import torch\nfrom diffusers import {pipeline_class}\n\n"
+            f"pipe = {pipeline_class}.from_pretrained({base_ref}, "
             f'torch_dtype=torch.float16).to("cuda"){note}\n'
             f'pipe.load_lora_weights("{repo_id}", weight_name="{LORA_FILE}")\n{call}'
         )
@@ -171,8 +183,8 @@ def _usage_snippet(repo_id: str, base: str, on_hub: bool, lora: bool, prompt: st
         )
     else:
         code = (
-            "import torch\nfrom diffusers import StableDiffusionPipeline\n\n"
-            f'pipe = StableDiffusionPipeline.from_pretrained("{repo_id}", '
+            f"import torch\nfrom diffusers import {pipeline_class}\n\n"
+            f'pipe = {pipeline_class}.from_pretrained("{repo_id}", '
             f'torch_dtype=torch.float16).to("cuda")\n{call}'
         )
         cli = f"dreambooth-tui generate --model {repo_id} --prompt {example}"
