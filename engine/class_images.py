@@ -169,8 +169,9 @@ def free_memory(device: torch.device) -> None:
             torch.cuda.empty_cache()
 
 
-def ensure(ctx: RunContext, source: str) -> None:
-    """A run's missing class images made before it trains: every process its share."""
+def ensure(ctx: RunContext, source: str, family: ModelFamily = SD) -> None:
+    """A run's missing class images made (with the base model's family's pipeline) before it
+    trains: every process its share."""
     tc = ctx.cfg.train
     if not tc.prior_preservation:
         return
@@ -207,6 +208,7 @@ def ensure(ctx: RunContext, source: str) -> None:
         world_size=acc.num_processes,
         should_stop=lambda: ctx.stop.requested,
         progress=progress,
+        family=family,
     )
     counts = acc.gather(torch.tensor([made], device=ctx.device)).tolist()
     if acc.num_processes > 1:

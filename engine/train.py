@@ -101,7 +101,7 @@ class Trainer:
         ctx.phase("loading_models", self.cfg.train.model)
         components = setup.load_models(self.cfg)
         self.models = setup.ready_to_train(components, self.cfg, ctx.device, ctx.weight_dtype)
-        class_images.ensure(ctx, components.source)
+        class_images.ensure(ctx, components.source, self.models.family)
         self.batches = Batches(ctx, self.models, *load_data(self.cfg, ctx.log))
         self.batches.build_cache()
         self.build_optimizer()
@@ -114,7 +114,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def micro_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, torch.Generator]:
-        return self.batches.micro_batch(k)
+        """Micro-batch k with its encoder_hidden_states (SD's whole conditioning)."""
+        latents, cond, bs, gen = self.batches.micro_batch(k)
+        return latents, cond.hidden_states, bs, gen
 
     def compute_loss(self, k: int) -> Any:
         return self.training.compute_loss(k)

@@ -52,6 +52,7 @@ class Components:
     noise_scheduler: Any  # DDPM, for training
     source: str  # the resolved model path or hub id
     sampler: Any = None  # the pipeline's own scheduler (its class and config), for inference
+    family: ModelFamily | None = None  # the family that loaded them
 
     @property
     def tokenizer(self) -> Any:
@@ -202,6 +203,7 @@ class ModelFamily(ABC):
             noise_scheduler=noise_scheduler,
             source=source,
             sampler=pipeline_scheduler(source, revision) or noise_scheduler,
+            family=self,
         )
 
     def _from_pretrained(self, cls: Any, source: str, subfolder: str, revision: str | None) -> Any:

@@ -10,7 +10,8 @@ import torch
 
 from engine import crops
 from engine.config import Config
-from engine.data import DataError, ImageSet, load_images, normalize, stream_indices, tokenize
+from engine.data import DataError, ImageSet, load_images, normalize, stream_indices
+from engine.families import Conditioning, PromptEmbeds
 from engine.recipe import latent_distribution, sample_latents, step_seed
 from engine.training.context import RunContext
 from engine.training.errors import EngineError
@@ -61,12 +62,6 @@ def load_data(cfg: Config, log: Callable[..., None]) -> tuple[ImageSet, ImageSet
     return instances, classes
 
 
-def encode_prompts(tokenizer, text_encoder, prompts: list[str], device) -> torch.Tensor:
-    """The text encoder's hidden states for `prompts` (one row per prompt)."""
-    ids = tokenize(tokenizer, prompts).to(device)
-    return text_encoder(ids)[0]
-
-
 class Batches:
     """Micro-batches of a run's images: each a pure function of (seed, k, process)."""
 
@@ -76,7 +71,7 @@ class Batches:
         self.ctx, self.models = ctx, models
         self.instances, self.classes = instances, classes
         self.latent_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.text_cache: dict[str, torch.Tensor] = {}
+        self.text_cache: dict[str, PromptEmbeds] = {}  # one row per prompt
 
     def sets(self) -> list[tuple[str, int, ImageSet]]:
         """(name, data stream, images) of the instance and the class images."""
@@ -109,7 +104,7 @@ class Batches:
             if not m.train_te:
                 prompts = {p for _, _, images in self.sets() for p in images.prompts}
                 for p in sorted(prompts):
-                    self.text_cache[p] = encode_prompts(m.tokenizer, m.text_encoder, [p], device)[0]
+                    self.text_cache[p] = m.family.encode_prompts(m.parts(), [p], device).row(0)
         # The frozen encoders leave the accelerator; sampling brings them back for a moment.
         if device.type == "cuda":
             m.vae.to("cpu")
@@ -125,8 +120,9 @@ class Batches:
             px[flip_t] = px[flip_t].flip(-1)
         return normalize(px).to(self.ctx.device, dtype=self.ctx.weight_dtype, non_blocking=True)
 
-    def micro_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, torch.Generator]:
-        """Latents and text embeddings of micro-batch k on this rank (+ its generator)."""
+    def micro_batch(self, k: int) -> tuple[torch.Tensor, Conditioning, int, torch.Generator]:
+        """Latents and the UNet's conditioning (the family's, from the prompts' embeddings) of
+        micro-batch k on this rank (+ its generator)."""
         tc, m, acc = self.ctx.cfg.train, self.models, self.ctx.accelerator
         seed = step_seed(tc.seed, k, acc.process_index)
         cpu_gen = torch.Generator().manual_seed(seed)
@@ -164,8 +160,8 @@ class Batches:
             latents.append(sample_latents(mean, std, m.vae.config.scaling_factor, dev_gen))
             prompts += [images.prompts[i] for i in idx]
         if self.text_cache:
-            embeds = torch.stack([self.text_cache[p] for p in prompts])
+            embeds = PromptEmbeds.stack([self.text_cache[p] for p in prompts])
         else:
             with contextlib.nullcontext() if m.train_te else torch.no_grad():
-                embeds = encode_prompts(m.tokenizer, m.text_encoder, prompts, self.ctx.device)
-        return torch.cat(latents), embeds, bs, dev_gen
+                embeds = m.family.encode_prompts(m.parts(), prompts, self.ctx.device)
+        return torch.cat(latents), m.family.conditioning(embeds), bs, dev_gen

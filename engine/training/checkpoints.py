@@ -10,7 +10,6 @@ from pathlib import Path
 from engine import checkpoint as ckpt
 from engine.ckpt_check import incomplete_reason, latest_whole
 from engine.config import Config, config_to_dict
-from engine.models import save_lora
 from engine.resume_rules import config_changes, previous_config, refusal
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext
@@ -31,7 +30,10 @@ def save(ctx: RunContext, models: Models, opt: Optimization, step: int) -> Path 
             ctx.log(f"removed old checkpoint {old.name} to make room")
         unet = acc.unwrap_model(models.unet)
         te = models.trainable_text_encoder(acc)
-        lora_writer = (lambda d: save_lora(d, unet, te)) if tc.method == "lora" else None
+        tes = models.trained_text_encoders(acc)
+        lora_writer = (
+            (lambda d: models.family.save_lora(d, unet, tes)) if tc.method == "lora" else None
+        )
         meta = {
             "method": tc.method,
             "train_text_encoder": models.train_te,

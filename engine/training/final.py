@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from engine.models import save_lora
 from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, replace_folder
 from engine.runs import LORA_FILE
 from engine.training.context import RunContext
@@ -14,20 +13,8 @@ from engine.training.setup import Models
 
 
 def trained_pipeline(ctx: RunContext, models: Models, scheduler: Any) -> Any:
-    """The models being trained as one pipeline, with `scheduler` to sample."""
-    from diffusers import StableDiffusionPipeline
-
-    acc = ctx.accelerator
-    return StableDiffusionPipeline(
-        vae=models.vae,
-        text_encoder=acc.unwrap_model(models.text_encoder),
-        tokenizer=models.tokenizer,
-        unet=acc.unwrap_model(models.unet),
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    """The models being trained as one pipeline of their family, with `scheduler` to sample."""
+    return models.family.pipeline(models.parts(ctx.accelerator.unwrap_model), scheduler)
 
 
 def final_pipeline(ctx: RunContext, models: Models) -> Any:
@@ -50,7 +37,7 @@ def save_final(ctx: RunContext, models: Models) -> dict[str, str | None]:
             tmp.mkdir()
             if tc.method == "lora":
                 unet = acc.unwrap_model(models.unet)
-                save_lora(tmp, unet, models.trainable_text_encoder(acc))
+                models.family.save_lora(tmp, unet, models.trained_text_encoders(acc))
                 outputs["lora"] = f"{FINAL}/{LORA_FILE}"
             else:
                 pipe = final_pipeline(ctx, models)

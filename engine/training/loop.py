@@ -80,12 +80,12 @@ class Training:
     def compute_loss(self, k: int) -> Loss:
         """The recipe on micro-batch k (engine.recipe, one function per step)."""
         tc, sched = self.ctx.cfg.train, self.models.noise_scheduler
-        latents, embeds, n_inst, gen = self.batches.micro_batch(k)
+        latents, cond, n_inst, gen = self.batches.micro_batch(k)
         noise = sample_noise(latents, gen, tc.offset_noise)
         t = sample_timesteps(sched, latents.shape[0], gen, latents.device)
         noisy = add_noise(sched, latents, noise, t)
         with self.ctx.accelerator.autocast():
-            pred = self.models.unet(noisy, t, embeds, return_dict=False)[0]
+            pred = self.models.family.predict(self.models.unet, noisy, t, cond)
         target = prediction_target(sched, latents, noise, t)
         return dreambooth_loss(
             pred,

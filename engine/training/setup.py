@@ -3,7 +3,7 @@ optimizer and its learning-rate schedule."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import torch
 from engine.config import Config
 from engine.config.checks import Machine, device_problems, model_problem
 from engine.events import EventWriter
-from engine.models import Components, ModelLoadError, add_lora, load_components
+from engine.families import SD, Components, ModelFamily, ModelLoadError, family_of
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext, StopSignal
 from engine.training.errors import EngineError
@@ -71,12 +71,37 @@ class Models:
     def noise_scheduler(self) -> Any:
         return self.components.noise_scheduler
 
+    @property
+    def family(self) -> ModelFamily:
+        return self.components.family or SD
+
     def trainable_text_encoder(self, accelerator: Any) -> torch.nn.Module | None:
         return accelerator.unwrap_model(self.text_encoder) if self.train_te else None
 
+    def text_encoders(self, unwrap: Any = None) -> dict[str, torch.nn.Module]:
+        """The family's text encoders by pipeline name, the first one as the run holds it
+        (prepared; `unwrap`: accelerator.unwrap_model to take it out of its wrapper)."""
+        first = next(iter(self.components.text_encoders))
+        te = unwrap(self.text_encoder) if unwrap else self.text_encoder
+        return {**self.components.text_encoders, first: te}
+
+    def trained_text_encoders(self, accelerator: Any) -> dict[str, torch.nn.Module]:
+        """The text encoders a run trains, unwrapped (none unless train_text_encoder)."""
+        te = self.trainable_text_encoder(accelerator)
+        return {} if te is None else {next(iter(self.components.text_encoders)): te}
+
+    def parts(self, unwrap: Any = None) -> Components:
+        """The loaded parts with the run's own modules (prepared, or unwrapped by `unwrap`):
+        what the family encodes prompts with and builds pipelines from."""
+        unet = unwrap(self.unet) if unwrap else self.unet
+        return replace(
+            self.components, unet=unet, vae=self.vae, text_encoders=self.text_encoders(unwrap)
+        )
+
 
 def load_models(cfg: Config) -> Components:
-    """The base model's parts, as loaded (a model that cannot be used: an EngineError)."""
+    """The base model's parts, loaded by its family (a model that cannot be used: an
+    EngineError)."""
     tc = cfg.train
     found = model_problem(cfg)  # model_index.json only: before any weights load
     if found:
@@ -85,7 +110,7 @@ def load_models(cfg: Config) -> Components:
             kind, f"{CONFIG_FILE}: {key}: {problem}", "", 2 if kind == "config" else 1
         )
     try:
-        return load_components(tc.model, tc.revision)
+        return family_of(tc.model, tc.revision).load(tc.model, tc.revision)
     except ModelLoadError as exc:
         code = 2 if exc.kind == "config" else 1
         raise EngineError(exc.kind, str(exc), exc.hint, code) from exc
@@ -104,7 +129,8 @@ def ready_to_train(c: Components, cfg: Config, device: torch.device, weight_dtyp
         m.text_encoder.to(device, dtype=weight_dtype)
     if lora:
         m.unet.to(device, dtype=weight_dtype)
-        add_lora(m.unet, tc.lora_rank, tc.lora_alpha, m.text_encoder if m.train_te else None)
+        trained = {next(iter(c.text_encoders)): m.text_encoder} if m.train_te else {}
+        m.family.add_lora(m.unet, tc.lora_rank, tc.lora_alpha, trained)
         for model in (m.unet, m.text_encoder):
             for p in model.parameters():
                 if p.requires_grad:
