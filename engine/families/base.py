@@ -123,6 +123,10 @@ class ModelFamily(ABC):
     example: str
     #: Keyword arguments the pipeline constructor and from_pretrained get besides the modules.
     pipeline_extras: dict[str, Any] = {}
+    #: The ones `generate` passes to from_pretrained (SD keeps a model's own safety checker
+    #: there, as it always has; a family whose pipeline must match validation samples exactly
+    #: names here what `pipeline_extras` switches off).
+    generate_extras: dict[str, Any] = {}
     #: Hub model-card tags naming the family.
     card_tags: tuple[str, ...] = ()
     #: The builtin model names (engine.sources) whose tiny model `build_tiny` builds.

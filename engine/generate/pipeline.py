@@ -124,7 +124,9 @@ def _from_pretrained(source: Source, dtype: Any, family: ModelFamily):
     dlogging.disable_progress_bar()
     _transformers_bars(False)
     try:
-        return family.pipeline_class().from_pretrained(pipeline, **dtype_kwarg)
+        return family.pipeline_class().from_pretrained(
+            pipeline, **dtype_kwarg, **family.generate_extras
+        )
     except OSError as exc:
         if Path(pipeline).exists():
             raise GenerateError(
