@@ -52,7 +52,7 @@ def test_config_screen(snap_compare, tui_env, size):
         await _data_checked(pilot)
         await pilot.press("2")
         await wait_for(pilot, lambda: getattr(app.screen, "form", None) is not None)
-        await wait_for(pilot, lambda: app.screen.form.ready, what="the form")
+        await wait_for(pilot, lambda: app.screen.form.ready, timeout=60, what="the form")
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
