@@ -138,7 +138,15 @@ def error_of(text: str, source: str = "demo.yaml", overrides: dict | None = None
 
 
 @pytest.mark.parametrize(
-    "name", ["sd15-full.yaml", "sd15-lora.yaml", "demo.yaml", "tutorial-format.yaml"]
+    "name",
+    [
+        "sd15-full.yaml",
+        "sd15-lora.yaml",
+        "sdxl-full.yaml",
+        "sdxl-lora.yaml",
+        "demo.yaml",
+        "tutorial-format.yaml",
+    ],
 )
 def test_every_sample_config_loads(name):
     cfg, warnings = read_config(SAMPLES / name)
@@ -149,7 +157,9 @@ def test_every_sample_config_loads(name):
         assert warnings == []
 
 
-@pytest.mark.parametrize("name", ["sd15-full.yaml", "sd15-lora.yaml", "demo.yaml"])
+@pytest.mark.parametrize(
+    "name", ["sd15-full.yaml", "sd15-lora.yaml", "sdxl-full.yaml", "sdxl-lora.yaml", "demo.yaml"]
+)
 def test_samples_show_every_key_and_round_trip_unchanged(name):
     text = (SAMPLES / name).read_text()
     cfg = load_config(SAMPLES / name)

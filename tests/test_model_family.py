@@ -21,11 +21,6 @@ SD15_INDEX = {
     "vae": ["diffusers", "AutoencoderKL"],
 }
 UNSUPPORTED = {
-    "SDXL": {
-        "_class_name": "StableDiffusionXLPipeline",
-        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
-        **{k: v for k, v in SD15_INDEX.items() if k != "_class_name"},
-    },
     "Stable Diffusion 3": {
         "_class_name": "StableDiffusion3Pipeline",
         "transformer": ["diffusers", "SD3Transformer2DModel"],
@@ -55,6 +50,14 @@ def test_check_refuses_an_unsupported_family_in_one_line(family, tmp_path, capsy
     assert (
         "cfg.yaml: train.model:" in line and family in line and "Stable Diffusion 1.x/2.x" in line
     )
+    assert "Stable Diffusion XL" in line  # names every family the engine trains
+
+
+def test_check_accepts_an_sdxl_model(tiny_sdxl_dir, tmp_path, capsys):
+    """Issue 11: SDXL is a family the engine trains; `check` takes it (builtin or folder)."""
+    for model in ("builtin:tiny-sdxl", str(tiny_sdxl_dir / "model")):
+        cfg = write_config(tmp_path, train={"model": model})
+        assert cli_main(["check", str(cfg)]) == 0, capsys.readouterr().err
 
 
 def test_engine_refuses_an_unsupported_family_before_loading_weights(tiny_dir, tmp_path):

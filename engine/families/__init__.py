@@ -17,11 +17,13 @@ from engine.families.base import (
     SampleGeometry,
 )
 from engine.families.sd import SD
+from engine.families.sdxl import SDXL
 
 __all__ = [
     "DEFAULT_FAMILY",
     "FAMILIES",
     "SD",
+    "SDXL",
     "Components",
     "Conditioning",
     "ModelFamily",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 #: Every family the engine trains, in the order they are tried.
-FAMILIES: tuple[ModelFamily, ...] = (SD,)
+FAMILIES: tuple[ModelFamily, ...] = (SD, SDXL)
 #: The family a model whose model_index.json cannot be read is loaded as (the loader then says
 #: why it cannot load it).
 DEFAULT_FAMILY = SD

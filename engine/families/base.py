@@ -131,6 +131,8 @@ class ModelFamily(ABC):
     card_tags: tuple[str, ...] = ()
     #: The builtin model names (engine.sources) whose tiny model `build_tiny` builds.
     builtin_models: tuple[str, ...] = ()
+    #: Whether `conditioning` reads each sample's SampleGeometry (the trainer skips it if not).
+    conditions_on_geometry: bool = False
 
     # ------------------------------------------------------------------ detection
     def matches(self, index: dict[str, Any]) -> bool:

@@ -42,6 +42,7 @@ class StableDiffusionXL(ModelFamily):
     card_tags = ("stable-diffusion-xl", "stable-diffusion-xl-diffusers")
     loader_noun = "Stable Diffusion XL"
     builtin_models = (BUILTIN_TINY_SDXL,)
+    conditions_on_geometry = True
 
     def module_classes(self) -> dict[str, Any]:
         from diffusers import AutoencoderKL, UNet2DConditionModel

@@ -11,7 +11,7 @@ import torch
 from engine import crops
 from engine.config import Config
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices
-from engine.families import Conditioning, PromptEmbeds
+from engine.families import Conditioning, PromptEmbeds, SampleGeometry
 from engine.recipe import latent_distribution, sample_latents, step_seed
 from engine.training.context import RunContext
 from engine.training.errors import EngineError
@@ -62,6 +62,15 @@ def load_data(cfg: Config, log: Callable[..., None]) -> tuple[ImageSet, ImageSet
     return instances, classes
 
 
+def _view_geometry(
+    images: ImageSet, idx: list[int], corners: list[tuple[int, int]], flips: list[bool]
+) -> list[SampleGeometry]:
+    return [
+        crops.geometry(images, i, corner, flip)
+        for i, corner, flip in zip(idx, corners, flips, strict=True)
+    ]
+
+
 class Batches:
     """Micro-batches of a run's images: each a pure function of (seed, k, process)."""
 
@@ -107,9 +116,8 @@ class Batches:
                     self.text_cache[p] = m.family.encode_prompts(m.parts(), [p], device).row(0)
         # The frozen encoders leave the accelerator; sampling brings them back for a moment.
         if device.type == "cuda":
-            m.vae.to("cpu")
-            if not m.train_te:
-                m.text_encoder.to("cpu")
+            for module in m.frozen_encoders():
+                module.to("cpu")
             torch.cuda.empty_cache()
         m.offloaded = device.type == "cuda"
 
@@ -118,12 +126,15 @@ class Batches:
         flip_t = torch.tensor(flips, dtype=torch.bool)
         if flip_t.any():
             px[flip_t] = px[flip_t].flip(-1)
-        return normalize(px).to(self.ctx.device, dtype=self.ctx.weight_dtype, non_blocking=True)
+        # in the VAE's dtype: the weight dtype, or fp32 for a VAE that overflows in fp16
+        return normalize(px).to(self.ctx.device, dtype=self.models.vae.dtype, non_blocking=True)
 
     def micro_batch(self, k: int) -> tuple[torch.Tensor, Conditioning, int, torch.Generator]:
-        """Latents and the UNet's conditioning (the family's, from the prompts' embeddings) of
-        micro-batch k on this rank (+ its generator)."""
+        """Latents and the UNet's conditioning (the family's, from the prompts' embeddings and,
+        where it reads them, each view's geometry) of micro-batch k on this rank (+ its
+        generator)."""
         tc, m, acc = self.ctx.cfg.train, self.models, self.ctx.accelerator
+        geometry: list[SampleGeometry] | None = [] if m.family.conditions_on_geometry else None
         seed = step_seed(tc.seed, k, acc.process_index)
         cpu_gen = torch.Generator().manual_seed(seed)
         dev_gen = torch.Generator(self.ctx.device).manual_seed(seed)
@@ -150,7 +161,20 @@ class Batches:
                 std = torch.stack(
                     [self.latent_cache[key][1][i] for key, i in zip(keys, idx, strict=True)]
                 )
+                if geometry is not None:
+                    choices = [int(key.rsplit("/", 1)[1]) for key in keys]
+                    corners = [
+                        crops.cached_corner(images, i, c, tc.seed, stream)
+                        for i, c in zip(idx, choices, strict=True)
+                    ]
+                    geometry += _view_geometry(images, idx, corners, flips)
             else:
+                if geometry is not None:
+                    corners = [
+                        crops.drawn_corner(images, i, tc.seed, stream, pos)
+                        for i, pos in zip(idx, positions, strict=True)
+                    ]
+                    geometry += _view_geometry(images, idx, corners, flips)
                 views = [
                     crops.drawn(images, i, tc.seed, stream, pos)
                     for i, pos in zip(idx, positions, strict=True)
@@ -164,4 +188,4 @@ class Batches:
         else:
             with contextlib.nullcontext() if m.train_te else torch.no_grad():
                 embeds = m.family.encode_prompts(m.parts(), prompts, self.ctx.device)
-        return torch.cat(latents), m.family.conditioning(embeds), bs, dev_gen
+        return torch.cat(latents), m.family.conditioning(embeds, geometry), bs, dev_gen

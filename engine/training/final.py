@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+import torch
+
 from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, replace_folder
 from engine.runs import LORA_FILE
 from engine.training.context import RunContext
@@ -41,7 +43,8 @@ def save_final(ctx: RunContext, models: Models) -> dict[str, str | None]:
                 outputs["lora"] = f"{FINAL}/{LORA_FILE}"
             else:
                 pipe = final_pipeline(ctx, models)
-                with on_cpu_fp32(pipe.unet, pipe.text_encoder, pipe.vae):
+                modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
+                with on_cpu_fp32(*modules):
                     pipe.save_pretrained(tmp, safe_serialization=True)
             fsync_tree(tmp)
             replace_folder(tmp, final)

@@ -27,16 +27,14 @@ def validation_pipeline(ctx: RunContext, models: Models) -> Any:
 def encoders_on_device(models: Models, device: torch.device) -> Iterator[None]:
     """The offloaded frozen encoders back on the device for a moment."""
     if models.offloaded:
-        models.vae.to(device)
-        if not models.train_te:
-            models.text_encoder.to(device)
+        for module in models.frozen_encoders():
+            module.to(device)
     try:
         yield
     finally:
         if models.offloaded:
-            models.vae.to("cpu")
-            if not models.train_te:
-                models.text_encoder.to("cpu")
+            for module in models.frozen_encoders():
+                module.to("cpu")
             torch.cuda.empty_cache()
 
 

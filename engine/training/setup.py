@@ -13,6 +13,7 @@ from engine.config import Config
 from engine.config.checks import Machine, device_problems, model_problem
 from engine.events import EventWriter
 from engine.families import SD, Components, ModelFamily, ModelLoadError, family_of
+from engine.model_family import ModelIndexError
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext, StopSignal
 from engine.training.errors import EngineError
@@ -90,6 +91,10 @@ class Models:
         te = self.trainable_text_encoder(accelerator)
         return {} if te is None else {next(iter(self.components.text_encoders)): te}
 
+    def frozen_encoders(self) -> list[torch.nn.Module]:
+        """The modules that only encode: the VAE, and the text encoders unless trained."""
+        return [self.vae] + ([] if self.train_te else list(self.text_encoders().values()))
+
     def parts(self, unwrap: Any = None) -> Components:
         """The loaded parts with the run's own modules (prepared, or unwrapped by `unwrap`):
         what the family encodes prompts with and builds pipelines from."""
@@ -110,7 +115,22 @@ def load_models(cfg: Config) -> Components:
             kind, f"{CONFIG_FILE}: {key}: {problem}", "", 2 if kind == "config" else 1
         )
     try:
-        return family_of(tc.model, tc.revision).load(tc.model, tc.revision)
+        family = family_of(tc.model, tc.revision)
+    except ModelIndexError as exc:
+        raise EngineError(
+            exc.kind, f"{CONFIG_FILE}: train.model: {exc}", "", exc.exit_code
+        ) from exc
+    encoders = [n for n in family.component_classes if n.startswith("text_encoder")]
+    if tc.train_text_encoder and len(encoders) > 1:
+        raise EngineError(
+            "config",
+            f"{CONFIG_FILE}: train.train_text_encoder: training the text encoders of "
+            f"{family.label} is not supported yet",
+            "set train.train_text_encoder: false",
+            2,
+        )
+    try:
+        return family.load(tc.model, tc.revision)
     except ModelLoadError as exc:
         code = 2 if exc.kind == "config" else 1
         raise EngineError(exc.kind, str(exc), exc.hint, code) from exc
@@ -122,11 +142,13 @@ def ready_to_train(c: Components, cfg: Config, device: torch.device, weight_dtyp
     m = Models(c, c.unet, c.text_encoder, c.vae, tc.train_text_encoder)
     lora = tc.method == "lora"
     m.vae.requires_grad_(False)
-    m.text_encoder.requires_grad_(m.train_te and not lora)
+    for encoder in c.text_encoders.values():
+        encoder.requires_grad_(m.train_te and not lora and encoder is m.text_encoder)
     m.unet.requires_grad_(not lora)
-    m.vae.to(device, dtype=weight_dtype)
-    if not m.train_te or lora:
-        m.text_encoder.to(device, dtype=weight_dtype)
+    m.vae.to(device, dtype=m.family.vae_dtype(weight_dtype))  # SDXL's stays fp32
+    for encoder in c.text_encoders.values():
+        if encoder is not m.text_encoder or not m.train_te or lora:
+            encoder.to(device, dtype=weight_dtype)
     if lora:
         m.unet.to(device, dtype=weight_dtype)
         trained = {next(iter(c.text_encoders)): m.text_encoder} if m.train_te else {}

@@ -1,0 +1,167 @@
+"""SDXL trained end to end on the tiny SDXL (builtin:tiny-sdxl), on the CPU (issue 11): LoRA and
+full fine-tune through the SDXL model family; events, samples and checkpoints; final/ loads in
+diffusers' StableDiffusionXLPipeline and remakes the last validation sample exactly; a resume
+from a checkpoint repeats the losses; each view's time ids are its geometry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.families import SDXL
+from tests.enginehelpers import losses, of_type, prepare, train_in_process
+
+TRAIN = {
+    "model": "builtin:tiny-sdxl",
+    "max_train_steps": 3,
+    "validation_steps": 3,  # samples at the end only
+    "checkpointing_steps": 2,
+    "learning_rate": 1e-3,
+    "center_crop": False,  # random crops and flips: time ids differ per view
+    "random_flip": True,
+}
+EVALUATION = {"num_images": 2, "num_inference_steps": 2, "seed": 3, "scheduler": "euler_a"}
+
+
+def _run(tmp: Path, **train):
+    code, run_dir, events = train_in_process(tmp, train={**TRAIN, **train}, evaluation=EVALUATION)
+    assert code == 0, of_type(events, "error")
+    return run_dir, events
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_sdxl_dir, tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("sdxl-lora"), method="lora", lora_rank=4, lora_alpha=8)
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_sdxl_dir, tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("sdxl-full"), method="full", cache_latents=False)
+
+
+def _last_samples(run_dir: Path, events: list[dict]) -> list[np.ndarray]:
+    (event,) = [e for e in of_type(events, "sample") if e["step"] == 3]
+    return [np.asarray(Image.open(run_dir / p).convert("RGB")) for p in event["paths"]]
+
+
+def _remade(pipe, run_dir: Path) -> list[np.ndarray]:
+    """The last samples made again as the run made them (engine.render, the run's settings)."""
+    from engine.render import render
+    from engine.schedulers import make_scheduler
+
+    ev = EVALUATION
+    pipe.scheduler = make_scheduler(ev["scheduler"], pipe.scheduler.config)
+    out = []
+    for i in range(ev["num_images"]):
+        (image,) = render(
+            pipe,
+            ["a photo of sks shape"],
+            [ev["seed"] + i],
+            negative_prompt="",
+            num_inference_steps=ev["num_inference_steps"],
+            guidance_scale=7.5,
+            height=32,
+            width=32,
+        )
+        out.append(np.asarray(image.convert("RGB")))
+    return out
+
+
+def _assert_same(made: list[np.ndarray], watched: list[np.ndarray]) -> None:
+    assert len(made) == len(watched) == 2
+    for a, b in zip(made, watched, strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(watched[0], watched[1])
+
+
+def test_sdxl_lora_trains_samples_and_saves_a_lora_the_pipeline_loads(lora_run, tiny_sdxl_dir):
+    from diffusers import StableDiffusionXLPipeline
+
+    run_dir, events = lora_run
+    assert events[-1]["type"] == "finished" and events[-1]["status"] == "completed"
+    assert sorted(losses(events)) == [1, 2, 3]
+    assert all(np.isfinite(v) for v in losses(events).values())
+    assert [e["step"] for e in of_type(events, "sample")] == [3]  # one prompt, two images
+    assert (run_dir / "checkpoints" / "step-000002").is_dir()
+    pipe = StableDiffusionXLPipeline.from_pretrained(
+        tiny_sdxl_dir / "model", **SDXL.pipeline_extras
+    )
+    pipe.load_lora_weights(run_dir / "final", weight_name="pytorch_lora_weights.safetensors")
+    _assert_same(_remade(pipe, run_dir), _last_samples(run_dir, events))
+
+
+def test_sdxl_full_fine_tune_final_loads_and_remakes_the_last_sample(full_run):
+    from diffusers import StableDiffusionXLPipeline
+
+    run_dir, events = full_run
+    assert events[-1]["status"] == "completed"
+    index = json.loads((run_dir / "final" / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionXLPipeline"
+    pipe = StableDiffusionXLPipeline.from_pretrained(run_dir / "final", **SDXL.pipeline_extras)
+    assert pipe.vae.dtype == torch.float32
+    _assert_same(_remade(pipe, run_dir), _last_samples(run_dir, events))
+
+
+def test_sdxl_resumed_from_a_checkpoint_repeats_the_losses(lora_run):
+    run_dir, events = lora_run
+    straight = losses(events)
+    code, _, after = train_in_process(
+        run_dir.parent, resume=str(run_dir / "checkpoints" / "step-000002"), run_dir=run_dir
+    )
+    assert code == 0, of_type(after, "error")
+    start = of_type(after, "run_started")[-1]
+    assert start["resumed_from_step"] == 2
+    resumed = losses(after[after.index(start) :])
+    assert sorted(resumed) == [3]
+    for step, value in resumed.items():
+        assert value == straight[step], step
+
+
+def test_sdxl_time_ids_are_each_views_geometry(tiny_sdxl_dir, tmp_path):
+    """A prepared trainer on images of several shapes: micro-batch k's time ids are, row by
+    row, the original size, crop corner (mirrored when flipped) and target size of its views."""
+    from engine.config import load_config
+    from engine.runs import CONFIG_FILE
+    from engine.train import Trainer
+
+    folder = tmp_path / "shapes"
+    folder.mkdir()
+    for n, (w, h) in enumerate([(48, 32), (32, 64), (40, 40)]):
+        Image.new("RGB", (w, h), (40 * n, 90, 200)).save(folder / f"{n}.png")
+    run_dir = prepare(
+        tmp_path,
+        train={**TRAIN, "instance_data": str(folder), "train_batch_size": 3, "validation_steps": 9},
+    )
+    trainer = Trainer(run_dir, None, ["test"])
+    trainer.cfg = load_config(run_dir / CONFIG_FILE)
+    trainer.setup()
+    trainer.prepare()
+    batches = trainer.batches
+    seen = set()
+    # resized so the shorter side is 32: (32, 48) -> crops along the width, (64, 32) -> along
+    # the height (taller: 64), (40, 40) -> 32 x 32, one place
+    corners = {(32, 48): (range(1), range(17)), (64, 32): (range(33), range(1)), (40, 40): None}
+    for k in range(3):
+        _, cond, _, _ = batches.micro_batch(k)
+        assert cond.added["text_embeds"].shape == (3, 32)
+        for row in cond.added["time_ids"].tolist():
+            original, corner, target = tuple(row[:2]), tuple(row[2:4]), row[4:]
+            assert target == [32, 32] and original in corners
+            tops, lefts = corners[original] or (range(1), range(1))
+            assert corner[0] in tops and corner[1] in lefts
+            seen.add(tuple(row))
+    assert len(seen) > 3  # random crops and flips move the corner
+
+
+def test_sdxl_text_encoder_training_is_refused_in_one_line(tiny_sdxl_dir, tmp_path):
+    code, _, events = train_in_process(
+        tmp_path, train={**TRAIN, "train_text_encoder": True, "max_train_steps": 1}
+    )
+    assert code == 2
+    (error,) = of_type(events, "error")
+    assert "train.train_text_encoder" in error["message"] and "\n" not in error["message"]
