@@ -77,24 +77,24 @@ def test_a_standard_pipeline_whose_unet_is_replaced_is_refused(tmp_path):
 
 
 def test_hub_model_is_read_from_the_hub_cache_only(tmp_path, monkeypatch, capsys):
-    """Offline, the hub cache's model_index.json decides: an SDXL repo is refused by `check`
+    """Offline, the hub cache's model_index.json decides: a Flux repo is refused by `check`
     without any download; a repo not in the cache gives one clear line."""
     cache = tmp_path / "hub"
-    snapshot = cache / "models--someone--sdxl-model" / "snapshots" / ("a" * 40)
+    snapshot = cache / "models--someone--flux-model" / "snapshots" / ("a" * 40)
     snapshot.mkdir(parents=True)
-    (snapshot / "model_index.json").write_text(json.dumps(UNSUPPORTED["SDXL"]))
-    refs = cache / "models--someone--sdxl-model" / "refs"
+    (snapshot / "model_index.json").write_text(json.dumps(UNSUPPORTED["Flux"]))
+    refs = cache / "models--someone--flux-model" / "refs"
     refs.mkdir()
     (refs / "main").write_text("a" * 40)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
 
-    assert read_model_index("someone/sdxl-model")["_class_name"] == "StableDiffusionXLPipeline"
-    cfg = write_config(tmp_path, train={"model": "someone/sdxl-model"})
+    assert read_model_index("someone/flux-model")["_class_name"] == "FluxPipeline"
+    cfg = write_config(tmp_path, train={"model": "someone/flux-model"})
     assert cli_main(["check", str(cfg)]) == 2
     (line,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
-    assert "SDXL" in line and "someone/sdxl-model" in line
+    assert "Flux" in line and "someone/flux-model" in line
 
     with pytest.raises(ModelIndexError, match="offline") as info:
         read_model_index("someone/not-cached")
