@@ -15,6 +15,7 @@ from PIL import Image
 
 from engine.families import SDXL
 from tests.enginehelpers import losses, of_type, prepare, train_in_process
+from tests.test_run_outputs import generated, pixels
 
 TRAIN = {
     "model": "builtin:tiny-sdxl",
@@ -95,7 +96,13 @@ def test_sdxl_lora_trains_samples_and_saves_a_lora_the_pipeline_loads(lora_run, 
     _assert_same(_remade(pipe, run_dir), _last_samples(run_dir, events))
 
 
-def test_sdxl_full_fine_tune_final_loads_and_remakes_the_last_sample(full_run):
+def test_sdxl_lora_generate_run_equals_the_last_sample(lora_run, tmp_path):
+    run_dir, events = lora_run
+    made = generated(tmp_path / "gen", run_dir, "--run", str(run_dir))
+    _assert_same([pixels(p) for p in made], _last_samples(run_dir, events))
+
+
+def test_sdxl_full_fine_tune_final_loads_and_remakes_the_last_sample(full_run, tmp_path):
     from diffusers import StableDiffusionXLPipeline
 
     run_dir, events = full_run
@@ -105,6 +112,8 @@ def test_sdxl_full_fine_tune_final_loads_and_remakes_the_last_sample(full_run):
     pipe = StableDiffusionXLPipeline.from_pretrained(run_dir / "final", **SDXL.pipeline_extras)
     assert pipe.vae.dtype == torch.float32
     _assert_same(_remade(pipe, run_dir), _last_samples(run_dir, events))
+    made = generated(tmp_path / "gen", run_dir, "--run", str(run_dir))
+    _assert_same([pixels(p) for p in made], _last_samples(run_dir, events))
 
 
 def test_sdxl_resumed_from_a_checkpoint_repeats_the_losses(lora_run):

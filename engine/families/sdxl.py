@@ -39,6 +39,7 @@ class StableDiffusionXL(ModelFamily):
     # No invisible watermark: validation samples and `generate` must give the same pixels
     # whether or not the optional package happens to be installed.
     pipeline_extras = {"add_watermarker": False}
+    generate_extras = {"add_watermarker": False}
     card_tags = ("stable-diffusion-xl", "stable-diffusion-xl-diffusers")
     loader_noun = "Stable Diffusion XL"
     builtin_models = (BUILTIN_TINY_SDXL,)
