@@ -65,3 +65,14 @@ def losses(events: list[dict]) -> dict[int, float]:
 
 def of_type(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e["type"] == kind]
+
+
+def resume_from(run_dir: Path, step: int) -> dict[int, float]:
+    """Resume a finished run in this process from its checkpoint at STEP: the losses of the
+    steps the resumed run took."""
+    checkpoint = run_dir / "checkpoints" / f"step-{step:06d}"
+    code, _, after = train_in_process(run_dir.parent, resume=str(checkpoint), run_dir=run_dir)
+    assert code == 0, of_type(after, "error")
+    start = of_type(after, "run_started")[-1]
+    assert start["resumed_from_step"] == step
+    return losses(after[after.index(start) :])

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from engine.families import SDXL
-from tests.enginehelpers import losses, of_type, prepare, train_in_process
+from tests.enginehelpers import losses, of_type, prepare, resume_from, train_in_process
 from tests.test_run_outputs import generated, pixels
 
 TRAIN = {
@@ -119,13 +119,7 @@ def test_sdxl_full_fine_tune_final_loads_and_remakes_the_last_sample(full_run, t
 def test_sdxl_resumed_from_a_checkpoint_repeats_the_losses(lora_run):
     run_dir, events = lora_run
     straight = losses(events)
-    code, _, after = train_in_process(
-        run_dir.parent, resume=str(run_dir / "checkpoints" / "step-000002"), run_dir=run_dir
-    )
-    assert code == 0, of_type(after, "error")
-    start = of_type(after, "run_started")[-1]
-    assert start["resumed_from_step"] == 2
-    resumed = losses(after[after.index(start) :])
+    resumed = resume_from(run_dir, 2)
     assert sorted(resumed) == [3]
     for step, value in resumed.items():
         assert value == straight[step], step

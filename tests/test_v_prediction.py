@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.enginehelpers import losses, of_type, train_in_process
+from tests.enginehelpers import losses, of_type, resume_from, train_in_process
 from tests.test_run_outputs import assert_same_images, generated, pixels, samples_of
 
 TRAIN = {
@@ -71,13 +71,7 @@ def test_v_prediction_generate_run_equals_the_last_sample(v_run, tmp_path):
 def test_v_prediction_resume_from_checkpoint_repeats_the_losses(v_run):
     run_dir, events = v_run
     straight = losses(events)
-    code, _, after = train_in_process(
-        run_dir.parent, resume=str(run_dir / "checkpoints" / "step-000002"), run_dir=run_dir
-    )
-    assert code == 0, of_type(after, "error")
-    start = of_type(after, "run_started")[-1]
-    assert start["resumed_from_step"] == 2
-    resumed = losses(after[after.index(start) :])
+    resumed = resume_from(run_dir, 2)
     assert sorted(resumed) == [3, 4]
     for step, value in resumed.items():
         assert value == straight[step], step
