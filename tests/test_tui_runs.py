@@ -150,3 +150,45 @@ async def test_r_resumes_a_stopped_run_and_attaches_it(tui_env, monkeypatch):
         await wait_for(pilot, lambda: app.current_mode == "train", what="the Train screen")
         assert resumed == [new]
         assert app.state.run_dir == new
+
+
+async def test_runs_table_at_80_columns_keeps_run_ids_whole_and_drops_columns(tui_env):
+    runs = tui_env / "runs"
+    long_id = "20250102-030405-a-photo-of-sks-shape-long-name"
+    make_fake_run(runs, long_id, started=BASE_TIME, steps=20)
+    make_fake_run(runs, "20250102-040405-b", started=BASE_TIME + 60, steps=3, status="stopped")
+    app = make_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        _, table = await _open_runs(pilot, 2)
+        await settle(pilot)
+        labels = [str(c.label) for c in table.ordered_columns]
+        widths = sum(c.get_render_width(table) for c in table.ordered_columns)
+        assert widths <= table.scrollable_content_region.width, labels  # nothing cut off
+        assert "Started (UTC)" not in labels and labels[:4] == ["", "Run", "Status", "Step"]
+        assert long_id in [_cells(table, r)[1] for r in range(2)]
+        await pilot.resize_terminal(140, 40)
+        await wait_for(pilot, lambda: len(table.ordered_columns) == 7, what="all columns")
+
+
+async def test_runs_footer_at_80_columns_shows_every_key_whole(tui_env):
+    from textual.widgets._footer import FooterKey
+
+    _two_runs(tui_env)
+    app = make_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, _ = await _open_runs(pilot, 2)
+        await settle(pilot)
+
+        def cut_keys() -> list[str]:
+            keys = [k for k in screen.query(FooterKey) if k.display]
+            palette = [k for k in keys if k.has_class("-command-palette")]
+            right = palette[0].region.x if palette else screen.size.width
+            shown = {k.description: k.region for k in keys if k not in palette}
+            assert {"Attach", "Delete", "Keys", "Quit"} <= set(shown), set(shown)
+            return [name for name, region in shown.items() if region.right > right or not region]
+
+        assert not cut_keys()
+        await pilot.press("space", "down", "space", "o")  # the plot open: its keys too
+        await wait_for(pilot, lambda: screen.query_one("#runs-plot").display, what="the plot")
+        await settle(pilot)
+        assert not cut_keys()

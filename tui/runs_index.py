@@ -22,7 +22,7 @@ from engine.events import EVENTS_FILE
 from engine.progress import fmt_duration
 from engine.runs import RUN_JSON, RUNNING, RunInfo, is_locked, run_info
 
-__all__ = ["COLUMNS", "RunsIndex", "table_row"]
+__all__ = ["COLUMNS", "RunsIndex", "fit_columns", "table_row"]
 
 COLUMNS = ("", "Run", "Status", "Step", "Loss", "Started (UTC)", "Duration")
 
@@ -146,3 +146,24 @@ def table_row(info: RunInfo) -> tuple[str, ...]:
         fmt_started(info.started),
         fmt_duration(info.duration),
     )
+
+
+# Columns given up first when the table is too narrow (the run id, its state and step stay).
+DROP_ORDER = ("Started (UTC)", "Duration", "Loss")
+
+
+def fit_columns(rows: list[tuple[str, ...]], width: int, padding: int = 1) -> tuple[str, ...]:
+    """The columns (of COLUMNS) that fit `width` cells with these rows: the less important
+    ones (DROP_ORDER) are left out, in that order, until the others fit whole."""
+
+    def cell_width(name: str) -> int:
+        i = COLUMNS.index(name)
+        cells = [len(name)] + [len(row[i - 1]) for row in rows] if i else [1]
+        return max(cells) + 2 * padding
+
+    shown = list(COLUMNS)
+    for name in DROP_ORDER:
+        if sum(cell_width(c) for c in shown) <= width:
+            break
+        shown.remove(name)
+    return tuple(shown)

@@ -16,7 +16,6 @@ from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import (
-    Footer,
     Header,
     Input,
     Static,
@@ -53,6 +52,7 @@ from tui.screens.config_samples import (
 )
 from tui.state import ConfigChanged
 from tui.widgets.config_form import ConfigForm
+from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import display_path
 from tui.widgets.yaml_pane import YamlPane
 
@@ -129,7 +129,7 @@ class ConfigScreen(Screen):
             with TabPane("Form", id="form"):
                 yield ConfigForm(self.app.state.config, id="config-form")
             yield YamlPane("YAML", id="yaml")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Config"

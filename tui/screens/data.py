@@ -17,13 +17,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import DataTable, Header, Log, Static
 from textual.worker import get_current_worker
 
 from engine.sources import BUILTIN_TINY, is_local_path
 from tui.screens.data_push import PushFinished, PushOutput, push_command, push_modal
 from tui.screens.data_report import problem_rows, report_text
 from tui.state import ConfigChanged, data_folder
+from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import FolderPicker, display_path
 from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
 
@@ -126,7 +127,7 @@ class DataScreen(Screen):
                 yield ThumbnailGrid(protocol=state.image_protocol, id="data-thumbs")
                 yield DataTable(id="data-problems", cursor_type="row", zebra_stripes=True)
                 yield Log(id="data-push-log", highlight=False)
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Data"

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from engine.events import EVENTS_FILE, EventTail
@@ -36,6 +36,7 @@ from tui.generate_request import (
     output_dir_for,
 )
 from tui.screens.generate_push import PushResult, confirm_modal, push_command, repo_modal
+from tui.widgets.fit_footer import FitFooter
 from tui.widgets.generate_form import GenerateForm
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.prompt_input import HistoryInput, PromptHistory, history_path
@@ -153,7 +154,7 @@ class GenerateScreen(Screen):
         yield ImageGrid(
             id="images", rows=40, grow=True, empty="images appear here as they are made"
         )  # tiles as large as the images fit the space
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#images").border_title = "images"

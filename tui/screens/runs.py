@@ -15,12 +15,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from engine.runs import RunInfo
 from tui import engine_client
-from tui.runs_index import COLUMNS, RunsIndex, fmt_step
+from tui.runs_index import COLUMNS, RunsIndex, fit_columns, fmt_step
 from tui.widgets import plot_data
+from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
 from tui.widgets.modals import Choice, ChoiceModal
@@ -111,6 +112,7 @@ class RunsScreen(Screen):
             "Close plot",
             id="runs.close_overlay",
             tooltip="Hide the loss curves",
+            show=False,  # the plot's title says it (the footer has no room at 80 columns)
         ),
     ]
 
@@ -125,6 +127,7 @@ class RunsScreen(Screen):
         self._head: Text | None = None
         self._detail: Text | None = None
         self._current_state: tuple[str, str] | None = None
+        self._columns: tuple[str, ...] = ()  # shown: those that fit the width (fit_columns)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -132,14 +135,14 @@ class RunsScreen(Screen):
             yield Static(id="runs-head")
             yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
             yield Static(id="runs-detail")
-            yield LossPlot(id="runs-plot", smoothing=None, empty="mark two or more runs, then o")
-        yield Footer()
+            plot = LossPlot(id="runs-plot", smoothing=None, empty="mark two or more runs, then o")
+            plot.border_title = "loss curves · esc closes"
+            yield plot
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "Runs"
-        table = self.query_one(RunsTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name or "mark")  # (widths follow the cells)
+        self._set_columns(COLUMNS)
         self.query_one("#runs-plot").display = False
         self.refresh_runs()
         self.set_interval(REFRESH_S, self._tick)
@@ -179,21 +182,20 @@ class RunsScreen(Screen):
         cursor_key = self._cursor_key()
         old_keys = [row.key.value for row in table.ordered_rows]
         new_keys = list(message.rows)
-        if old_keys == new_keys:
+        columns = self._fitting(message.rows)
+        if old_keys == new_keys and columns == self._columns:
             for key, row in message.rows.items():
                 before = self._rows.get(key)
                 for i, (column, value) in enumerate(zip(COLUMNS[1:], row, strict=True)):
-                    if before is None or before[i] != value:
+                    if column in columns and (before is None or before[i] != value):
                         # update_width: a cell that grows widens its column (not " comple")
                         table.update_cell(key, column, self._cell(column, value), update_width=True)
+            self._rows = dict(message.rows)
         else:
-            table.clear()
-            for key, row in message.rows.items():
-                cells = [self._cell(c, v) for c, v in zip(COLUMNS[1:], row, strict=True)]
-                table.add_row(self._mark_cell(key), *cells, key=key)
+            self._rows = dict(message.rows)
+            self._set_columns(columns)
             if cursor_key in keys:
                 table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
-        self._rows = dict(message.rows)
         head = Text()
         head.append(f"{len(message.runs)} run{'s' if len(message.runs) != 1 else ''}", "bold")
         head.append(" in ")
@@ -207,6 +209,35 @@ class RunsScreen(Screen):
             self._head = head
             self.query_one("#runs-head", Static).update(head)
         self._show_detail()
+
+    def _fitting(self, rows: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        table = self.query_one(RunsTable)
+        width = table.scrollable_content_region.width
+        return fit_columns(list(rows.values()), width) if width else COLUMNS
+
+    def _set_columns(self, columns: tuple[str, ...]) -> None:
+        """(Re)build the table with these columns and the rows known."""
+        self._columns = columns
+        table = self.query_one(RunsTable)
+        table.clear(columns=True)
+        for name in columns:
+            table.add_column(name, key=name or "mark")  # (widths follow the cells)
+        for key, row in self._rows.items():
+            cells = [self._cell(c, v) for c, v in zip(COLUMNS[1:], row, strict=True)]
+            shown = [cell for c, cell in zip(COLUMNS[1:], cells, strict=True) if c in columns]
+            table.add_row(self._mark_cell(key), *shown, key=key)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._refit)  # once the table has its new width
+
+    def _refit(self) -> None:
+        columns = self._fitting(self._rows)
+        if columns != self._columns:
+            cursor_key = self._cursor_key()
+            self._set_columns(columns)
+            if cursor_key in self._rows:
+                table = self.query_one(RunsTable)
+                table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
 
     def _cell(self, column: str, value: str) -> Text:
         style = STATE_STYLE.get(value, "") if column == "Status" else ""

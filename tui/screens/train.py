@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from tui import engine_client
@@ -29,6 +29,7 @@ from tui.run_model import RunModel
 from tui.screens.train_summary import config_summary
 from tui.state import RunAttached
 from tui.widgets import plot_data
+from tui.widgets.fit_footer import FitFooter
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.modals import Choice, ChoiceModal
 from tui.widgets.run_view import RunView
@@ -123,7 +124,7 @@ class TrainScreen(Screen):
                 id="start-hint",
             )
         yield RunView(id="attached")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.query_one("#loss-plot").border_title = "loss"
