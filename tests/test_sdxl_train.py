@@ -168,3 +168,39 @@ def test_sdxl_text_encoder_training_is_refused_in_one_line(tiny_sdxl_dir, tmp_pa
     assert code == 2
     (error,) = of_type(events, "error")
     assert "train.train_text_encoder" in error["message"] and "\n" not in error["message"]
+
+
+QUIET_SDXL = {**TRAIN, "center_crop": True, "validation_steps": 100, "checkpointing_steps": 100}
+
+
+def test_sdxl_cached_and_uncached_training_give_the_same_losses(tiny_sdxl_dir, tmp_path):
+    """Cached latents and embeddings (pooled and time ids included) train as encoding every step."""
+    settings = {**QUIET_SDXL, "max_train_steps": 3, "train_batch_size": 2}
+    c1, _, cached = train_in_process(tmp_path / "c", train={**settings, "cache_latents": True})
+    c2, _, plain = train_in_process(tmp_path / "u", train={**settings, "cache_latents": False})
+    assert c1 == c2 == 0
+    a, b = losses(cached), losses(plain)
+    assert a.keys() == b.keys() == {1, 2, 3}
+    for step in a:
+        assert a[step] == pytest.approx(b[step], rel=1e-4, abs=1e-6)
+
+
+def test_sdxl_prior_preservation_makes_class_images_with_the_sdxl_pipeline(tiny_sdxl_dir, tmp_path):
+    class_dir = tmp_path / "class"
+    code, _, events = train_in_process(
+        tmp_path,
+        train={
+            **QUIET_SDXL,
+            "max_train_steps": 2,
+            "prior_preservation": True,
+            "class_data": str(class_dir),
+            "class_prompt": "a photo of shape",
+            "num_class_images": 2,
+            "sample_batch_size": 2,
+        },
+    )
+    assert code == 0, of_type(events, "error")
+    made = sorted(class_dir.glob("*.png"))
+    assert len(made) == 2 and Image.open(made[0]).size == (32, 32)
+    for e in of_type(events, "step"):
+        assert e["loss_prior"] > 0 and e["loss_instance"] > 0
