@@ -163,6 +163,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{key}: {value}")
         for line in report.summary_lines():
             print(f"  {line}")
+    from engine.families import family_of
+
+    print(f"train.model: {tc.model} ({family_of(tc.model, tc.revision).label})")
     print(summary(cfg, num_images))
     print("config OK")
     return 0

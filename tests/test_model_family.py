@@ -53,11 +53,23 @@ def test_check_refuses_an_unsupported_family_in_one_line(family, tmp_path, capsy
     assert "Stable Diffusion XL" in line  # names every family the engine trains
 
 
-def test_check_accepts_an_sdxl_model(tiny_sdxl_dir, tmp_path, capsys):
-    """Issue 11: SDXL is a family the engine trains; `check` takes it (builtin or folder)."""
+def test_check_accepts_an_sdxl_model_and_names_its_family(tiny_sdxl_dir, tmp_path, capsys):
+    """Issue 11: SDXL is a family the engine trains; `check` takes it (builtin or folder) and
+    says which family the model is."""
     for model in ("builtin:tiny-sdxl", str(tiny_sdxl_dir / "model")):
         cfg = write_config(tmp_path, train={"model": model})
         assert cli_main(["check", str(cfg)]) == 0, capsys.readouterr().err
+        assert f"train.model: {model} (Stable Diffusion XL)" in capsys.readouterr().out
+    cfg = write_config(tmp_path, train={"model": "builtin:tiny"})
+    assert cli_main(["check", str(cfg)]) == 0
+    assert "train.model: builtin:tiny (Stable Diffusion 1.x/2.x)" in capsys.readouterr().out
+
+
+def test_check_refuses_training_sdxls_text_encoders_in_one_line(tiny_sdxl_dir, tmp_path, capsys):
+    cfg = write_config(tmp_path, train={"model": "builtin:tiny-sdxl", "train_text_encoder": True})
+    assert cli_main(["check", str(cfg)]) == 2
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert "train.train_text_encoder" in line and "Stable Diffusion XL" in line
 
 
 def test_engine_refuses_an_unsupported_family_before_loading_weights(tiny_dir, tmp_path):

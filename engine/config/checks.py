@@ -96,14 +96,25 @@ def _has_compiler() -> bool:
 
 
 def model_problem(cfg: Config) -> tuple[str, str, str] | None:
-    """(key, problem, kind) when the base model cannot be trained here; kind is "config" or
-    "network" (its model_index.json could not be read)."""
+    """(key, problem, kind) when the base model cannot be trained here, or not as the config
+    asks; kind is "config" or "network" (its model_index.json could not be read)."""
+    from engine.families import family_of
     from engine.model_family import ModelIndexError, check_model
 
+    tc = cfg.train
     try:
-        check_model(cfg.train.model, cfg.train.revision)
+        check_model(tc.model, tc.revision)
+        family = family_of(tc.model, tc.revision)
     except ModelIndexError as exc:
         return ("train.model", str(exc), exc.kind)
+    encoders = [n for n in family.component_classes if n.startswith("text_encoder")]
+    if tc.train_text_encoder and len(encoders) > 1:
+        return (
+            "train.train_text_encoder",
+            f"training the text encoders of {family.label} is not supported yet; set "
+            "train.train_text_encoder: false",
+            "config",
+        )
     return None
 
 

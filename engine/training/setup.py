@@ -13,7 +13,6 @@ from engine.config import Config
 from engine.config.checks import Machine, device_problems, model_problem
 from engine.events import EventWriter
 from engine.families import SD, Components, ModelFamily, ModelLoadError, family_of
-from engine.model_family import ModelIndexError
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext, StopSignal
 from engine.training.errors import EngineError
@@ -115,22 +114,7 @@ def load_models(cfg: Config) -> Components:
             kind, f"{CONFIG_FILE}: {key}: {problem}", "", 2 if kind == "config" else 1
         )
     try:
-        family = family_of(tc.model, tc.revision)
-    except ModelIndexError as exc:
-        raise EngineError(
-            exc.kind, f"{CONFIG_FILE}: train.model: {exc}", "", exc.exit_code
-        ) from exc
-    encoders = [n for n in family.component_classes if n.startswith("text_encoder")]
-    if tc.train_text_encoder and len(encoders) > 1:
-        raise EngineError(
-            "config",
-            f"{CONFIG_FILE}: train.train_text_encoder: training the text encoders of "
-            f"{family.label} is not supported yet",
-            "set train.train_text_encoder: false",
-            2,
-        )
-    try:
-        return family.load(tc.model, tc.revision)
+        return family_of(tc.model, tc.revision).load(tc.model, tc.revision)
     except ModelLoadError as exc:
         code = 2 if exc.kind == "config" else 1
         raise EngineError(exc.kind, str(exc), exc.hint, code) from exc
