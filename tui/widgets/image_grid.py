@@ -26,6 +26,7 @@ from textual.widgets import Static
 from tui.widgets.image_decode import IMAGES_ENV, ImageItem, decode_thumbnail, protocol_for
 from tui.widgets.image_modal import ImageModal
 from tui.widgets.image_protocol import image_widget_class
+from tui.widgets.tile_size import grow_rows, tile_columns
 
 __all__ = [
     "IMAGES_ENV",
@@ -149,8 +150,8 @@ class ImageTile(Vertical, can_focus=True):
 
 class ImageGrid(VerticalScroll):
     """Tiles in as many columns as fit. `set_images` replaces, `add_image(s)` appends; with
-    `max_images` only the newest are kept. With `fit_height`, the image rows shrink (down to
-    3) so that one row of tiles fits the grid's height."""
+    `max_images` only the newest are kept. With `grow`, the tiles are as large as the images
+    there are allow (tile_size.grow_rows, up to `rows`)."""
 
     DEFAULT_CSS = """
     ImageGrid {
@@ -182,7 +183,6 @@ class ImageGrid(VerticalScroll):
         rows: int = 8,
         max_images: int | None = None,
         caption_lines: int = 2,
-        fit_height: bool = False,
         grow: bool = False,
         empty: str = "no images yet",
         name: str | None = None,
@@ -194,7 +194,6 @@ class ImageGrid(VerticalScroll):
         self.rows = rows
         self.max_images = max_images
         self.caption_lines = caption_lines
-        self.fit_height = fit_height
         self.grow = grow  # tiles as large as the images there are fit (up to `rows`)
         self.empty_text = empty
         self._items: list[ImageItem] = []
@@ -214,14 +213,6 @@ class ImageGrid(VerticalScroll):
     def on_resize(self) -> None:
         if self.grow:
             self._regrow(len(self._items))
-        elif self.fit_height:
-            height = self.content_size.height
-            rows = max(3, min(self.max_rows, height - self.caption_lines))
-            if height and rows != self.rows:
-                self.rows = rows
-                items, self._items = self._items, []
-                self.query(ImageTile).remove()
-                self._add(items, announce=False)  # the same images, re-made at the new size
         self._fit_columns()
 
     def _regrow(self, count: int, adding: list[ImageItem] | None = None) -> bool:
@@ -238,8 +229,7 @@ class ImageGrid(VerticalScroll):
         return True
 
     def _fit_columns(self) -> None:
-        tile_w = self.rows * 2 + 2  # image + padding
-        columns = max(1, (self.content_size.width + 1) // (tile_w + 1))
+        columns = tile_columns(self.rows, self.content_size.width)
         if self.styles.grid_size_columns != columns:
             self.styles.grid_size_columns = columns
         for empty in self.query(".empty"):
@@ -331,15 +321,3 @@ class ImageGrid(VerticalScroll):
     def _on_open(self, message: ImageTile.OpenRequested) -> None:
         message.stop()
         self.app.push_screen(ImageModal(message.item))
-
-
-def grow_rows(count: int, width: int, height: int, caption_lines: int, max_rows: int) -> int:
-    """The largest image height in rows (3..max_rows) at which `count` tiles fit a grid of
-    width x height cells (a tile: rows*2+2 wide plus a gap, rows + caption lines tall)."""
-    best = 3
-    for rows in range(3, max(3, max_rows) + 1):
-        columns = max(1, (width + 1) // (rows * 2 + 2 + 1))
-        lines = -(-max(1, count) // columns)
-        if columns * (rows * 2 + 3) - 1 <= width and lines * (rows + caption_lines) <= height:
-            best = rows
-    return best

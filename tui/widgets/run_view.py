@@ -59,10 +59,10 @@ class RunView(Vertical):
                 yield GpuMeter(id="gpu-meter")
                 yield ImageGrid(
                     id="samples",
-                    rows=8,
+                    rows=40,
                     max_images=SAMPLE_TILES,
                     caption_lines=1,
-                    fit_height=True,
+                    grow=True,  # as large as the panel allows, as on Generate
                     empty="samples appear here",
                 )
         yield LogView(id="log")

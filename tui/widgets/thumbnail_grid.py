@@ -15,6 +15,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from tui.widgets.image_protocol import image_widget_class
+from tui.widgets.tile_size import grow_rows, tile_columns
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["THUMB_PIXELS", "Thumbnail", "ThumbnailGrid", "make_thumbnail"]
 
 THUMB_PIXELS = 160  # decoded size: enough for Kitty/Sixel at 14 cells, tiny in memory
-CELL_WIDTH = 16  # columns per thumbnail, its border and gap included
+MIN_ROWS = 7  # image rows at the least (below that the grid scrolls); 14 columns wide
+MAX_ROWS = 20  # and at the most, when few previews have the room
 _BACKGROUND = (24, 24, 24)
 
 
@@ -54,12 +56,18 @@ class Thumbnail(Vertical):
     """One preview and its caption; flagged ones get the `-flagged` class."""
 
     def __init__(
-        self, image: PILImage.Image | None, label: str, protocol: str, flagged: bool = False
+        self,
+        image: PILImage.Image | None,
+        label: str,
+        protocol: str,
+        flagged: bool = False,
+        rows: int = MIN_ROWS,
     ) -> None:
         super().__init__(classes="-flagged" if flagged else "")
         self._image = image
         self._label = label
         self._protocol = protocol
+        self.rows = rows
 
     def compose(self) -> ComposeResult:
         if self._image is None:
@@ -68,36 +76,42 @@ class Thumbnail(Vertical):
             yield image_widget_class(self._protocol)(self._image, classes="thumb-image")
         yield Static(Text(self._label, overflow="ellipsis", no_wrap=True), classes="thumb-label")
 
+    def on_mount(self) -> None:
+        self.size_to(self.rows)
+
+    def size_to(self, rows: int) -> None:
+        """The preview `rows` tall and twice as wide, its caption as wide."""
+        self.rows = rows
+        for child in self.query(".thumb-image, .thumb-missing"):
+            child.styles.width = rows * 2
+            child.styles.height = rows
+        for child in self.query(".thumb-label"):
+            child.styles.width = rows * 2
+
 
 class ThumbnailGrid(VerticalScroll):
-    """Previews in as many columns as fit the width."""
+    """Previews in as many columns as fit the width, as large as the space allows for the
+    previews there are (the sizing rule of the other image grids, tile_size.grow_rows)."""
 
     DEFAULT_CSS = """
     ThumbnailGrid {
         layout: grid;
         grid-size: 4;
-        grid-gutter: 0 0;
-        grid-rows: 9;
+        grid-gutter: 0 1;
+        grid-rows: auto;
         height: 1fr;
     }
     ThumbnailGrid Thumbnail {
-        width: 16;
-        height: 9;
+        width: auto;
+        height: auto;
         padding: 0 1;
     }
-    ThumbnailGrid Thumbnail .thumb-image {
-        width: 14;
-        height: 7;
-    }
     ThumbnailGrid Thumbnail .thumb-missing {
-        width: 14;
-        height: 7;
         content-align: center middle;
         color: $error;
         background: $error 15%;
     }
     ThumbnailGrid Thumbnail .thumb-label {
-        width: 14;
         height: 1;
         color: $text-muted;
     }
@@ -110,19 +124,34 @@ class ThumbnailGrid(VerticalScroll):
     def __init__(self, protocol: str = "auto", **kwargs) -> None:
         super().__init__(**kwargs)
         self.protocol = protocol
+        self.rows = MIN_ROWS
 
     def on_resize(self) -> None:
-        self._fit_columns()
+        self._fit()
 
-    def _fit_columns(self) -> None:
-        width = self.scrollable_content_region.width or self.size.width
-        self.styles.grid_size_columns = max(1, width // CELL_WIDTH)
+    def _fit(self, count: int | None = None) -> None:
+        """Size the previews for `count` of them (those there are by default) and set the
+        columns."""
+        width, height = self.content_size
+        if not width:
+            return
+        if count is None:
+            count = len(self.query(Thumbnail))
+        rows = grow_rows(count, width, height, 1, MAX_ROWS, MIN_ROWS)
+        if rows != self.rows:
+            self.rows = rows
+            for thumb in self.query(Thumbnail):
+                thumb.size_to(rows)
+        self.styles.grid_size_columns = tile_columns(rows, width)
 
     async def add_thumbnails(self, items: list[tuple[PILImage.Image | None, str, bool]]) -> None:
         """Append previews: (image or None when unreadable, caption, flagged)."""
-        self._fit_columns()
+        self._fit(len(self.query(Thumbnail)) + len(items))
         await self.mount_all(
-            [Thumbnail(image, label, self.protocol, flagged) for image, label, flagged in items]
+            [
+                Thumbnail(image, label, self.protocol, flagged, self.rows)
+                for image, label, flagged in items
+            ]
         )
 
     def flag(self, labels: set[str]) -> None:
