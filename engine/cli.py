@@ -117,16 +117,22 @@ def train_overrides(args: argparse.Namespace) -> dict:
     return {"train": train} if train else {}
 
 
+def accelerate_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with `--accelerate-config`, if given (check and train refuse it alike)."""
+    if not args.accelerate_config:
+        return None
+    from engine.launch import accelerate_config_problem
+
+    return accelerate_config_problem(args.accelerate_config)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
         return 2
-    if args.accelerate_config:
-        from engine.launch import accelerate_config_problem
-
-        problem = accelerate_config_problem(args.accelerate_config)
-        if problem:
-            return fail(problem)
+    problem = accelerate_problem(args)
+    if problem:
+        return fail(problem)
     from engine.config import summary
     from engine.sources import builtin_path, is_builtin, is_local_path
 
@@ -182,12 +188,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
         return 2
-    if args.accelerate_config:
-        from engine.launch import accelerate_config_problem
-
-        problem = accelerate_config_problem(args.accelerate_config)
-        if problem:
-            return fail(problem)
+    problem = accelerate_problem(args)
+    if problem:
+        return fail(problem)
     resume = None
     if args.resume:
         if args.resume == "latest":
