@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from engine.buckets import mix as _mix  # the seed mixer (torch-free, shared)
 from engine.errors import DreamboothError, exit_code_for
 from engine.families.sd import tokenize  # noqa: F401 (re-exported: the trainer's name)
 from engine.images import caption_for, open_rgb, scan_images, to_rgb
@@ -200,15 +201,6 @@ def load_images(
     if limit is not None:
         images.keep(limit)
     return images
-
-
-def _mix(*parts: int) -> int:
-    """A deterministic 63-bit seed from a few integers (splitmix-style)."""
-    x = 0x9E3779B97F4A7C15
-    for p in parts:
-        x = (x ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        x ^= x >> 31
-    return x & 0x7FFFFFFFFFFFFFFF
 
 
 def stream_indices(
