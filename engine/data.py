@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from engine.buckets import Bucket, bucket_of, cover_and_crop
 from engine.buckets import mix as _mix  # the seed mixer (torch-free, shared)
 from engine.errors import DreamboothError, exit_code_for
 from engine.families.sd import tokenize  # noqa: F401 (re-exported: the trainer's name)
@@ -33,7 +34,9 @@ class ImageSet:
     """uint8 images [3, H, W] and one prompt each: centre-cropped to the resolution, or, with
     random crops (crop_size set), resized only; engine.crops crops them at each draw. Each
     image's (height, width) as read and as resized (before any crop) are kept: SDXL conditions
-    on them (engine.crops.geometry)."""
+    on them (engine.crops.geometry). With aspect-ratio buckets (engine.buckets) each image is
+    resized to cover its bucket and centre-cropped to it once, at load; `buckets` holds each
+    image's (width, height) bucket, None without buckets."""
 
     pixels: list[torch.Tensor]
     prompts: list[str]
@@ -42,15 +45,42 @@ class ImageSet:
     crop_size: int | None = None
     original_sizes: list[tuple[int, int]] = field(default_factory=list)
     resized_sizes: list[tuple[int, int]] = field(default_factory=list)
+    buckets: list[Bucket] | None = None
 
-    def add(self, img: Image.Image, size: int, center_crop: bool, prompt: str, name: str) -> None:
-        """Append an RGB image: resized (shorter side `size`), centre-cropped when asked."""
-        self.pixels.append(to_training_pixels(img, size, center_crop, crop=center_crop))
+    def add(
+        self,
+        img: Image.Image,
+        size: int,
+        center_crop: bool,
+        prompt: str,
+        name: str,
+        bucket_list: list[Bucket] | None = None,
+    ) -> str | None:
+        """Append an RGB image: resized (shorter side `size`), centre-cropped when asked; with
+        `bucket_list`, cropped to its bucket. Returns why it was skipped (too small for any
+        bucket), or None."""
+        if bucket_list is not None:
+            bucket = bucket_of(img.width, img.height, bucket_list)
+            if bucket is None:
+                reason = (
+                    f"{img.width}x{img.height} is too small for aspect-ratio buckets at this "
+                    "resolution (it would be enlarged more than 2x)"
+                )
+                self.skipped.append((name, reason))
+                return reason
+            (w, h), (left, top) = cover_and_crop(img.width, img.height, bucket)
+            view = img.resize((w, h), Image.Resampling.BILINEAR)
+            view = view.crop((left, top, left + bucket[0], top + bucket[1]))
+            self.pixels.append(_as_tensor(view))
+            self.buckets = [*(self.buckets or []), bucket]
+        else:
+            self.pixels.append(to_training_pixels(img, size, center_crop, crop=center_crop))
+            w, h = resized_size(img.width, img.height, size)
         self.prompts.append(prompt)
         self.names.append(name)
         self.original_sizes.append((img.height, img.width))
-        w, h = resized_size(img.width, img.height, size)
         self.resized_sizes.append((h, w))
+        return None
 
     def keep(self, limit: int) -> None:
         """Only the first `limit` images."""
@@ -60,6 +90,7 @@ class ImageSet:
             self.names,
             self.original_sizes,
             self.resized_sizes,
+            *([self.buckets] if self.buckets is not None else []),
         ):
             del items[limit:]
 
@@ -92,9 +123,13 @@ def to_training_pixels(
     if crop:
         left, top = crop_box(nw, nh, size, center_crop, gen)
         img = img.crop((left, top, left + size, top + size))
-        nw = nh = size
+    return _as_tensor(img)
+
+
+def _as_tensor(img: Image.Image) -> torch.Tensor:
+    """An RGB image -> uint8 [3, H, W]."""
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return data.view(nh, nw, 3).permute(2, 0, 1).contiguous()
+    return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
 
 
 def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -117,6 +152,7 @@ def load_folder(
     seed: int = 0,
     warn=None,
     limit: int | None = None,
+    bucket_list: list[Bucket] | None = None,
 ) -> ImageSet:
     """The folder's usable images in name order (the first `limit` of them when given)."""
     if not folder.exists():
@@ -135,10 +171,16 @@ def load_folder(
             hint="add .jpg, .jpeg, .png, .webp or .bmp images",
         )
     out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
-    out.crop_size = None if center_crop else size
+    out.crop_size = None if center_crop or bucket_list is not None else size
     for path in scan.good[:limit]:
-        out.add(
-            open_rgb(path), size, center_crop, (captions and caption_for(path)) or prompt, path.name
+        text = (captions and caption_for(path)) or prompt
+        why = out.add(open_rgb(path), size, center_crop, text, path.name, bucket_list)
+        if why and warn:
+            warn(f"skipped {path.name}: {why}")
+    if scan.good[:limit] and not out.pixels:  # every image too small for its bucket
+        raise DataError(
+            f"{folder}: no usable image ({out.skipped[-1][1]})",
+            hint="use larger images, a lower train.resolution or aspect_buckets: false",
         )
     return out
 
@@ -151,6 +193,7 @@ def load_hub_dataset(
     captions: bool,
     revision: str | None = None,
     seed: int = 0,
+    bucket_list: list[Bucket] | None = None,
 ) -> ImageSet:
     import datasets
 
@@ -169,7 +212,7 @@ def load_hub_dataset(
             hint="its features must include an Image column",
         )
     text_cols = [k for k in ("text", "caption", "prompt") if k in ds.features]
-    out = ImageSet([], [], [], crop_size=None if center_crop else size)
+    out = ImageSet([], [], [], crop_size=None if center_crop or bucket_list else size)
     for i, row in enumerate(ds):
         img = row[image_cols[0]]
         if img is None:
@@ -177,7 +220,7 @@ def load_hub_dataset(
             continue
         cap = row.get(text_cols[0]) if (captions and text_cols) else None
         text = cap.strip() if isinstance(cap, str) and cap.strip() else prompt
-        out.add(to_rgb(img), size, center_crop, text, f"row {i}")
+        out.add(to_rgb(img), size, center_crop, text, f"row {i}", bucket_list)
     if not out.pixels:
         raise DataError(f"Hub dataset '{repo_id}' holds no usable image")
     return out
@@ -193,11 +236,18 @@ def load_images(
     seed: int = 0,
     warn=None,
     limit: int | None = None,
+    bucket_list: list[Bucket] | None = None,
 ) -> ImageSet:
+    """The images of a folder or Hub dataset (cropped to their aspect-ratio buckets when
+    `bucket_list` is given)."""
     source = resolve_data(value)
     if is_local_path(source) or Path(source).exists():
-        return load_folder(Path(source), prompt, size, center_crop, captions, seed, warn, limit)
-    images = load_hub_dataset(source, prompt, size, center_crop, captions, revision, seed)
+        return load_folder(
+            Path(source), prompt, size, center_crop, captions, seed, warn, limit, bucket_list
+        )
+    images = load_hub_dataset(
+        source, prompt, size, center_crop, captions, revision, seed, bucket_list
+    )
     if limit is not None:
         images.keep(limit)
     return images

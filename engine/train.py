@@ -38,7 +38,7 @@ from engine.runs import (
     update_run_json,
 )
 from engine.training import checkpoints, final, samples, setup
-from engine.training.batches import Batches, load_data
+from engine.training.batches import Batches, bucket_step, load_data
 from engine.training.context import RunContext, RunState, StopSignal, rank
 from engine.training.errors import OOM_ADVICE, EngineError, out_of_memory, unexpected
 from engine.training.loop import Training
@@ -102,7 +102,8 @@ class Trainer:
         components = setup.load_models(self.cfg)
         self.models = setup.ready_to_train(components, self.cfg, ctx.device, ctx.weight_dtype)
         class_images.ensure(ctx, components.source, self.models.family)
-        self.batches = Batches(ctx, self.models, *load_data(self.cfg, ctx.log))
+        step = bucket_step(self.models.vae)
+        self.batches = Batches(ctx, self.models, *load_data(self.cfg, ctx.log, step))
         self.batches.build_cache()
         self.build_optimizer()
         self.state.start_step = checkpoints.restore(ctx, self.models, self.opt, self.resume)

@@ -92,6 +92,7 @@ DESIGN_DEFAULTS = {
         "lr_power": 1.0,
         "lr_step_rules": None,
         "export": [],
+        "aspect_buckets": False,
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],

@@ -27,6 +27,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "resolution",
             "center_crop",
             "random_flip",
+            "aspect_buckets",
             "shuffle",
         )
     ],

@@ -114,6 +114,13 @@ class TrainConfig(_Section):
         True, description="Crop images at the centre (false: at a random place)."
     )
     random_flip: Bool = Field(False, description="Flip images left-right at random.")
+    aspect_buckets: Bool = Field(
+        False,
+        description="Train each image at its own aspect ratio: buckets of about resolution^2 "
+        "pixels (sides multiples of 64 for SD and SDXL, up to 2:1), each image resized to cover its bucket "
+        "(never enlarged more than 2x: smaller images are skipped) and centre-cropped; each "
+        "batch from one bucket. Not yet with prior_preservation.",
+    )
     shuffle: Bool = Field(True, description="Shuffle the training images every epoch.")
     method: Method = Field(
         "full", description="full: fine-tune all UNet weights; lora: train small adapters."

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import torch
 
 from engine import crops
+from engine.buckets import batch_at, bucket_list
 from engine.config import Config
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices
 from engine.families import Conditioning, PromptEmbeds, SampleGeometry
@@ -18,9 +19,18 @@ from engine.training.errors import EngineError
 from engine.training.setup import Models
 
 
-def load_data(cfg: Config, log: Callable[..., None]) -> tuple[ImageSet, ImageSet | None]:
-    """The instance images and (prior preservation) the class images, said in one log line."""
+def bucket_step(vae: torch.nn.Module) -> int:
+    """Bucket sides are multiples of 8 times the VAE's downscale factor (64 for SD and SDXL)."""
+    return 8 * 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def load_data(
+    cfg: Config, log: Callable[..., None], step: int = 64
+) -> tuple[ImageSet, ImageSet | None]:
+    """The instance images and (prior preservation) the class images, said in one log line;
+    with aspect_buckets, cropped to buckets of sides multiples of `step`."""
     tc = cfg.train
+    buckets = bucket_list(tc.resolution, step) if tc.aspect_buckets else None
 
     def warn(msg: str) -> None:
         log(msg, "warning")
@@ -35,6 +45,7 @@ def load_data(cfg: Config, log: Callable[..., None]) -> tuple[ImageSet, ImageSet
             tc.revision,
             tc.seed,
             warn,
+            bucket_list=buckets,
         )
         classes = None
         if tc.prior_preservation:
@@ -56,8 +67,10 @@ def load_data(cfg: Config, log: Callable[..., None]) -> tuple[ImageSet, ImageSet
         msg += f", {len(classes)} class images"
     if instances.skipped:
         msg += f" ({len(instances.skipped)} skipped)"
+    if instances.buckets:
+        msg += f", in {len(set(instances.buckets))} aspect-ratio buckets"
     log(msg)
-    if tc.cache_latents and not tc.center_crop:
+    if tc.cache_latents and not tc.center_crop and not tc.aspect_buckets:
         log(crops.CACHE_WARNING, "warning")
     return instances, classes
 
@@ -79,7 +92,8 @@ class Batches:
     ) -> None:
         self.ctx, self.models = ctx, models
         self.instances, self.classes = instances, classes
-        self.latent_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        # key -> (means, stds), indexed by image (a list of tensors when images differ in shape)
+        self.latent_cache: dict[str, tuple[torch.Tensor | list, torch.Tensor | list]] = {}
         self.text_cache: dict[str, PromptEmbeds] = {}  # one row per prompt
 
     def sets(self) -> list[tuple[str, int, ImageSet]]:
@@ -100,8 +114,9 @@ class Batches:
                 for flip in (False, True) if tc.random_flip else (False,):
                     for c in range(crops.crops_per_image(images, cache=True)):
                         means, stds = [], []
-                        for i in range(0, len(images), 8):
-                            ids = list(range(i, min(i + 8, len(images))))
+                        chunk = 1 if images.buckets else 8  # bucketed images differ in shape
+                        for i in range(0, len(images), chunk):
+                            ids = list(range(i, min(i + chunk, len(images))))
                             views = [crops.cached(images, j, c, tc.seed, stream) for j in ids]
                             mean, std = latent_distribution(
                                 m.vae, self.pixels(views, [flip] * len(ids))
@@ -109,7 +124,10 @@ class Batches:
                             means.append(mean)
                             stds.append(std)
                         key = f"{name}/{int(flip)}/{c}"
-                        self.latent_cache[key] = (torch.cat(means), torch.cat(stds))
+                        if images.buckets:  # one tensor per image, each its bucket's shape
+                            self.latent_cache[key] = ([x[0] for x in means], [x[0] for x in stds])
+                        else:
+                            self.latent_cache[key] = (torch.cat(means), torch.cat(stds))
             if not m.train_te:
                 prompts = {p for _, _, images in self.sets() for p in images.prompts}
                 for p in sorted(prompts):
@@ -142,7 +160,12 @@ class Batches:
         start = (k * acc.num_processes + acc.process_index) * bs
         latents, prompts = [], []
         for name, stream, images in self.sets():
-            idx = stream_indices(len(images), start, bs, tc.seed, tc.shuffle, stream)
+            if images.buckets:  # one bucket per micro-batch (prior preservation is refused)
+                idx = batch_at(
+                    images.buckets, bs, tc.seed, k, acc.process_index, acc.num_processes, tc.shuffle
+                )
+            else:
+                idx = stream_indices(len(images), start, bs, tc.seed, tc.shuffle, stream)
             positions = range(start, start + bs)  # the draws' places in the data sequence
             flips = (
                 (torch.rand(len(idx), generator=cpu_gen) < 0.5).tolist()
