@@ -89,6 +89,12 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
     ),
     "gradient_checkpointing": ({"gradient_checkpointing": True}, {}, False),
     "cache_latents-off": ({"cache_latents": False}, {}, False),
+    "aspect_buckets": ({"aspect_buckets": True}, {}, False),
+    "aspect_buckets-prior": (
+        {"aspect_buckets": True, "prior_preservation": True, "class_data": "CLASS_DIR"},
+        {},
+        True,
+    ),
     "torch_compile": ({"torch_compile": True}, {}, not CUDA and not COMPILER),
     "loss-flags": ({"snr_gamma": 5.0, "offset_noise": 0.1}, {}, False),
     "checkpoints_total_limit-null": (
