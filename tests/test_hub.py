@@ -20,6 +20,7 @@ from PIL import Image
 
 from engine.generate import generate, resolve_options
 from engine.hub import HubError, push_dataset, push_model
+from engine.progress import fmt_bytes
 from engine.tiny import ensure_tiny
 
 REPO = Path(__file__).resolve().parent.parent
@@ -207,6 +208,10 @@ def test_push_model_dry_run_full(runs, no_network):
     assert any(
         line.strip().startswith("unet/diffusion_pytorch_model.safetensors") for line in lines
     )
+    # sizes in the one byte format the app and the CLI use (1024-based units, named so)
+    sizes = dict(result.files)
+    assert f"  README.md  ({fmt_bytes(sizes['README.md'])})" in lines
+    assert lines[-2] == f"{len(sizes)} files, {fmt_bytes(sum(sizes.values()))}"
     assert lines[-1] == f"nothing uploaded; everything is in {out}"
 
     # the upload is a working diffusers pipeline

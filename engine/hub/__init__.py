@@ -47,7 +47,7 @@ from engine.hub.dataset import (
     push_dataset,
 )
 from engine.hub.model import build_model_upload, push_model, read_run
-from engine.hub.push import PushResult, human_size, list_files
+from engine.hub.push import PushResult, list_files
 from engine.runs import LORA_FILE
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
     "default_dataset_dry_run_dir",
     "explain",
     "get_token",
-    "human_size",
     "license_for",
     "list_files",
     "model_card",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.hub.client import HubError, Log, require_token, upload
+from engine.progress import fmt_bytes
 
 
 def list_files(folder: Path) -> list[tuple[str, int]]:
@@ -19,14 +20,6 @@ def list_files(folder: Path) -> list[tuple[str, int]]:
         for p in folder.rglob("*")
         if p.is_file()
     )
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -59,8 +52,8 @@ def _report(folder: Path, log: Log, header: str) -> None:
     files = list_files(folder)
     log(header)
     for rel, size in files:
-        log(f"  {rel}  ({human_size(size)})")
-    log(f"{len(files)} files, {human_size(sum(s for _, s in files))}")
+        log(f"  {rel}  ({fmt_bytes(size)})")
+    log(f"{len(files)} files, {fmt_bytes(sum(s for _, s in files))}")
 
 
 @dataclass
