@@ -66,6 +66,22 @@ def has_hub_id_form(value: str) -> bool:
     return bool(HUB_ID_FORM.match(value))
 
 
+def repo_id_error(value: str) -> str | None:
+    """Why `value` cannot be a Hub repository to push to (`owner/name`), or None when it can.
+
+    The one rule of the app's push dialogs: huggingface_hub's own check (letters, digits, `_`,
+    `.`, `-`; no `--` or `..`; at most 96 characters a part) plus the namespace a push needs.
+    """
+    parts = value.split("/")
+    ok = (
+        len(parts) == 2
+        and all(HUB_ID_FORM.match(p) and len(p) <= 96 and not p.endswith((".", "-")) for p in parts)
+        and "--" not in value
+        and ".." not in value
+    )
+    return None if ok else "a Hub repo id is owner/name (letters, digits, - _ .), e.g. you/sks-dog"
+
+
 def is_hub_id(value: str | None) -> bool:
     """A hub repository id proper: neither builtin:tiny nor a local path, and `owner/name`."""
     return bool(value) and not is_builtin(value) and not is_local_path(value) and "/" in value

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
+from engine.sources import repo_id_error
+
 if TYPE_CHECKING:
     from tui.widgets.modals import PromptModal
 
-__all__ = ["PushFinished", "PushOutput", "hub_id_error", "push_command", "push_modal"]
+__all__ = ["PushFinished", "PushOutput", "push_command", "push_modal"]
 
 
 class PushOutput(Message):
@@ -27,13 +29,6 @@ class PushFinished(Message):
         self.returncode = returncode
         self.repo_id = repo_id
         self.dry_run = dry_run
-
-
-def hub_id_error(value: str) -> str | None:
-    parts = value.split("/")
-    if len(parts) != 2 or not all(parts) or " " in value:
-        return "a hub repo id looks like owner/name"
-    return None
 
 
 def push_command(folder: Path, repo_id: str, dry_run: bool) -> list[str]:
@@ -55,6 +50,6 @@ def push_modal(folder_name: str, default: str) -> PromptModal:
         placeholder="owner/name",
         option="Dry run: write what would be uploaded into a folder, upload nothing",
         option_value=True,
-        validate=hub_id_error,
+        validate=repo_id_error,
         submit_label="Push",
     )

@@ -9,6 +9,8 @@ from pathlib import Path
 from rich.text import Text
 from textual.message import Message
 
+from engine.sources import repo_id_error
+
 from tui.widgets.modals import Choice, ChoiceModal, PromptModal
 
 __all__ = ["PushResult", "confirm_modal", "push_command", "repo_modal"]
@@ -34,10 +36,6 @@ def push_command(run_dir: Path, repo: str, private: bool, dry_run: bool) -> list
     return cmd
 
 
-def _repo_error(value: str) -> str | None:
-    return None if "/" in value.strip("/") else "user/name, e.g. me/sks-dog"
-
-
 def repo_modal(run_name: str, repo: str, private: bool) -> PromptModal:
     """Asks the repository id (and private or not) before the dry run."""
     return PromptModal(
@@ -47,7 +45,7 @@ def repo_modal(run_name: str, repo: str, private: bool) -> PromptModal:
         placeholder="user/my-dreambooth-model",
         option="Private repository",
         option_value=private,
-        validate=_repo_error,
+        validate=repo_id_error,
         submit_label="Dry run",
     )
 

@@ -19,7 +19,15 @@ from textual.suggester import Suggester
 from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.redact import redact
+
 __all__ = ["Choice", "ChoiceModal", "Dialog", "KeyRow", "KeysModal", "PickModal", "PromptModal"]
+
+#: What a prompt says when the text holds the user's Hugging Face token (it is masked in place).
+TOKEN_PASTED = (
+    "that is your Hugging Face token: it never goes here "
+    "(pushes read it from HF_TOKEN or `hf auth login`)"
+)
 
 
 class Dialog(ModalScreen):
@@ -189,6 +197,11 @@ class PromptModal(Dialog):
         if self._suggester and len(suggestion) > len(field.value) and field.cursor_at_end:
             field.value = suggestion
         value = field.value.strip()
+        masked = redact(value)
+        if masked != value:  # a pasted token never stays on screen, nor goes any further
+            field.value = masked
+            self.query_one("#prompt-error", Static).update(Text(TOKEN_PASTED))
+            return
         error = self._validate(value) if self._validate else None
         if error:
             self.query_one("#prompt-error", Static).update(Text(error))
