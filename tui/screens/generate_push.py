@@ -10,7 +10,6 @@ from rich.text import Text
 from textual.message import Message
 
 from engine.sources import repo_id_error
-
 from tui.widgets.modals import Choice, ChoiceModal, PromptModal
 
 __all__ = ["PushResult", "confirm_modal", "push_command", "repo_modal"]
