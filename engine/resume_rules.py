@@ -18,8 +18,8 @@ from typing import Any
 from engine.config import Config, config_to_dict
 from engine.events import EVENTS_FILE, iter_events
 
-#: train keys a checkpoint cannot follow. learning_rate: the optimizer's saved state would
-#: silently put the old one back.
+#: train keys a checkpoint cannot follow. learning_rate and the adam_* keys: the optimizer's
+#: saved state (its param_groups) would silently put the old values back.
 FROZEN_KEYS = (
     "model",
     "revision",
@@ -31,6 +31,10 @@ FROZEN_KEYS = (
     "resolution",
     "optimizer",
     "learning_rate",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_weight_decay",
+    "adam_epsilon",
 )
 #: train keys that name the run rather than how it trains.
 RUN_KEYS = ("output_dir", "run_name")

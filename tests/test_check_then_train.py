@@ -60,6 +60,12 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
     ),
     "sched-constant-with-warmup-steps": ({"lr_warmup_steps": 2}, {}, True),
     "optimizer-adamw8bit": ({"optimizer": "adamw8bit"}, {}, False),
+    "adam-keys": (
+        {"adam_beta1": 0.8, "adam_beta2": 0.99, "adam_weight_decay": 0.0, "adam_epsilon": 1e-6},
+        {},
+        False,
+    ),
+    "adam_beta2-1": ({"adam_beta2": 1.0}, {}, True),
     "precision-bf16": ({"mixed_precision": "bf16"}, {}, False),
     "precision-fp16": ({"mixed_precision": "fp16"}, {}, not CUDA),
     "eval-euler_a": ({}, {"scheduler": "euler_a"}, False),

@@ -93,6 +93,10 @@ DESIGN_DEFAULTS = {
         "lr_step_rules": None,
         "export": [],
         "aspect_buckets": False,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "adam_weight_decay": 1e-2,
+        "adam_epsilon": 1e-8,
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],

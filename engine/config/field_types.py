@@ -98,6 +98,15 @@ def _ge(bound: float) -> Callable[[Any], Any]:
     return inner
 
 
+def _lt(bound: float) -> Callable[[Any], Any]:
+    def inner(v: Any) -> Any:
+        if v is not None and not v < bound:
+            raise ValueError(f"must be < {bound:g}, got {show_value(v)}")
+        return v
+
+    return inner
+
+
 def _multiple_of_8(v: int | None) -> int | None:
     if v is not None and (v < 8 or v % 8):
         lo, hi = max(8, v // 8 * 8), max(8, -(-v // 8) * 8)
@@ -144,6 +153,15 @@ OptPosInt = Annotated[int | None, BeforeValidator(_optional(_as_int)), AfterVali
 PosFloat = Annotated[float, BeforeValidator(_as_float), AfterValidator(_gt(0))]
 NonNegFloat = Annotated[float, BeforeValidator(_as_float), AfterValidator(_ge(0))]
 OptPosFloat = Annotated[float | None, BeforeValidator(_optional(_as_float)), AfterValidator(_gt(0))]
+#: A moving-average coefficient: 0 <= x < 1 (Adam's betas).
+Beta = Annotated[float, BeforeValidator(_as_float), AfterValidator(_ge(0)), AfterValidator(_lt(1))]
+#: A decay that does something: 0 < x < 1, or null for off (the EMA's).
+OptDecay = Annotated[
+    float | None,
+    BeforeValidator(_optional(_as_float)),
+    AfterValidator(_gt(0)),
+    AfterValidator(_lt(1)),
+]
 Resolution = Annotated[int, BeforeValidator(_as_int), AfterValidator(_multiple_of_8)]
 OptSize = Annotated[int | None, BeforeValidator(_optional(_as_int)), AfterValidator(_multiple_of_8)]
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.config.field_types import (
+    Beta,
     Bool,
     NonNegFloat,
     NonNegInt,
@@ -156,6 +157,18 @@ class TrainConfig(_Section):
     )
     optimizer: Optimizer = Field(
         "adamw", description="adamw, or adamw8bit (bitsandbytes, less memory, CUDA only)."
+    )
+    adam_beta1: Beta = Field(
+        0.9, description="AdamW's beta1: how long gradients are averaged (momentum); 0 <= x < 1."
+    )
+    adam_beta2: Beta = Field(
+        0.999, description="AdamW's beta2: how long squared gradients are averaged; 0 <= x < 1."
+    )
+    adam_weight_decay: NonNegFloat = Field(
+        1.0e-2, description="AdamW's decoupled weight decay (pulls weights toward 0); 0: off."
+    )
+    adam_epsilon: PosFloat = Field(
+        1.0e-8, description="AdamW's epsilon, added to the update's denominator for stability."
     )
     max_grad_norm: PosFloat = Field(1.0, description="Gradients are clipped to this norm.")
     mixed_precision: MixedPrecision = Field(

@@ -16,6 +16,7 @@ from engine.families import SD, Components, ModelFamily, ModelLoadError, family_
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext, StopSignal
 from engine.training.errors import EngineError
+from engine.training.optimizers import make_optimizer
 
 
 def make_context(
@@ -162,31 +163,15 @@ class Optimization:
 
 
 def build_optimizer(models: Models, cfg: Config, device: torch.device) -> Optimization:
-    """AdamW (fused where it can be) or 8-bit AdamW, and the learning-rate schedule."""
+    """The optimizer train.optimizer names (engine.training.optimizers), and the
+    learning-rate schedule."""
     from diffusers.optimization import get_scheduler
 
     tc = cfg.train
     params = [p for p in models.unet.parameters() if p.requires_grad]
     if models.train_te:
         params += [p for p in models.text_encoder.parameters() if p.requires_grad]
-    if tc.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-
-            optimizer = bnb.optim.AdamW8bit(params, lr=tc.learning_rate, weight_decay=1e-2)
-        except Exception as exc:  # import or device support
-            raise EngineError(
-                "config",
-                f"train.optimizer: adamw8bit is not available here ({exc})",
-                "install bitsandbytes for this device, or set train.optimizer: adamw",
-                exit_code=2,
-            ) from exc
-    else:
-        # One fused kernel per update on CUDA and the CPU (torch >= 2.4): on the tiny model's
-        # CPU step it takes a quarter of foreach's time (benchmarks/RESULTS.md).
-        fused = device.type in ("cuda", "cpu")
-        extra = {"fused": True} if fused else {"foreach": True}
-        optimizer = torch.optim.AdamW(params, lr=tc.learning_rate, weight_decay=1e-2, **extra)
+    optimizer = make_optimizer(params, tc, device)
     lr_scheduler = get_scheduler(
         tc.lr_scheduler,
         optimizer,
