@@ -240,16 +240,18 @@ def renderable(path: Any, protocol_name: str, max_cols: int, max_rows: int | Non
 
 
 def _sixel_class() -> Any:
+    from rich.segment import Segment
     from textual_image.renderable import sixel as sixel_module
 
     class FixedSixel(sixel_module.Image):
         """textual-image's Sixel renderable, its colour registers defined up front."""
 
         def __rich_console__(self, console: Any, options: Any) -> Any:
-            for segment in super().__rich_console__(console, options):
-                if segment.control and segment.text.startswith("\x1bP"):
-                    segment = segment._replace(text=registers_first(segment.text))
-                yield segment
+            for item in super().__rich_console__(console, options):
+                # Segments and rich Controls (a cursor move) come through here
+                if isinstance(item, Segment) and item.control and item.text.startswith("\x1bP"):
+                    item = item._replace(text=registers_first(item.text))
+                yield item
 
     return FixedSixel
 

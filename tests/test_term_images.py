@@ -227,3 +227,26 @@ def test_import_on_a_terminal_that_reports_no_size_does_not_crash(tmp_path):
         out += chunk
     os.close(parent)
     assert proc.returncode == 0 and b"ok halfcell" in out, out[-600:]
+
+
+def test_show_prints_a_sixel_image_through_a_real_console(tmp_path, monkeypatch):
+    """`generate --show`'s Sixel renderable printed by Rich to a terminal console: the image's
+    data with its colour registers up front, and the cursor saved and restored around it (it
+    crashed on textual-image's cursor move, a rich Control, in a real xterm)."""
+    import io
+
+    from rich.console import Console
+
+    monkeypatch.setattr(term_images, "cell_size", lambda: (10, 20))
+    path = tmp_path / "picture.png"
+    _picture().save(path)
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=80, color_system="truecolor")
+    console.print(term_images.renderable(path, "sixel", 20))
+    text = out.getvalue()
+    start = text.index("\x1bP")
+    sixel = text[start : text.index("\x1b\\", start) + 2]
+    _, body = _sixel_body(sixel)
+    assert body.rfind(";2;") < _first_pixel(body)
+    assert "\x1b7" in text[:start] and "\x1b8" in text[start:]
+    assert text[:start].count("\n") == 10  # the rows the image takes: 20 columns, aspect kept
