@@ -2,22 +2,28 @@
 # Screenshots of the app and of `generate --show` in real terminal emulators under a virtual X
 # display, to look at how images are drawn (Sixel, kitty graphics, half-cells) after a change.
 #
-#   benchmarks/term_screenshots.sh [OUT_DIR]      (default: benchmarks/results/term-screenshots)
+#   benchmarks/term_screenshots.sh [OUT_DIR] [TERMINAL...]
+#       OUT_DIR default: benchmarks/results/term-screenshots
+#       TERMINAL: xterm-sixel xterm-plain mlterm kitty (default: all that are installed)
 #
 # Needs: Xvfb, xdotool, ImageMagick (import), and the terminals to try: xterm (built with
-# sixel: `xterm -ti vt340`), mlterm, kitty. Debian/Ubuntu:
+# sixel: `xterm -ti vt340`), mlterm, kitty (it draws with OpenGL: Mesa's software renderer under
+# Xvfb). Debian/Ubuntu:
 #   apt-get install xvfb xdotool imagemagick xterm mlterm kitty fonts-dejavu-core
-# Terminals that are missing are skipped. Each terminal opens at 120x40 and 80x24 cells; the
-# script trains the demo once (CPU, ~1 min) into a scratch project and then, per terminal and
-# size, takes: gen.png (`generate --show`), data.png (the Data screen's thumbnails),
-# generate.png (the Generate screen after one prompt) and big.png (an enlarged image).
+# Each terminal opens at 120x40 and 80x24 cells; the script trains the demo once (CPU, ~1 min)
+# into a scratch project and then, per terminal and size, takes: gen.png (`generate --show`),
+# data.png (the Data screen's thumbnails), generate.png (the Generate screen after one prompt)
+# and big.png (an enlarged image).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${1:-$ROOT/benchmarks/results/term-screenshots}
+OUT=$(realpath -m "${1:-$ROOT/benchmarks/results/term-screenshots}")
+shift || true
+TERMINALS=("$@")
+[[ ${#TERMINALS[@]} -gt 0 ]] || TERMINALS=(xterm-sixel xterm-plain mlterm kitty)
 WORK=$(mktemp -d)
 DISPLAY_NUM=${DISPLAY_NUM:-97}
-export DISPLAY=:$DISPLAY_NUM PYTHONPATH=$ROOT HF_HUB_OFFLINE=1
+export DISPLAY=:$DISPLAY_NUM PYTHONPATH=$ROOT HF_HUB_OFFLINE=1 LIBGL_ALWAYS_SOFTWARE=1
 mkdir -p "$OUT"
 
 for tool in Xvfb xdotool import; do
@@ -32,51 +38,84 @@ sleep 1
 # A project with a trained demo run (its final model and samples).
 cd "$WORK"
 cp "$ROOT/sample_configs/demo.yaml" dreambooth.yaml
-python -m engine train dreambooth.yaml --quiet >/dev/null 2>&1 || python -m engine train dreambooth.yaml
+python -m engine train dreambooth.yaml --quiet >/dev/null
 RUN=$(ls -d "$WORK"/runs/*/ | head -1)
 
-# terminal name -> the command line that runs "$@" in it, at $COLS x $ROWS cells
-term_cmd() {
-  local name=$1; shift
+launch() {  # launch TERMINAL COMMAND...: start COMMAND in TERMINAL at $COLS x $ROWS; sets PID
+  local name=$1
+  shift
   case $name in
-    xterm-sixel) echo xterm -ti vt340 -geometry "${COLS}x${ROWS}" -fa Monospace -fs 11 -e "$@" ;;
-    xterm-plain) echo xterm -geometry "${COLS}x${ROWS}" -fa Monospace -fs 11 -e "$@" ;;
-    mlterm) echo mlterm --geometry "${COLS}x${ROWS}" -e "$@" ;;
-    kitty) echo kitty -o "initial_window_width=${COLS}c" -o "initial_window_height=${ROWS}c" "$@" ;;
+    xterm-sixel) xterm -ti vt340 -geometry "${COLS}x${ROWS}+0+0" -fa Monospace -fs 11 -e "$@" & ;;
+    xterm-plain) xterm -geometry "${COLS}x${ROWS}+0+0" -fa Monospace -fs 11 -e "$@" & ;;
+    mlterm) mlterm --geometry "${COLS}x${ROWS}+0+0" -e "$@" & ;;
+    kitty)
+      kitty -o "initial_window_width=${COLS}c" -o "initial_window_height=${ROWS}c" \
+        -o remember_window_size=no "$@" &
+      ;;
   esac
+  PID=$!
 }
 
-shoot() {  # shoot NAME FILE KEYS... : wait for the window, send keys, screenshot it
-  local file=$1; shift
-  sleep 6
+window_of() {  # the X window of process $1 (waits up to 20 s)
+  local wid=""
+  for _ in $(seq 40); do
+    wid=$(xdotool search --onlyvisible --pid "$1" 2>/dev/null | tail -1) && [[ -n $wid ]] && break
+    sleep 0.5
+  done
+  echo "$wid"
+}
+
+wait_png() {  # wait_png DIR COUNT: until DIR holds more than COUNT images (at most 180 s)
+  for _ in $(seq 360); do
+    [[ $(find "$1" -name '*.png' 2>/dev/null | wc -l) -gt $2 ]] && return 0
+    sleep 0.5
+  done
+}
+
+# shoot FILE [KEY|sleep:S|wait:DIR|png:DIR]...: send keys to the terminal (sleep S seconds, wait
+# for an image in DIR, wait for one more image in DIR than it holds now), then screenshot it
+shoot() {
+  local file=$1
+  shift
+  local wid
+  wid=$(window_of "$PID")
+  [[ -n $wid ]] || { echo "  no window for $(basename "$file")" >&2; return 0; }
+  xdotool windowfocus --sync "$wid" 2>/dev/null || true
   for key in "$@"; do
-    if [[ $key == sleep:* ]]; then sleep "${key#sleep:}"; else xdotool key --delay 80 "$key"; fi
+    case $key in
+      sleep:*) sleep "${key#sleep:}" ;;
+      png:*) wait_png "${key#png:}" "$(find "${key#png:}" -name '*.png' 2>/dev/null | wc -l)" ;;
+      wait:*) wait_png "${key#wait:}" 0 ;;
+      *) xdotool key --delay 80 "$key" ;;
+    esac
   done
   sleep 3
-  import -window root -crop "$(xdotool getactivewindow getwindowgeometry --shell 2>/dev/null |
-    awk -F= '/WIDTH/{w=$2}/HEIGHT/{h=$2}/^X/{x=$2}/^Y/{y=$2}END{print w"x"h"+"x"+"y}')" "$file" ||
-    import -window root "$file"
+  import -window "$wid" "$file"
 }
 
-for name in xterm-sixel xterm-plain mlterm kitty; do
+PROMPT='a photo of sks shape'
+for name in "${TERMINALS[@]}"; do
   binary=${name%%-*}
   command -v "$binary" >/dev/null || { echo "skip $name: not installed"; continue; }
   for size in 120x40 80x24; do
     COLS=${size%x*} ROWS=${size#*x}
-    dir="$OUT/$name-$size"; mkdir -p "$dir"
-    # 1. generate --show (auto protocol), the shell kept open for the picture
-    # shellcheck disable=SC2046
-    $(term_cmd "$name" bash -c "python -m engine generate --run $RUN --prompt 'a photo of sks shape' --num-images 1 --num-inference-steps 4 --output-dir $WORK/gen --show; sleep 30") &
-    pid=$!; shoot "$dir/gen.png" sleep:25; kill $pid 2>/dev/null || true
-    # 2. the app: Data screen, Generate screen after one prompt, an enlarged image
-    # shellcheck disable=SC2046
-    $(term_cmd "$name" python -m engine dreambooth.yaml) &
-    pid=$!
-    shoot "$dir/data.png"
-    shoot "$dir/generate.png" 4 g sleep:20
-    shoot "$dir/big.png" o
-    xdotool key Escape q q 2>/dev/null || true
-    sleep 1; kill $pid 2>/dev/null || true
+    dir="$OUT/$name-$size"
+    mkdir -p "$dir"
+    # 1. generate --show (the terminal's own protocol), the shell kept open for the picture
+    launch "$name" bash -c "python -m engine generate --run '$RUN' --prompt '$PROMPT' \
+      --num-images 1 --num-inference-steps 4 --output-dir '$WORK/gen' --show; sleep 120"
+    rm -rf "$WORK/gen"
+    shoot "$dir/gen.png" "wait:$WORK/gen"
+    kill "$PID" 2>/dev/null || true
+    # 2. the app: the Data screen, the Generate screen after one prompt, an enlarged image
+    launch "$name" python -m dreambooth_tui dreambooth.yaml
+    shoot "$dir/data.png" sleep:8
+    mkdir -p "$RUN/generated"
+    shoot "$dir/generate.png" 4 sleep:2 ctrl+g "png:$RUN/generated"
+    shoot "$dir/big.png" Escape o sleep:2
+    xdotool key Escape q 2>/dev/null || true
+    sleep 2
+    kill "$PID" 2>/dev/null || true
     echo "$name $size: $dir"
   done
 done
