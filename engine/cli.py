@@ -166,9 +166,20 @@ def cmd_check(args: argparse.Namespace) -> int:
                     f"{value}: no usable image; add .jpg, .jpeg, .png, .webp or .bmp "
                     "images (see train.instance_data)"
                 )
+            if tc.masked_loss and report.masks and report.masks.bad:
+                mask, why = report.masks.bad[0]
+                return fail(
+                    f"{mask}: bad mask: {why}; fix or remove it, or set train.masked_loss: false"
+                )
         print(f"{key}: {value}")
         for line in report.summary_lines():
             print(f"  {line}")
+        if key == "train.instance_data" and tc.masked_loss and not report.masks.found:
+            print(
+                f"warning: train.masked_loss: no image in {value} has a mask (<name>.mask.png "
+                "or an alpha channel): every image counts fully",
+                file=sys.stderr,
+            )
     from engine.families import family_of
 
     print(f"train.model: {tc.model} ({family_of(tc.model, tc.revision).label})")

@@ -78,6 +78,30 @@ def cached(images: ImageSet, i: int, c: int, seed: int, stream: int) -> torch.Te
     return _crop(images.pixels[i], images.crop_size, _cached_place(images, i, c, seed, stream))
 
 
+def mask_of(images: ImageSet, i: int) -> torch.Tensor | None:
+    """Image i's loss mask as loaded (uint8 [1, H, W], cropped and resized as its pixels), or
+    None."""
+    return images.masks[i] if images.masks is not None else None
+
+
+def drawn_mask(
+    images: ImageSet, i: int, seed: int, stream: int, position: int
+) -> torch.Tensor | None:
+    """Image i's mask cropped where `drawn` crops its pixels (None: no mask)."""
+    mask = mask_of(images, i)
+    if mask is None or images.crop_size is None:
+        return mask
+    return _crop(mask, images.crop_size, _drawn_place(images, i, seed, stream, position))
+
+
+def cached_mask(images: ImageSet, i: int, c: int, seed: int, stream: int) -> torch.Tensor | None:
+    """Image i's mask cropped where `cached` crops its pixels for cached crop c."""
+    mask = mask_of(images, i)
+    if mask is None or images.crop_size is None:
+        return mask
+    return _crop(mask, images.crop_size, _cached_place(images, i, c, seed, stream))
+
+
 def drawn_corner(
     images: ImageSet, i: int, seed: int, stream: int, position: int
 ) -> tuple[int, int]:

@@ -16,9 +16,10 @@ from PIL import Image
 
 from engine.buckets import Bucket, bucket_of, cover_and_crop
 from engine.buckets import mix as _mix  # the seed mixer (torch-free, shared)
+from engine.doctor.masks import MaskError, load_mask, opened_image_mask, scan_masks
 from engine.errors import DreamboothError, exit_code_for
 from engine.families.sd import tokenize  # noqa: F401 (re-exported: the trainer's name)
-from engine.images import caption_for, open_rgb, scan_images, to_rgb
+from engine.images import caption_for, list_image_files, open_rgb, scan_images, to_rgb
 from engine.sources import is_local_path, resolve_data
 
 
@@ -46,6 +47,7 @@ class ImageSet:
     original_sizes: list[tuple[int, int]] = field(default_factory=list)
     resized_sizes: list[tuple[int, int]] = field(default_factory=list)
     buckets: list[Bucket] | None = None
+    masks: list[torch.Tensor | None] | None = None  # uint8 [1, H, W] as the pixels, or None
 
     def add(
         self,
@@ -55,10 +57,13 @@ class ImageSet:
         prompt: str,
         name: str,
         bucket_list: list[Bucket] | None = None,
+        mask: Image.Image | None = None,
     ) -> str | None:
         """Append an RGB image: resized (shorter side `size`), centre-cropped when asked; with
-        `bucket_list`, cropped to its bucket. Returns why it was skipped (too small for any
-        bucket), or None."""
+        `bucket_list`, cropped to its bucket. Its loss mask ("L", the image's size), when given,
+        goes through the same resize and crop (`masks` then holds one entry per image, None
+        for an image without). Returns why it was skipped (too small for any bucket), or
+        None."""
         if bucket_list is not None:
             bucket = bucket_of(img.width, img.height, bucket_list)
             if bucket is None:
@@ -69,13 +74,26 @@ class ImageSet:
                 self.skipped.append((name, reason))
                 return reason
             (w, h), (left, top) = cover_and_crop(img.width, img.height, bucket)
-            view = img.resize((w, h), Image.Resampling.BILINEAR)
-            view = view.crop((left, top, left + bucket[0], top + bucket[1]))
-            self.pixels.append(_as_tensor(view))
+
+            def view(im: Image.Image) -> Image.Image:
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+                return im.crop((left, top, left + bucket[0], top + bucket[1]))
+
             self.buckets = [*(self.buckets or []), bucket]
         else:
-            self.pixels.append(to_training_pixels(img, size, center_crop, crop=center_crop))
             w, h = resized_size(img.width, img.height, size)
+            corner = crop_box(w, h, size, True, None)
+
+            def view(im: Image.Image) -> Image.Image:
+                im = im.resize((w, h), Image.Resampling.BILINEAR)
+                if not center_crop:  # random crops are drawn later (engine.crops)
+                    return im
+                return im.crop((*corner, corner[0] + size, corner[1] + size))
+
+        self.pixels.append(_as_tensor(view(img)))
+        if mask is not None or self.masks is not None:
+            self.masks = self.masks if self.masks is not None else [None] * (len(self.pixels) - 1)
+            self.masks.append(None if mask is None else _as_tensor(view(mask), 1))
         self.prompts.append(prompt)
         self.names.append(name)
         self.original_sizes.append((img.height, img.width))
@@ -91,6 +109,7 @@ class ImageSet:
             self.original_sizes,
             self.resized_sizes,
             *([self.buckets] if self.buckets is not None else []),
+            *([self.masks] if self.masks is not None else []),
         ):
             del items[limit:]
 
@@ -126,10 +145,10 @@ def to_training_pixels(
     return _as_tensor(img)
 
 
-def _as_tensor(img: Image.Image) -> torch.Tensor:
-    """An RGB image -> uint8 [3, H, W]."""
+def _as_tensor(img: Image.Image, channels: int = 3) -> torch.Tensor:
+    """An RGB image (or, channels=1, an "L" mask) -> uint8 [channels, H, W]."""
     data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return data.view(img.height, img.width, 3).permute(2, 0, 1).contiguous()
+    return data.view(img.height, img.width, channels).permute(2, 0, 1).contiguous()
 
 
 def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
@@ -153,8 +172,10 @@ def load_folder(
     warn=None,
     limit: int | None = None,
     bucket_list: list[Bucket] | None = None,
+    masks: bool = False,
 ) -> ImageSet:
-    """The folder's usable images in name order (the first `limit` of them when given)."""
+    """The folder's usable images in name order (the first `limit` of them when given); with
+    `masks`, each with its loss mask (engine.doctor.masks), a bad mask refused."""
     if not folder.exists():
         raise DataError(f"{folder}: folder not found", hint="check train.instance_data")
     if not folder.is_dir():
@@ -170,11 +191,19 @@ def load_folder(
             f"{folder}: no usable image (found: {what})",
             hint="add .jpg, .jpeg, .png, .webp or .bmp images",
         )
+    if masks:
+        bad = scan_masks(folder, list_image_files(folder)).bad
+        if bad:
+            raise DataError(
+                f"{bad[0][0]}: bad mask: {bad[0][1]}",
+                hint=f"fix or remove {bad[0][0].name}, or set train.masked_loss: false",
+            )
     out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
     out.crop_size = None if center_crop or bucket_list is not None else size
     for path in scan.good[:limit]:
         text = (captions and caption_for(path)) or prompt
-        why = out.add(open_rgb(path), size, center_crop, text, path.name, bucket_list)
+        mask = _mask_of(path) if masks else None
+        why = out.add(open_rgb(path), size, center_crop, text, path.name, bucket_list, mask)
         if why and warn:
             warn(f"skipped {path.name}: {why}")
     if scan.good[:limit] and not out.pixels:  # every image too small for its bucket
@@ -183,6 +212,13 @@ def load_folder(
             hint="use larger images, a lower train.resolution or aspect_buckets: false",
         )
     return out
+
+
+def _mask_of(path: Path) -> Image.Image | None:
+    try:
+        return load_mask(path)
+    except MaskError as exc:  # scan_masks found none: the file changed since
+        raise DataError(f"{exc.path}: bad mask: {exc.reason}", hint="fix or remove it") from exc
 
 
 def load_hub_dataset(
@@ -194,7 +230,9 @@ def load_hub_dataset(
     revision: str | None = None,
     seed: int = 0,
     bucket_list: list[Bucket] | None = None,
+    masks: bool = False,
 ) -> ImageSet:
+    """A Hub dataset's images (with `masks`, an image's alpha channel is its loss mask)."""
     import datasets
 
     try:
@@ -220,7 +258,8 @@ def load_hub_dataset(
             continue
         cap = row.get(text_cols[0]) if (captions and text_cols) else None
         text = cap.strip() if isinstance(cap, str) and cap.strip() else prompt
-        out.add(to_rgb(img), size, center_crop, text, f"row {i}", bucket_list)
+        mask = opened_image_mask(img) if masks else None
+        out.add(to_rgb(img), size, center_crop, text, f"row {i}", bucket_list, mask)
     if not out.pixels:
         raise DataError(f"Hub dataset '{repo_id}' holds no usable image")
     return out
@@ -237,16 +276,17 @@ def load_images(
     warn=None,
     limit: int | None = None,
     bucket_list: list[Bucket] | None = None,
+    masks: bool = False,
 ) -> ImageSet:
     """The images of a folder or Hub dataset (cropped to their aspect-ratio buckets when
-    `bucket_list` is given)."""
+    `bucket_list` is given; with their loss masks when `masks`)."""
     source = resolve_data(value)
     if is_local_path(source) or Path(source).exists():
         return load_folder(
-            Path(source), prompt, size, center_crop, captions, seed, warn, limit, bucket_list
+            Path(source), prompt, size, center_crop, captions, seed, warn, limit, bucket_list, masks
         )
     images = load_hub_dataset(
-        source, prompt, size, center_crop, captions, revision, seed, bucket_list
+        source, prompt, size, center_crop, captions, revision, seed, bucket_list, masks
     )
     if limit is not None:
         images.keep(limit)

@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MASK_SUFFIX = ".mask.png"  # `<stem>.mask.png`: an image's loss mask (engine.doctor.masks)
 
 # Short reasons, kept stable: tests, the doctor and the TUI show or match them.
 REASON_EMPTY = "empty file"
@@ -85,7 +86,8 @@ class LoadedImage:
 def list_image_files(folder: Path | str) -> list[Path]:
     """Files in ``folder`` (not recursive) with an image extension, any case, sorted by name.
 
-    Hidden files (name starting with ".", e.g. macOS ``._x.jpg``) are skipped. Raises
+    Hidden files (name starting with ".", e.g. macOS ``._x.jpg``) and loss masks
+    (``<stem>.mask.png``) are skipped. Raises
     FileNotFoundError / NotADirectoryError for a folder that is not there.
     """
     folder = Path(folder)
@@ -93,7 +95,7 @@ def list_image_files(folder: Path | str) -> list[Path]:
     for entry in folder.iterdir():
         if entry.name.startswith("."):
             continue
-        if entry.suffix.lower() not in IMAGE_EXTENSIONS:
+        if entry.suffix.lower() not in IMAGE_EXTENSIONS or entry.name.lower().endswith(MASK_SUFFIX):
             continue
         if entry.is_file():
             found.append(entry)

@@ -7,6 +7,7 @@
     pred     = unet(noisy, t, text_embeddings)
     target   = prediction_target(scheduler, latents, noise, t)
     loss     = dreambooth_loss(pred, target, ...)   # instance MSE + w * prior MSE (Min-SNR optional)
+                                                    # (masked loss: weights from mask_weight)
 
 Every random draw takes an explicit generator, so a step is a pure function of its seed.
 """
@@ -84,6 +85,27 @@ def min_snr_weights(scheduler, timesteps: torch.Tensor, gamma: float) -> torch.T
     return weights
 
 
+def mask_weight(mask: torch.Tensor, flip: bool, size: tuple[int, int]) -> torch.Tensor:
+    """A view's loss weights at latent size: its uint8 mask [1, H, W] (white = subject), mirrored
+    with a flipped view, area-averaged down to `size` (each latent pixel: the mean of the mask
+    over the pixels it encodes) -> float [1, h, w] in [0, 1]."""
+    weights = mask.float().div(255.0)
+    if flip:
+        weights = weights.flip(-1)
+    return F.interpolate(weights[None], size=size, mode="area")[0]
+
+
+def stack_weights(
+    rows: list[torch.Tensor | None], size: tuple[int, int], device: torch.device
+) -> torch.Tensor | None:
+    """A batch's loss weights [B, 1, h, w] from its views' (None: a view without a mask counts
+    fully); None when no view has a mask."""
+    if all(row is None for row in rows):
+        return None
+    ones = torch.ones((1, *size))
+    return torch.stack([ones if row is None else row for row in rows]).to(device)
+
+
 @dataclass
 class Loss:
     total: torch.Tensor
@@ -99,15 +121,28 @@ def dreambooth_loss(
     num_instance: int | None = None,
     prior_loss_weight: float = 1.0,
     snr_gamma: float | None = None,
+    weights: torch.Tensor | None = None,
 ) -> Loss:
-    """MSE on the instance part (+ prior_loss_weight x MSE on the class part, if any)."""
+    """MSE on the instance part (+ prior_loss_weight x MSE on the class part, if any).
+
+    `weights` [n, 1, h, w] (masked loss, the instance part only): each instance sample's loss
+    is its weighted mean squared error, sum(w * err^2) / (channels * sum(w)), so pixels of
+    weight 0 count for nothing (a view with no weight at all gives 0); then the mean over the
+    samples (Min-SNR weighted when on), as without weights."""
     pred, target = pred.float(), target.float()
     n = pred.shape[0] if num_instance is None else num_instance
     prior = None
     if n < pred.shape[0]:
         prior = F.mse_loss(pred[n:], target[n:], reduction="mean")
         pred, target, timesteps = pred[:n], target[:n], timesteps[:n]
-    if snr_gamma:
+    if weights is not None:
+        err = F.mse_loss(pred, target, reduction="none") * weights
+        area = weights.sum(dim=(1, 2, 3)) * pred.shape[1]
+        per_sample = err.sum(dim=(1, 2, 3)) / area.clamp_min(torch.finfo(area.dtype).tiny)
+        if snr_gamma:
+            per_sample = per_sample * min_snr_weights(scheduler, timesteps, snr_gamma)
+        instance = per_sample.mean()
+    elif snr_gamma:
         per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
         instance = (per_sample * min_snr_weights(scheduler, timesteps, snr_gamma)).mean()
     else:

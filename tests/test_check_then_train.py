@@ -103,6 +103,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
     ),
     "torch_compile": ({"torch_compile": True}, {}, not CUDA and not COMPILER),
     "loss-flags": ({"snr_gamma": 5.0, "offset_noise": 0.1}, {}, False),
+    "masked_loss": ({"masked_loss": True}, {}, False),  # no mask in the demo images: all count
     "checkpoints_total_limit-null": (
         {"checkpoints_total_limit": None, "checkpointing_steps": 1, "max_train_steps": 2},
         {},

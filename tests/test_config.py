@@ -77,6 +77,7 @@ DESIGN_DEFAULTS = {
         "cache_latents": True,
         "snr_gamma": None,
         "offset_noise": 0.0,
+        "masked_loss": False,
         "seed": 42,
         "checkpointing_steps": 500,
         "checkpoints_total_limit": 2,

@@ -202,6 +202,7 @@ def test_messy_folder(tmp_path):
         "info: 1 transparent (composited on white) (rgba.png)",
         "info: 1 EXIF-rotated (applied) (rotated.jpg)",
         "info: 1 grayscale (grey16.png)",
+        "masks for train.masked_loss: 1 (1 alpha channel)",
     ]
     assert report.severity_counts() == {"error": 3, "warning": 1, "info": 2}
 

@@ -66,6 +66,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "max_grad_norm",
             "snr_gamma",
             "offset_noise",
+            "masked_loss",
             "seed",
         )
     ],

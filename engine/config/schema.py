@@ -191,6 +191,12 @@ class TrainConfig(_Section):
     offset_noise: NonNegFloat = Field(
         0.0, description="Offset noise strength (0.1 helps very dark/bright images); 0: off."
     )
+    masked_loss: Bool = Field(
+        False,
+        description="Count only the subject in the loss: an instance image's mask is the "
+        "<name>.mask.png beside it (white = subject, its image's size) or else its alpha "
+        "channel; images without one count fully.",
+    )
     seed: NonNegInt = Field(42, description="Random seed for training.")
     checkpointing_steps: PosInt = Field(
         500, description="Save a resumable checkpoint every N updates."

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from PIL import Image, ImageChops
 
 from ..images import ImageLoadError, caption_for, list_image_files, load_image
+from .masks import scan_masks
 from .report import DatasetReport, ImageInfo, num
 
 __all__ = ["DUPLICATE_MAX_DISTANCE", "check_folder", "dhash", "hamming"]
@@ -155,6 +156,8 @@ def check_folder(
         report.images.append(info)
         if on_progress is not None:
             on_progress(n, len(paths))
+    alpha = {i.name for i in report.images if "alpha" in i.problems}
+    report.masks = scan_masks(folder, paths, alpha)
     return report
 
 

@@ -7,7 +7,10 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from .masks import MaskScan
 
 __all__ = [
     "ERROR",
@@ -157,6 +160,7 @@ class DatasetReport:
     images: list[ImageInfo] = field(default_factory=list)  # every image-extension file, by name
     other_files: list[Path] = field(default_factory=list)  # non-hidden, non-image files
     resolution: int = 512
+    masks: MaskScan | None = None  # the images' loss masks (engine.doctor.masks)
 
     @property
     def usable(self) -> list[ImageInfo]:
@@ -250,7 +254,8 @@ class DatasetReport:
         return " · ".join(parts)
 
     def problem_lines(self) -> list[str]:
-        """One line per problem kind: "warning: 2 duplicate (b.png of a.png, c.png of a.png)"."""
+        """One line per problem kind: "warning: 2 duplicate (b.png of a.png, c.png of a.png)";
+        then the masks found and the bad ones, a line each."""
         of = {i.path: i.duplicate_of for i in self.images if i.duplicate_of}
 
         def duplicate_name(path: Path) -> str:
@@ -260,7 +265,7 @@ class DatasetReport:
         for code, paths in self.problems.items():
             names = _names(paths, label=duplicate_name if code == "duplicate" else None)
             lines.append(f"{severity(code)}: {len(paths)} {PROBLEM_LABELS[code]} ({names})")
-        return lines
+        return lines + (self.masks.lines() if self.masks else [])
 
     def summary_lines(self) -> list[str]:
         """The headline, then one line per problem kind with its count."""

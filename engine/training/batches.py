@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -13,7 +14,13 @@ from engine.buckets import batch_at, bucket_list
 from engine.config import Config
 from engine.data import DataError, ImageSet, load_images, normalize, stream_indices
 from engine.families import Conditioning, PromptEmbeds, SampleGeometry
-from engine.recipe import latent_distribution, sample_latents, step_seed
+from engine.recipe import (
+    latent_distribution,
+    mask_weight,
+    sample_latents,
+    stack_weights,
+    step_seed,
+)
 from engine.training.context import RunContext
 from engine.training.errors import EngineError
 from engine.training.setup import Models
@@ -46,6 +53,7 @@ def load_data(
             tc.seed,
             warn,
             bucket_list=buckets,
+            masks=tc.masked_loss,
         )
         classes = None
         if tc.prior_preservation:
@@ -69,6 +77,9 @@ def load_data(
         msg += f" ({len(instances.skipped)} skipped)"
     if instances.buckets:
         msg += f", in {len(set(instances.buckets))} aspect-ratio buckets"
+    if tc.masked_loss:
+        masked = sum(m is not None for m in instances.masks or [])
+        msg += f"; masked loss: {masked} with a mask, {len(instances) - masked} counted fully"
     log(msg)
     if tc.cache_latents and not tc.center_crop and not tc.aspect_buckets:
         log(crops.CACHE_WARNING, "warning")
@@ -84,6 +95,17 @@ def _view_geometry(
     ]
 
 
+@dataclass
+class MicroBatch:
+    """What one micro-batch feeds the recipe."""
+
+    latents: torch.Tensor
+    cond: Conditioning
+    num_instance: int  # the first num_instance rows are instance images, the rest class images
+    gen: torch.Generator  # the micro-batch's generator on the device (noise, timesteps)
+    weights: torch.Tensor | None  # masked loss: the instance rows' weights [n, 1, h, w]
+
+
 class Batches:
     """Micro-batches of a run's images: each a pure function of (seed, k, process)."""
 
@@ -95,6 +117,8 @@ class Batches:
         # key -> (means, stds), indexed by image (a list of tensors when images differ in shape)
         self.latent_cache: dict[str, tuple[torch.Tensor | list, torch.Tensor | list]] = {}
         self.text_cache: dict[str, PromptEmbeds] = {}  # one row per prompt
+        # masked loss: key -> each instance image's weights at latent size (None: no mask)
+        self.mask_cache: dict[str, list[torch.Tensor | None]] = {}
 
     def sets(self) -> list[tuple[str, int, ImageSet]]:
         """(name, data stream, images) of the instance and the class images."""
@@ -124,6 +148,15 @@ class Batches:
                             means.append(mean)
                             stds.append(std)
                         key = f"{name}/{int(flip)}/{c}"
+                        if self.masked(name, images):
+                            self.mask_cache[key] = [
+                                self.view_weight(
+                                    crops.cached_mask(images, j, c, tc.seed, stream),
+                                    flip,
+                                    means[j // chunk][j % chunk],
+                                )
+                                for j in range(len(images))
+                            ]
                         if images.buckets:  # one tensor per image, each its bucket's shape
                             self.latent_cache[key] = ([x[0] for x in means], [x[0] for x in stds])
                         else:
@@ -139,6 +172,17 @@ class Batches:
             torch.cuda.empty_cache()
         m.offloaded = device.type == "cuda"
 
+    def masked(self, name: str, images: ImageSet) -> bool:
+        """Whether this set's views carry loss weights (masked loss: instance images only)."""
+        return self.ctx.cfg.train.masked_loss and name == "instance" and images.masks is not None
+
+    @staticmethod
+    def view_weight(
+        mask: torch.Tensor | None, flip: bool, latent: torch.Tensor
+    ) -> torch.Tensor | None:
+        """A view's loss weights at the size of its latent (None: no mask, counts fully)."""
+        return None if mask is None else mask_weight(mask, flip, tuple(latent.shape[-2:]))
+
     def pixels(self, views: list[torch.Tensor], flips: list[bool]) -> torch.Tensor:
         px = torch.stack(views)
         flip_t = torch.tensor(flips, dtype=torch.bool)
@@ -148,9 +192,15 @@ class Batches:
         return normalize(px).to(self.ctx.device, dtype=self.models.vae.dtype, non_blocking=True)
 
     def micro_batch(self, k: int) -> tuple[torch.Tensor, Conditioning, int, torch.Generator]:
+        """Latents and the UNet's conditioning of micro-batch k on this rank (+ its generator)."""
+        mb = self.batch(k)
+        return mb.latents, mb.cond, mb.num_instance, mb.gen
+
+    def batch(self, k: int) -> MicroBatch:
         """Latents and the UNet's conditioning (the family's, from the prompts' embeddings and,
-        where it reads them, each view's geometry) of micro-batch k on this rank (+ its
-        generator)."""
+        where it reads them, each view's geometry) of micro-batch k on this rank, its generator
+        and (masked loss) its instance views' loss weights, each mask cropped and flipped as
+        its view."""
         tc, m, acc = self.ctx.cfg.train, self.models, self.ctx.accelerator
         geometry: list[SampleGeometry] | None = [] if m.family.conditions_on_geometry else None
         seed = step_seed(tc.seed, k, acc.process_index)
@@ -159,6 +209,7 @@ class Batches:
         bs = tc.train_batch_size
         start = (k * acc.num_processes + acc.process_index) * bs
         latents, prompts = [], []
+        weights: list[torch.Tensor | None] = []
         for name, stream, images in self.sets():
             if images.buckets:  # one bucket per micro-batch (prior preservation is refused)
                 idx = batch_at(
@@ -184,6 +235,8 @@ class Batches:
                 std = torch.stack(
                     [self.latent_cache[key][1][i] for key, i in zip(keys, idx, strict=True)]
                 )
+                if self.masked(name, images):
+                    weights += [self.mask_cache[key][i] for key, i in zip(keys, idx, strict=True)]
                 if geometry is not None:
                     choices = [int(key.rsplit("/", 1)[1]) for key in keys]
                     corners = [
@@ -204,6 +257,11 @@ class Batches:
                 ]
                 with torch.no_grad():
                     mean, std = latent_distribution(m.vae, self.pixels(views, flips))
+                if self.masked(name, images):
+                    weights += [
+                        self.view_weight(crops.drawn_mask(images, i, tc.seed, stream, pos), f, mean)
+                        for i, pos, f in zip(idx, positions, flips, strict=True)
+                    ]
             latents.append(sample_latents(mean, std, m.vae.config.scaling_factor, dev_gen))
             prompts += [images.prompts[i] for i in idx]
         if self.text_cache:
@@ -211,4 +269,8 @@ class Batches:
         else:
             with contextlib.nullcontext() if m.train_te else torch.no_grad():
                 embeds = m.family.encode_prompts(m.parts(), prompts, self.ctx.device)
-        return torch.cat(latents), m.family.conditioning(embeds, geometry), bs, dev_gen
+        latents_t = torch.cat(latents)
+        loss_weights = stack_weights(weights, tuple(latents_t.shape[-2:]), self.ctx.device)
+        return MicroBatch(
+            latents_t, m.family.conditioning(embeds, geometry), bs, dev_gen, loss_weights
+        )

@@ -80,7 +80,8 @@ class Training:
     def compute_loss(self, k: int) -> Loss:
         """The recipe on micro-batch k (engine.recipe, one function per step)."""
         tc, sched = self.ctx.cfg.train, self.models.noise_scheduler
-        latents, cond, n_inst, gen = self.batches.micro_batch(k)
+        mb = self.batches.batch(k)
+        latents, cond, gen = mb.latents, mb.cond, mb.gen
         noise = sample_noise(latents, gen, tc.offset_noise)
         t = sample_timesteps(sched, latents.shape[0], gen, latents.device)
         noisy = add_noise(sched, latents, noise, t)
@@ -92,9 +93,10 @@ class Training:
             target,
             t,
             sched,
-            n_inst if self.batches.classes is not None else None,
+            mb.num_instance if self.batches.classes is not None else None,
             tc.prior_loss_weight,
             tc.snr_gamma,
+            mb.weights,
         )
 
     def train_step(self, step: int) -> tuple[float, list[float] | None, float, float]:
