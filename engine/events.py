@@ -10,7 +10,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class EventWriter:
 
     If the file does not end in a newline (a writer was killed mid-line), a newline is written
     first so every later line parses. A disabled writer (non-main ranks) drops every event.
+    `listeners` (e.g. train.report_to's reporter) get each event as written (tokens masked),
+    after it is in the file.
     """
 
     def __init__(self, path: str | Path, enabled: bool = True) -> None:
@@ -46,6 +48,7 @@ class EventWriter:
         self._fh = None
         self._lock = threading.Lock()  # the GPU monitor thread writes too
         self._tokens = hub_tokens()  # masked wherever they appear (a token pasted as a prompt)
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +71,10 @@ class EventWriter:
             with self._lock:
                 self._fh.write(line + "\n")
                 self._fh.flush()
+            if self.listeners:
+                written = json.loads(line)
+                for listener in self.listeners:
+                    listener(written)
         return event
 
     def log(self, message: str, level: str = "info") -> None:

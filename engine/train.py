@@ -42,6 +42,7 @@ from engine.training.batches import Batches, bucket_step, load_data
 from engine.training.context import RunContext, RunState, StopSignal, rank
 from engine.training.errors import OOM_ADVICE, EngineError, out_of_memory, unexpected
 from engine.training.loop import Training
+from engine.training.report_to import Reporter, open_reporter
 from engine.training.setup import Models, Optimization
 
 __all__ = ["OOM_ADVICE", "EngineError", "StopSignal", "Trainer", "run"]
@@ -64,6 +65,7 @@ class Trainer:
         self.batches: Batches | None = None  # from prepare()
         self.opt: Optimization | None = None  # from prepare()
         self.gpu_monitor: GpuMonitor | None = None
+        self.reporter: Reporter | None = None  # train.report_to, fed the events (main only)
 
     # ------------------------------------------------------------------ the parts, by name
     @property
@@ -190,6 +192,10 @@ class Trainer:
             update_run_json(self.run_dir, method=tc.method)
         self.setup()
         ctx = self.ctx
+        if self.is_main:
+            self.reporter = open_reporter(tc.report_to, self.run_dir, ctx.log_warning)
+            if self.reporter is not None:
+                self.events.listeners.append(self.reporter.on_event)
         ctx.events.emit(
             "run_started",
             run_id=self.run_dir.name,
@@ -224,6 +230,8 @@ class Trainer:
             outputs=outputs,
             duration_s=now - state.started if duration is None else duration,
         )
+        if self.reporter is not None:
+            self.reporter.close()
         if state.recorded:
             finish_record(self.run_dir, now, status=status, step=state.step)
         elif self.is_main:

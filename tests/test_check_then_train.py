@@ -4,6 +4,7 @@ the schema, each either refused by `check` or trained for a step on the tiny mod
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from engine.config import (
     METHODS,
     MIXED_PRECISIONS,
     OPTIMIZERS,
+    REPORT_TO,
     EvaluationConfig,
     TrainConfig,
 )
@@ -26,6 +28,7 @@ from tests.enginehelpers import of_type, train_in_process, write_config
 
 CUDA = torch.cuda.is_available()
 COMPILER = any(shutil.which(cc) for cc in ("cc", "gcc", "clang", "g++", "c++"))
+INSTALLED = {p: importlib.util.find_spec(p) is not None for p in ("tensorboard", "wandb")}
 
 FAST_TRAIN = {"max_train_steps": 1, "validation_steps": 100, "checkpointing_steps": 100}
 FAST_EVAL = {"num_images": 1, "num_inference_steps": 2}
@@ -104,6 +107,8 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
     "torch_compile": ({"torch_compile": True}, {}, not CUDA and not COMPILER),
     "loss-flags": ({"snr_gamma": 5.0, "offset_noise": 0.1}, {}, False),
     "masked_loss": ({"masked_loss": True}, {}, False),  # no mask in the demo images: all count
+    "report_to-tensorboard": ({"report_to": "tensorboard"}, {}, not INSTALLED["tensorboard"]),
+    "report_to-wandb": ({"report_to": "wandb"}, {}, not INSTALLED["wandb"]),
     "checkpoints_total_limit-null": (
         {"checkpoints_total_limit": None, "checkpointing_steps": 1, "max_train_steps": 2},
         {},
@@ -136,6 +141,7 @@ def test_every_choice_and_flag_has_a_case():
     assert set(OPTIMIZERS) <= train_values["optimizer"]
     assert set(MIXED_PRECISIONS) <= train_values["mixed_precision"]
     assert set(EVAL_SCHEDULERS) <= eval_values["scheduler"]
+    assert set(REPORT_TO) <= train_values["report_to"]
     for name, field in TrainConfig.model_fields.items():
         if field.annotation is bool:  # every flag flipped from its default
             assert (not field.default) in train_values[name], name

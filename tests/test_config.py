@@ -89,6 +89,7 @@ DESIGN_DEFAULTS = {
         "shuffle": True,
         "sample_batch_size": 4,
         "torch_compile": False,
+        "report_to": "none",
         "lr_num_cycles": 1,
         "lr_power": 1.0,
         "lr_step_rules": None,

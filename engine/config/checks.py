@@ -4,7 +4,7 @@
 engine runs it again as it starts (the app starts the engine directly), so whatever `check`
 accepts trains, and whatever cannot work here is refused in one line (exit 2) naming the key and
 the fix: mixed precision the device lacks, an optimizer its library cannot run, more processes
-than GPUs, torch.compile without a compiler, and a base model of a family the engine does not
+than GPUs, torch.compile without a compiler, a train.report_to tracker not installed, and a base model of a family the engine does not
 train (read from its model_index.json alone, see engine/model_family.py).
 
 torch and bitsandbytes are imported only when a check needs them.
@@ -70,6 +70,14 @@ def device_problems(cfg: Config, machine: Machine) -> list[tuple[str, str]]:
         problem = _bitsandbytes_problem()
         if problem:
             out.append(("train.optimizer", f"adamw8bit {problem}; set adamw"))
+    if t.report_to != "none" and not _installed(t.report_to):
+        out.append(
+            (
+                "train.report_to",
+                f"{t.report_to} is not installed; pip install {t.report_to} (or pip install "
+                f"'dreambooth-tui[logging]'), or set report_to: none",
+            )
+        )
     if t.torch_compile and not machine.cuda and not _has_compiler():
         out.append(
             (
@@ -89,6 +97,13 @@ def _bitsandbytes_problem() -> str | None:
     except Exception as exc:  # not installed, or no build for this device
         return f"is not available here (bitsandbytes: {exc.__class__.__name__}: {exc})"
     return None
+
+
+def _installed(package: str) -> bool:
+    """Whether `package` can be imported here (found, not imported: check stays quick)."""
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
 
 
 def _has_compiler() -> bool:

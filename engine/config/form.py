@@ -88,6 +88,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "checkpoints_total_limit",
             "output_dir",
             "run_name",
+            "report_to",
             "export",
         )
     ],

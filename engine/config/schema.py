@@ -41,6 +41,7 @@ METHODS = ("full", "lora")
 OPTIMIZERS = ("adamw", "adamw8bit")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 EVAL_SCHEDULERS = SCHEDULERS  # the samplers (engine.schedulers names them)
+REPORT_TO = ("none", "tensorboard", "wandb")  # train.report_to (engine.training.report_to)
 EXPORT_FORMATS = ("kohya", "single-file")  # what `train.export` may write (engine.export)
 
 SECTIONS = ("train", "evaluation", "hub")
@@ -52,6 +53,7 @@ MixedPrecision = enum_of(MIXED_PRECISIONS, false_means="no")
 LrScheduler = enum_of(LR_SCHEDULERS)
 EvalScheduler = enum_of(EVAL_SCHEDULERS)
 ExportFormats = choice_list(EXPORT_FORMATS)
+ReportTo = enum_of(REPORT_TO, false_means="none")
 
 
 DEFAULT_LEARNING_RATES = {"full": 5.0e-6, "lora": 1.0e-4}
@@ -213,6 +215,12 @@ class TrainConfig(_Section):
     output_dir: Text = Field("runs", description="Folder that holds the run directories.")
     run_name: OptStr = Field(
         None, description="Name used in the run id (default: from the instance prompt)."
+    )
+    report_to: ReportTo = Field(
+        "none",
+        description="Also record loss, lr, grad norm, memory and sample images for a tracker, "
+        "in the run folder: tensorboard (RUN_DIR/tensorboard/) or wandb (RUN_DIR/wandb/, "
+        "offline unless WANDB_MODE=online); none: off. pip install tensorboard / wandb.",
     )
     export: ExportFormats = Field(
         default_factory=list,

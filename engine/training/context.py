@@ -57,6 +57,9 @@ class RunContext:
     def log(self, message: str, level: str = "info") -> None:
         self.events.log(message, level)
 
+    def log_warning(self, message: str) -> None:
+        self.events.log(message, "warning")
+
     def phase(self, name: str, detail: str = "") -> None:
         self.events.emit("phase", name=name, detail=detail)
 
