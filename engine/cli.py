@@ -33,6 +33,7 @@ VERBS = (
     "export",
     "tiny",
     "run",
+    "generate-worker",
 )
 
 

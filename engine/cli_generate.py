@@ -32,6 +32,22 @@ def register(subparsers) -> argparse.ArgumentParser:
         "options come from the run's evaluation section (or the config defaults). Image i "
         "uses seed+i.",
     )
+    add_arguments(p)
+    p.set_defaults(func=run)
+    w = subparsers.add_parser(
+        "generate-worker",
+        help="(internal) the app's warm generate process: requests on stdin, JSON lines",
+        description="Reads generate requests as JSON lines on stdin and keeps the last pipeline "
+        "loaded between them (engine/generate/worker.py has the protocol). Exits when stdin "
+        "closes, its parent goes, or after --idle-timeout seconds without a request.",
+    )
+    w.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS")
+    w.set_defaults(func=run_worker)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `generate` options (the command line's and a worker request's)."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", metavar="RUN_DIR", help="a training run folder")
     src.add_argument(
@@ -70,8 +86,31 @@ def register(subparsers) -> argparse.ArgumentParser:
         choices=("auto", "kitty", "sixel", "halfcell", "unicode"),
         help="how --show draws (default: $DREAMBOOTH_TUI_IMAGES, else what the terminal has)",
     )
-    p.set_defaults(func=run)
-    return p
+
+
+def parse_request(argv: list[str]) -> argparse.Namespace:
+    """`generate` arguments (a worker request) parsed as the command line would be. Raises
+    GenerateError (exit code 2) instead of exiting."""
+    from engine.generate.errors import usage_error
+
+    parser = argparse.ArgumentParser(prog="generate", add_help=False, exit_on_error=False)
+    add_arguments(parser)
+
+    def refuse(message: str):
+        raise usage_error(f"bad request: {message}")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    try:
+        return parser.parse_args(argv)
+    except argparse.ArgumentError as exc:
+        raise usage_error(f"bad request: {exc}") from None
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    quiet_libraries()
+    from engine.generate.worker import serve
+
+    return serve(idle_timeout=args.idle_timeout)
 
 
 def quiet_libraries() -> None:
@@ -89,39 +128,45 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def run(args: argparse.Namespace) -> int:
+def options_from_args(args: argparse.Namespace):
+    """The GenerateOptions of parsed `generate` arguments. Raises GenerateError (one line)."""
+    from engine.generate import resolve_options
+    from engine.generate.errors import usage_error
+
     if args.lora and args.run:
-        print("error: --lora goes with --model; a LoRA run's file is used already", file=sys.stderr)
-        return 2
+        raise usage_error("--lora goes with --model; a LoRA run's file is used already")
     if args.checkpoint is not None and not args.run:
-        print("error: --checkpoint needs --run RUN_DIR", file=sys.stderr)
-        return 2
+        raise usage_error("--checkpoint needs --run RUN_DIR")
+    return resolve_options(
+        run_dir=args.run,
+        model=args.model,
+        lora=args.lora,
+        checkpoint=args.checkpoint,
+        prompts=args.prompts,
+        prompts_file=args.prompts_file,
+        negative_prompt=args.negative_prompt,
+        num_images=args.num_images,
+        num_inference_steps=args.num_inference_steps,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        scheduler=args.scheduler,
+        height=args.height,
+        width=args.width,
+        batch_size=args.batch_size,
+        output_dir=args.output_dir,
+        device=args.device,
+        dtype=args.dtype,
+        show=args.show,
+        images=args.images,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     quiet_libraries()
-    from engine.generate import GenerateError, generate, resolve_options
+    from engine.generate import GenerateError, generate
 
     try:
-        opts = resolve_options(
-            run_dir=args.run,
-            model=args.model,
-            lora=args.lora,
-            checkpoint=args.checkpoint,
-            prompts=args.prompts,
-            prompts_file=args.prompts_file,
-            negative_prompt=args.negative_prompt,
-            num_images=args.num_images,
-            num_inference_steps=args.num_inference_steps,
-            guidance_scale=args.guidance_scale,
-            seed=args.seed,
-            scheduler=args.scheduler,
-            height=args.height,
-            width=args.width,
-            batch_size=args.batch_size,
-            output_dir=args.output_dir,
-            device=args.device,
-            dtype=args.dtype,
-            show=args.show,
-            images=args.images,
-        )
+        opts = options_from_args(args)
         outputs = generate(opts)
     except GenerateError as exc:
         print(f"error: {exc.line()}", file=sys.stderr)

@@ -10,6 +10,7 @@ slightly different float rounding on some backends).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -33,11 +34,21 @@ def render(
     guidance_scale: float,
     height: int | None,
     width: int | None,
+    interrupt: Callable[[], None] | None = None,
 ) -> list[Any]:
-    """PIL images, one per (prompt, seed) pair, in one forward batch."""
+    """PIL images, one per (prompt, seed) pair, in one forward batch. ``interrupt`` is called
+    after every denoising step: it raises to stop the call (the warm generate worker's cancel)."""
     import torch
 
     generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    extra: dict[str, Any] = {}
+    if interrupt is not None:
+
+        def on_step_end(pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+            interrupt()
+            return kwargs
+
+        extra["callback_on_step_end"] = on_step_end
     with torch.inference_mode():
         result = pipe(
             prompt=list(prompts),
@@ -47,5 +58,6 @@ def render(
             height=height,
             width=width,
             generator=generators,
+            **extra,
         )
     return list(result.images)

@@ -126,7 +126,7 @@ async def test_history_recall_and_a_bad_field(tmp_path, private_history):
         await pilot.pause()
         error = screen.query_one("#gen-error")
         assert error.display and "count: at least 1" in text_of(error)
-        assert screen.proc is None and not screen.generating
+        assert screen.request_id is None and not screen.generating
         # escape leaves the field: single keys work again ("g" generates: still refused)
         await pilot.press("escape")
         assert screen.focused is None

@@ -21,5 +21,12 @@ class GenerateError(DreamboothError):
         return str(self)
 
 
+class GenerateCancelled(GenerateError):
+    """The request was cancelled (the warm worker's cancel): its events end `stopped`."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled", kind="internal")
+
+
 def usage_error(message: str, hint: str = "") -> GenerateError:
     return GenerateError(message, kind="config", hint=hint, exit_code=2)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from engine import __version__
 from engine.events import EVENTS_FILE, EventWriter
-from engine.generate.errors import GenerateError
+from engine.generate.errors import GenerateCancelled, GenerateError
 from engine.generate.files import (
     GRID_FILE,
     default_output_dir,
@@ -56,13 +57,21 @@ def _show(path: Path, caption: str, images: str | None = None, console=None) -> 
     console.print(term_images.renderable(path, protocol, min(64, console.width), rows))
 
 
-def generate(opts: GenerateOptions, pipe=None, log=print) -> list[Path]:
+def generate(
+    opts: GenerateOptions,
+    pipe=None,
+    log=print,
+    load: Callable[[Source, str, Any], Any] | None = None,
+    interrupt: Callable[[], None] | None = None,
+) -> list[Path]:
     """Make ``opts.total`` images; returns their paths (the grid last).
 
     Writes into ``opts.output_dir`` (created; default a new ``<stamp>`` folder under
     runs.images_base: RUN_DIR/generated or evaluation.output_dir) the PNGs, sidecars, grid.png
     and events.jsonl, emitting each ``sample`` event right after its PNG is written. ``pipe``:
-    an already loaded pipeline (else load_pipeline's).
+    an already loaded pipeline; else ``load(source, device, dtype)`` gives it (the warm worker's
+    cache), else load_source. ``interrupt``: called after every denoising step, raises
+    GenerateCancelled to stop (the events end ``stopped``).
     Raises GenerateError; an error and a failed ``finished`` event are written first.
     """
     start = time.time()
@@ -89,15 +98,15 @@ def generate(opts: GenerateOptions, pipe=None, log=print) -> list[Path]:
         )
         events.emit("phase", name="loading_models", detail=source.model)
         if pipe is None:
-            pipe = load_source(source, device, opts.dtype)
-        outputs = _generate_images(pipe, opts, source, out, events, log)
+            pipe = (load or load_source)(source, device, opts.dtype)
+        outputs = _generate_images(pipe, opts, source, out, events, log, interrupt)
         grid = free_path(out / GRID_FILE)
         image_grid(outputs).save(grid)
         outputs.append(grid)
         log(f"grid: {grid}")
     except BaseException as exc:
         error = _as_generate_error(exc)
-        interrupted = isinstance(exc, KeyboardInterrupt)
+        interrupted = isinstance(exc, (KeyboardInterrupt, GenerateCancelled))
         if not interrupted:
             events.emit("error", kind=error.kind, message=error.message, hint=error.hint)
         events.emit(
@@ -143,7 +152,9 @@ def _as_generate_error(exc: BaseException) -> GenerateError:
     return GenerateError(f"{type(exc).__name__}: {exc}", kind="internal")
 
 
-def _generate_images(pipe, opts, source: Source, out: Path, events: EventWriter, log) -> list[Path]:
+def _generate_images(
+    pipe, opts, source: Source, out: Path, events: EventWriter, log, interrupt=None
+) -> list[Path]:
     from engine.render import render, use_sampler
 
     use_sampler(pipe, opts.scheduler)
@@ -164,6 +175,7 @@ def _generate_images(pipe, opts, source: Source, out: Path, events: EventWriter,
             guidance_scale=opts.guidance_scale,
             height=opts.height,
             width=opts.width,
+            interrupt=interrupt,
         )
         for (i, prompt, seed), image in zip(batch, images, strict=True):
             meta = {

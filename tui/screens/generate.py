@@ -1,15 +1,15 @@
 """Generate: make images with a trained run (final model or a checkpoint), a LoRA on a base
 model, or any hub id / local diffusers folder; push the run's model to the Hub.
 
-`python -m engine generate ... --output-dir DIR` runs as a child process (stdin /dev/null,
-output to DIR/generate.log); a thread worker follows DIR/events.jsonl and each `sample` event
-puts its image into the grid as soon as it is written. The form is tui/widgets/generate_form.py,
-the request it makes tui/generate_request.py.
+Each request (the `generate` arguments, `--output-dir DIR` added) goes to the screen's warm
+worker process (tui/generate_worker.py), which keeps the pipeline loaded between prompts and
+writes what `generate` writes (DIR/events.jsonl, the images, DIR/generate.log); a thread worker
+follows DIR/events.jsonl and each `sample` event puts its image into the grid as soon as it is
+written. The form is tui/widgets/generate_form.py, the request it makes tui/generate_request.py.
 """
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tui.generate_request import (
     newest_run_with_model,
     output_dir_for,
 )
+from tui.generate_worker import GenerateWorker
 from tui.screens.generate_push import PushResult, confirm_modal, push_command, repo_modal
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.generate_form import GenerateForm
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 POLL_S = 0.2
+CANCEL_GRACE_S = 5.0  # a cancel not answered by then (a model still loading): the worker goes
 
 
 # -- messages from workers ---------------------------------------------------------------------
@@ -65,12 +67,25 @@ class GenEvents(Message):
         self.events = events
 
 
-class GenDone(Message):
-    def __init__(self, out_dir: Path, returncode: int | None, log: list[str]) -> None:
+class GenNote(Message):
+    """A worker message about the request (`loading`, `loaded`)."""
+
+    def __init__(self, out_dir: Path, note: dict[str, Any]) -> None:
         super().__init__()
         self.out_dir = out_dir
-        self.returncode = returncode
-        self.log = log
+        self.note = note
+
+
+class GenDone(Message):
+    """The request ended: status `completed`, `stopped` or `failed` (`error`: one line, or
+    `log`: the last lines of a worker that exited without answering)."""
+
+    def __init__(self, out_dir: Path, status: str, error: str = "", log: list[str] | None = None):
+        super().__init__()
+        self.out_dir = out_dir
+        self.status = status
+        self.error = error
+        self.log = log or []
 
 
 # -- the screen -------------------------------------------------------------------------------
@@ -136,7 +151,10 @@ class GenerateScreen(Screen):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.history = PromptHistory(history_path())
-        self.proc: subprocess.Popen | None = None
+        self.worker = GenerateWorker()  # started by the first request, kept while the app runs
+        self.request_id: int | None = None
+        self._cancel_at: float | None = None
+        self._load_s: float | None = None
         self.out_dir: Path | None = None
         self.made = 0
         self.expected = 0
@@ -164,6 +182,9 @@ class GenerateScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self._sync_models()
+
+    def on_unmount(self) -> None:
+        self.worker.close()  # the app quits (q, SIGHUP, SIGTERM, an exception): it goes too
 
     def _state(self) -> Any:
         return getattr(self.app, "state", None)
@@ -194,7 +215,7 @@ class GenerateScreen(Screen):
     # -- generating -----------------------------------------------------------------------------
     @property
     def generating(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.request_id is not None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "generate":
@@ -233,40 +254,65 @@ class GenerateScreen(Screen):
         run_dir = self._run_dir if req.source != SOURCE_CUSTOM else None
         out_dir = output_dir_for(run_dir, images_dir)
         try:
-            proc = engine_client.start_generate(args, out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            request_id = self.worker.submit([*args, "--output-dir", str(out_dir)])
         except OSError as exc:
             self._show_error(f"could not start the generator: {exc}")
             return
-        self.proc, self.out_dir = proc, out_dir
+        self.request_id, self.out_dir = request_id, out_dir
         self.made, self.expected = 0, int(req.num_images)
-        self._t0 = time.monotonic()
+        self._t0, self._cancel_at, self._load_s = time.monotonic(), None, None
         self.query_one("#images", ImageGrid).clear()
         self._set_status(Text(f"generating {self.expected} image(s)…", style="bold"))
         self.refresh_bindings()
-        self._follow(proc, out_dir)
+        self._follow(request_id, out_dir)
 
     @work(thread=True, exclusive=True, group="generate-follow", exit_on_error=False)
-    def _follow(self, proc: subprocess.Popen, out_dir: Path) -> None:
+    def _follow(self, request_id: int, out_dir: Path) -> None:
+        """Images as their events come; the worker's answer ends it (or its exit)."""
         worker = get_current_worker()
         tail = EventTail(out_dir / EVENTS_FILE)
-        while True:
-            exited = proc.poll() is not None
+        done: GenDone | None = None
+        while done is None and not worker.is_cancelled:
+            message = self.worker.next_message(POLL_S)
             events = tail.poll()
             if events:
                 self.post_message(GenEvents(out_dir, events))
-            if any(e.get("type") == "finished" for e in events) or exited:
-                break
-            if worker.is_cancelled:
-                proc.terminate()
-                break
-            time.sleep(POLL_S)
-        try:
-            code = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        log = engine_client.log_tail(out_dir / engine_client.GENERATE_LOG) if code else []
-        self.post_message(GenDone(out_dir, code, log))
+            if message is None or message.get("id") != request_id:
+                if self._cancel_at is not None and time.monotonic() > self._cancel_at:
+                    self.worker.stop()  # still loading: it cannot stop sooner
+                continue
+            kind = message.get("type")
+            if kind in ("loading", "loaded"):
+                self.post_message(GenNote(out_dir, message))
+            elif kind == "done":
+                error = message.get("error") or {}
+                line = f"{error.get('kind', 'error')}: {error.get('message', '')}" if error else ""
+                if error.get("hint"):
+                    line += f"\n→ {error['hint']}"
+                done = GenDone(out_dir, str(message.get("status")), line)
+            elif kind == "exit":
+                if self._cancel_at is not None:
+                    done = GenDone(out_dir, "stopped")
+                else:
+                    log = engine_client.log_tail(out_dir / engine_client.GENERATE_LOG)
+                    log += list(self.worker.stderr_tail)
+                    code = message.get("code")
+                    done = GenDone(out_dir, "failed", f"the generator exited (code {code})", log)
+        if done is not None:
+            events = tail.poll()
+            if events:
+                self.post_message(GenEvents(out_dir, events))
+            self.post_message(done)
+
+    @on(GenNote)
+    def _on_gen_note(self, message: GenNote) -> None:
+        if message.out_dir != self.out_dir:
+            return
+        note = message.note
+        if note.get("type") == "loaded":
+            self._load_s = float(note.get("seconds") or 0.0)
+            self._set_status(Text(f"loaded {note.get('model', '')} · generating…", style="bold"))
 
     @on(GenEvents)
     def _on_gen_events(self, message: GenEvents) -> None:
@@ -305,25 +351,28 @@ class GenerateScreen(Screen):
         if message.out_dir != self.out_dir:
             return
         took = time.monotonic() - self._t0
-        self.proc = None
-        if message.returncode == 0:
+        self.request_id, self._cancel_at = None, None
+        if message.status == "completed":
             text = Text(f"{self.made} image(s) in {took:.1f}s · ", style="bold")
+            loaded = (
+                "model already loaded" if self._load_s is None else f"loaded in {self._load_s:.1f}s"
+            )
+            text.append(f"{loaded} · ", style="bold")
             text.append(str(message.out_dir), style="dim")
             self._set_status(text)
-        elif message.returncode is not None and message.returncode < 0:
+        elif message.status == "stopped":
             self._set_status(Text("cancelled", style="yellow"))
         else:
             tail = [line for line in message.log if line.strip()][-6:]
-            self._show_error(
-                f"the generator failed (exit {message.returncode})"
-                + ("\n" + "\n".join(tail) if tail else "")
-            )
+            if message.error or tail:
+                self._show_error("\n".join([message.error, *tail]).strip())
             self._set_status(Text(f"failed · {self.made} image(s) made", style="red"))
         self.refresh_bindings()
 
     def action_cancel(self) -> None:
-        if self.generating and self.proc is not None:
-            self.proc.terminate()
+        if self.request_id is not None and self._cancel_at is None:
+            self.worker.cancel(self.request_id)
+            self._cancel_at = time.monotonic() + CANCEL_GRACE_S
             self._set_status(Text("cancelling…", style="yellow"))
 
     def _set_status(self, text: Text) -> None:
