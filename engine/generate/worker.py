@@ -186,9 +186,8 @@ class PipelineCache:
 
 
 def release_gpu_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # not imported yet: nothing to give back
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
@@ -285,8 +284,8 @@ def serve(idle_timeout: float = 300.0, stdin: IO[str] | None = None) -> int:
     while True:
         request, reason = inbox.next(idle_timeout, parent)
         if request is None:
-            cache.free()
             channel.say("bye", reason=reason)
+            cache.free()
             return 0
         channel.say("accepted", id=request.get("id"))
         handle(request, cache, channel, inbox)
