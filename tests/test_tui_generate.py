@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 from rich.text import Text
+from test_generate_worker import running as _running
 from textual.widgets import Input, Select, Static
 from tui_synthetic import TRICKY_PROMPT, write_finished_run
 
@@ -193,14 +194,6 @@ async def test_quitting_during_a_push_stops_the_upload_at_once(tmp_path, monkeyp
     while time.monotonic() < deadline and _running(pid):
         time.sleep(0.05)
     assert not _running(pid), "the push child outlived the app"
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
-    except OSError:
-        return False
 
 
 async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tmp_path):

@@ -4,21 +4,15 @@ and SIGHUP/SIGTERM to the real app on a pseudo-terminal)."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import signal
-import struct
-import subprocess
-import sys
-import termios
 import time
 from pathlib import Path
 
 import pytest
 from test_generate_worker import running, wait_gone
 from test_tui_generate import demo_state, text_of, wait_for
-from test_tui_terminal_restore import _read
+from test_tui_terminal_restore import _read, spawn_app
 
 import tui.screens.generate as generate_screen
 from tui.app import DreamBoothApp
@@ -110,19 +104,7 @@ def _worker_of(parent: int) -> int | None:
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
 def test_the_worker_ends_when_the_real_app_gets(tiny_dir, tmp_path, signum):
-    parent, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 960, 640))
-    env = {**os.environ, "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dreambooth_tui", "demo"],
-        stdin=child,
-        stdout=child,
-        stderr=child,
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(child)
+    proc, parent = spawn_app(tmp_path, ["demo"], 40, 120)
     try:
         _read(parent, time.monotonic() + 60, stop=b"dreambooth-tui")
         time.sleep(1.0)

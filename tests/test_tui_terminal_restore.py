@@ -39,22 +39,29 @@ def _read(fd: int, until: float, stop: bytes | None = None) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
-def test_signal_restores_the_terminal(tmp_path, signum):
+def spawn_app(cwd: Path, args: list[str], rows: int, cols: int) -> tuple[subprocess.Popen, int]:
+    """`python -m dreambooth_tui ARGS` on a new pseudo-terminal of rows x cols; the process and
+    the terminal's side to read and write."""
     parent, child = pty.openpty()
-    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 640, 384))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, cols * 8, rows * 16))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(cols), "LINES": str(rows)}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dreambooth_tui"],  # no verb: the app
+        [sys.executable, "-m", "dreambooth_tui", *args],
         stdin=child,
         stdout=child,
         stderr=child,
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         start_new_session=True,
     )
     os.close(child)
+    return proc, parent
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_signal_restores_the_terminal(tmp_path, signum):
+    proc, parent = spawn_app(tmp_path, [], 24, 80)  # no verb: the app
     try:
         shown = _read(parent, time.monotonic() + 60, stop=b"dreambooth-tui")
         assert b"\x1b[?1049h" in shown and b"\x1b[?1000h" in shown, shown[-500:]

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-__all__ = ["CANCELLED", "run_polled"]
+__all__ = ["CANCELLED", "run_polled", "stop_child"]
 
 CANCELLED = -15  # the return code reported for a child stopped because of a cancellation
 
@@ -37,19 +37,20 @@ def run_polled(
         try:
             while proc.poll() is None:
                 if cancelled() or (deadline is not None and time.monotonic() > deadline):
-                    _stop(proc, grace_s)
+                    stop_child(proc, grace_s)
                     break
                 time.sleep(poll_s)
         finally:
             if proc.poll() is None:  # an exception in the loop: never leave it running
-                _stop(proc, grace_s)
+                stop_child(proc, grace_s)
         out.seek(0)
         output = out.read().decode("utf-8", errors="replace")
     code = proc.returncode
     return (CANCELLED if code is None else code), output
 
 
-def _stop(proc: subprocess.Popen, grace_s: float) -> None:
+def stop_child(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; returns once it has ended."""
     proc.terminate()
     try:
         proc.wait(timeout=grace_s)

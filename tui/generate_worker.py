@@ -24,6 +24,8 @@ import weakref
 from collections import deque
 from typing import Any
 
+from tui.child_process import stop_child
+
 __all__ = ["IDLE_ENV", "IDLE_S", "GenerateWorker", "idle_timeout"]
 
 IDLE_S = 300.0  # 5 minutes without a request: the worker frees the model and ends
@@ -181,12 +183,7 @@ class GenerateWorker:
                 proc.stdin.close()
         except (OSError, ValueError):
             pass
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, STOP_GRACE_S)
         if pending is not None:
             self.messages.put({"type": "exit", "code": proc.returncode, "id": pending["id"]})
 

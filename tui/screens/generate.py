@@ -18,12 +18,10 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
-from engine.events import EVENTS_FILE, EventTail
 from engine.redact import redact
 from tui import engine_client
 from tui.child_process import run_polled
@@ -36,6 +34,13 @@ from tui.generate_request import (
     output_dir_for,
 )
 from tui.generate_worker import GenerateWorker
+from tui.screens.generate_follow import (
+    CANCEL_GRACE_S,
+    GenDone,
+    GenEvents,
+    GenNote,
+    follow_request,
+)
 from tui.screens.generate_push import PushResult, confirm_modal, push_command, repo_modal
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.generate_form import GenerateForm
@@ -52,41 +57,6 @@ __all__ = [
     "newest_run_with_model",
     "output_dir_for",
 ]
-
-POLL_S = 0.2
-CANCEL_GRACE_S = 5.0  # a cancel not answered by then (a model still loading): the worker goes
-
-
-# -- messages from workers ---------------------------------------------------------------------
-
-
-class GenEvents(Message):
-    def __init__(self, out_dir: Path, events: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.out_dir = out_dir
-        self.events = events
-
-
-class GenNote(Message):
-    """A worker message about the request (`loading`, `loaded`)."""
-
-    def __init__(self, out_dir: Path, note: dict[str, Any]) -> None:
-        super().__init__()
-        self.out_dir = out_dir
-        self.note = note
-
-
-class GenDone(Message):
-    """The request ended: status `completed`, `stopped` or `failed` (`error`: one line, or
-    `log`: the last lines of a worker that exited without answering)."""
-
-    def __init__(self, out_dir: Path, status: str, error: str = "", log: list[str] | None = None):
-        super().__init__()
-        self.out_dir = out_dir
-        self.status = status
-        self.error = error
-        self.log = log or []
-
 
 # -- the screen -------------------------------------------------------------------------------
 
@@ -269,41 +239,14 @@ class GenerateScreen(Screen):
 
     @work(thread=True, exclusive=True, group="generate-follow", exit_on_error=False)
     def _follow(self, request_id: int, out_dir: Path) -> None:
-        """Images as their events come; the worker's answer ends it (or its exit)."""
-        worker = get_current_worker()
-        tail = EventTail(out_dir / EVENTS_FILE)
-        done: GenDone | None = None
-        while done is None and not worker.is_cancelled:
-            message = self.worker.next_message(POLL_S)
-            events = tail.poll()
-            if events:
-                self.post_message(GenEvents(out_dir, events))
-            if message is None or message.get("id") != request_id:
-                if self._cancel_at is not None and time.monotonic() > self._cancel_at:
-                    self.worker.stop()  # still loading: it cannot stop sooner
-                continue
-            kind = message.get("type")
-            if kind in ("loading", "loaded"):
-                self.post_message(GenNote(out_dir, message))
-            elif kind == "done":
-                error = message.get("error") or {}
-                line = f"{error.get('kind', 'error')}: {error.get('message', '')}" if error else ""
-                if error.get("hint"):
-                    line += f"\n→ {error['hint']}"
-                done = GenDone(out_dir, str(message.get("status")), line)
-            elif kind == "exit":
-                if self._cancel_at is not None:
-                    done = GenDone(out_dir, "stopped")
-                else:
-                    log = engine_client.log_tail(out_dir / engine_client.GENERATE_LOG)
-                    log += list(self.worker.stderr_tail)
-                    code = message.get("code")
-                    done = GenDone(out_dir, "failed", f"the generator exited (code {code})", log)
-        if done is not None:
-            events = tail.poll()
-            if events:
-                self.post_message(GenEvents(out_dir, events))
-            self.post_message(done)
+        follow_request(
+            self.worker,
+            request_id,
+            out_dir,
+            self.post_message,
+            cancelled=lambda: get_current_worker().is_cancelled,
+            cancel_deadline=lambda: self._cancel_at,
+        )
 
     @on(GenNote)
     def _on_gen_note(self, message: GenNote) -> None:
