@@ -170,3 +170,31 @@ def test_a_failing_tracker_is_one_warning_and_the_run_goes_on(tiny_dir, tmp_path
         "the run goes on"
     ]
     assert of_type(events, "finished")[-1]["status"] == "completed"
+
+
+@pytest.mark.timeout(600)  # two training runs
+def test_a_resumed_run_replaces_the_steps_after_its_checkpoint_in_tensorboard(
+    tiny_dir, tmp_path, monkeypatch
+):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tests.enginehelpers import resume_from
+
+    code, run_dir, events = train_in_process(
+        tmp_path,
+        train={
+            "max_train_steps": 4,
+            "checkpointing_steps": 2,
+            "validation_steps": 100,
+            "report_to": "tensorboard",
+        },
+        evaluation=EVAL,
+    )
+    assert code == 0, of_type(events, "error")
+    resumed = resume_from(run_dir, 2)  # steps 3 and 4 again, into the same folder
+    assert sorted(resumed) == [3, 4]
+    acc = EventAccumulator(str(run_dir / "tensorboard"))
+    acc.Reload()
+    steps = [s.step for s in acc.Scalars("train/loss")]
+    assert steps == [1, 2, 3, 4]  # each step once: the first attempt's 3 and 4 purged
