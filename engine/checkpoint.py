@@ -6,10 +6,13 @@ checkpoints, the one being written included. A killed save leaves a `.tmp-*` fol
 engine on the run removes it at start (`remove_leftovers`).
 
 checkpoints/step-000500/
-  state.json                        step, method, train_text_encoder, world_size
+  state.json                        step, method, train_text_encoder, world_size (+ ema)
   unet.safetensors                  the UNet's trainable parameters (LoRA: the adapter weights)
   text_encoder.safetensors          when the text encoder is trained
   pytorch_lora_weights.safetensors  LoRA runs: diffusers format, for `load_lora_weights`
+                                    (made with the EMA weights when train.ema_decay is set)
+  ema-unet.safetensors              train.ema_decay: the average of unet.safetensors' weights
+  ema-text_encoder.safetensors      ... and of the text encoder's, when it is trained
   optimizer.pt  scheduler.pt        optimizer and LR scheduler state
   scaler.pt                         fp16: the gradient scaler's state (engine.loss_scaling)
   rng-<rank>.pt                     every RNG state of each process
@@ -120,10 +123,12 @@ def write_checkpoint(
     optimizer,
     lr_scheduler,
     meta: dict[str, Any],
-    lora_writer=None,
+    writer=None,
     scaler=None,
 ) -> Path:
-    """Main process: write the temp folder, fsync, rename. Raises OSError (disk full...)."""
+    """Main process: write the temp folder, fsync, rename. Raises OSError (disk full...).
+    `writer(folder)` writes the run's other files (a LoRA's, the EMA's) and returns what
+    state.json should hold besides `meta`."""
     tmp = temp_dir(run_dir, step)
     tmp.mkdir(parents=True, exist_ok=True)
     try:
@@ -132,8 +137,8 @@ def write_checkpoint(
         faults.hang_in_save(step)
         if text_encoder is not None:
             save_file(trainable_state(text_encoder), str(tmp / "text_encoder.safetensors"))
-        if lora_writer is not None:
-            lora_writer(tmp)
+        if writer is not None:
+            meta = {**meta, **(writer(tmp) or {})}
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
         save_scaler(scaler, tmp)

@@ -71,6 +71,8 @@ def incomplete_reason(folder: Path) -> str | None:
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
         if not isinstance(state.get("step"), int):
             return "state.json has no step"
+        if state.get("ema") and not (folder / "ema-unet.safetensors").is_file():
+            return "ema-unet.safetensors is missing"
     except (OSError, ValueError, AttributeError):
         return "state.json is cut short or unreadable"
     try:

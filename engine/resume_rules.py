@@ -19,7 +19,8 @@ from engine.config import Config, config_to_dict
 from engine.events import EVENTS_FILE, iter_events
 
 #: train keys a checkpoint cannot follow. learning_rate and the adam_* keys: the optimizer's
-#: saved state (its param_groups) would silently put the old values back.
+#: saved state (its param_groups) would silently put the old values back. ema_decay: a checkpoint
+#: without an average cannot start one mid-run as if it had been there all along.
 FROZEN_KEYS = (
     "model",
     "revision",
@@ -35,6 +36,7 @@ FROZEN_KEYS = (
     "adam_beta2",
     "adam_weight_decay",
     "adam_epsilon",
+    "ema_decay",
 )
 #: train keys that name the run rather than how it trains.
 RUN_KEYS = ("output_dir", "run_name")

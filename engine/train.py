@@ -37,7 +37,7 @@ from engine.runs import (
     start_record,
     update_run_json,
 )
-from engine.training import checkpoints, final, samples, setup
+from engine.training import checkpoints, ema, final, samples, setup
 from engine.training.batches import Batches, bucket_step, load_data
 from engine.training.context import RunContext, RunState, StopSignal, rank
 from engine.training.errors import OOM_ADVICE, EngineError, out_of_memory, unexpected
@@ -114,6 +114,13 @@ class Trainer:
         """The optimizer and schedule; the trained models handed to the accelerator."""
         self.opt = setup.build_optimizer(self.models, self.cfg, self.device)
         self.state.compiled = setup.distribute(self.accelerator, self.models, self.opt, self.cfg)
+        self.models.ema = ema.build(self.models, self.cfg, self.accelerator)
+        if self.models.ema is not None:
+            tc = self.cfg.train
+            self.ctx.log(
+                f"EMA of {len(self.models.ema.named)} trained tensors, decay {tc.ema_decay:g}, "
+                f"on the {'CPU' if self.models.ema.on_cpu else 'training device'}"
+            )
 
     # ------------------------------------------------------------------ steps
     def micro_batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, torch.Generator]:
@@ -155,8 +162,9 @@ class Trainer:
             self.state.step = self.state.start_step
             status = self.training.loop() if not self.check_stop() else STOPPED
             if status == COMPLETED:
-                outputs = final.save_final(self.ctx, self.models)
-                samples.sample_or_warn(self.ctx, self.models, self.state.step)
+                with ema.ema_weights(self.models.ema):  # final/ and its samples: the average
+                    outputs = final.save_final(self.ctx, self.models)
+                    samples.sample_or_warn(self.ctx, self.models, self.state.step)
                 if exports := export_at_end(self.ctx):  # train.export
                     outputs["exports"] = exports  # type: ignore[assignment]
             code = 0

@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 
 from engine.cli import main as cli_main
 from engine.config import (
+    EMA_DEVICES,
     EVAL_SCHEDULERS,
     LR_SCHEDULERS,
     METHODS,
@@ -69,6 +70,9 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         False,
     ),
     "adam_beta2-1": ({"adam_beta2": 1.0}, {}, True),
+    "ema": ({"ema_decay": 0.99}, {}, False),
+    "ema-cpu-lora": ({"ema_decay": 0.99, "ema_device": "cpu", "method": "lora"}, {}, False),
+    "ema_decay-1": ({"ema_decay": 1.0}, {}, True),
     "precision-bf16": ({"mixed_precision": "bf16"}, {}, False),
     "precision-fp16": ({"mixed_precision": "fp16"}, {}, not CUDA),
     "eval-euler_a": ({}, {"scheduler": "euler_a"}, False),
@@ -140,6 +144,7 @@ def test_every_choice_and_flag_has_a_case():
     assert set(LR_SCHEDULERS) <= train_values["lr_scheduler"]
     assert set(OPTIMIZERS) <= train_values["optimizer"]
     assert set(MIXED_PRECISIONS) <= train_values["mixed_precision"]
+    assert set(EMA_DEVICES) <= train_values["ema_device"]
     assert set(EVAL_SCHEDULERS) <= eval_values["scheduler"]
     assert set(REPORT_TO) <= train_values["report_to"]
     for name, field in TrainConfig.model_fields.items():

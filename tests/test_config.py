@@ -99,6 +99,8 @@ DESIGN_DEFAULTS = {
         "adam_beta2": 0.999,
         "adam_weight_decay": 1e-2,
         "adam_epsilon": 1e-8,
+        "ema_decay": None,
+        "ema_device": "gpu",
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],

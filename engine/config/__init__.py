@@ -27,6 +27,7 @@ from engine.config.load import load_config, parse_config_text, read_config
 from engine.config.paths import check_paths
 from engine.config.schema import (
     DEFAULT_LEARNING_RATES,
+    EMA_DEVICES,
     EVAL_SCHEDULERS,
     LR_SCHEDULERS,
     METHODS,
@@ -49,6 +50,7 @@ from engine.sources import BUILTIN_TINY, is_local_path
 __all__ = [
     "BUILTIN_TINY",
     "DEFAULT_LEARNING_RATES",
+    "EMA_DEVICES",
     "EVAL_SCHEDULERS",
     "LR_SCHEDULERS",
     "METHODS",

@@ -64,6 +64,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "adam_weight_decay",
             "adam_epsilon",
             "max_grad_norm",
+            "ema_decay",
             "snr_gamma",
             "offset_noise",
             "masked_loss",
@@ -77,6 +78,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
             "gradient_checkpointing",
             "cache_latents",
             "torch_compile",
+            "ema_device",
             "num_processes",
         )
     ],

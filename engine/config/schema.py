@@ -12,6 +12,7 @@ from engine.config.field_types import (
     Bool,
     NonNegFloat,
     NonNegInt,
+    OptDecay,
     OptPosFloat,
     OptPosInt,
     OptSize,
@@ -40,6 +41,7 @@ LR_SCHEDULERS = (
 METHODS = ("full", "lora")
 OPTIMIZERS = ("adamw", "adamw8bit")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
+EMA_DEVICES = ("gpu", "cpu")
 EVAL_SCHEDULERS = SCHEDULERS  # the samplers (engine.schedulers names them)
 REPORT_TO = ("none", "tensorboard", "wandb")  # train.report_to (engine.training.report_to)
 EXPORT_FORMATS = ("kohya", "single-file")  # what `train.export` may write (engine.export)
@@ -51,6 +53,7 @@ Method = enum_of(METHODS)
 Optimizer = enum_of(OPTIMIZERS)
 MixedPrecision = enum_of(MIXED_PRECISIONS, false_means="no")
 LrScheduler = enum_of(LR_SCHEDULERS)
+EmaDevice = enum_of(EMA_DEVICES)
 EvalScheduler = enum_of(EVAL_SCHEDULERS)
 ExportFormats = choice_list(EXPORT_FORMATS)
 ReportTo = enum_of(REPORT_TO, false_means="none")
@@ -173,6 +176,17 @@ class TrainConfig(_Section):
         1.0e-8, description="AdamW's epsilon, added to the update's denominator for stability."
     )
     max_grad_norm: PosFloat = Field(1.0, description="Gradients are clipped to this norm.")
+    ema_decay: OptDecay = Field(
+        None,
+        description="Keep an EMA (moving average) of the trained weights with this decay, e.g. "
+        "0.999; samples, final/ and exports use it. It ramps up as (1+n)/(10+n) over the first "
+        "updates. null: off.",
+    )
+    ema_device: EmaDevice = Field(
+        "gpu",
+        description="Where the EMA weights live: gpu (beside the weights; the CPU if there is no "
+        "GPU) or cpu (no GPU memory; the weights are copied out after each update).",
+    )
     mixed_precision: MixedPrecision = Field(
         "no", description="no (fp32), fp16 or bf16 mixed precision."
     )

@@ -182,12 +182,15 @@ def _dtype_kwarg_name() -> str:
 
 def _load_full_checkpoint(pipe, ckpt: Path, names: tuple[str, ...]) -> None:
     """Put a full fine-tune checkpoint's trained weights (`names`: "unet" first, then the text
-    encoders, as the model's family trains them) into the base pipeline."""
+    encoders, as the model's family trains them) into the base pipeline: their EMA where the run
+    kept one (the weights its samples and final/ use, engine.training.ema)."""
     from safetensors.torch import load_file
 
     for name in names:
         module = getattr(pipe, name)
-        path = ckpt / f"{name}.safetensors"
+        path = ckpt / f"ema-{name}.safetensors"
+        if not path.exists():
+            path = ckpt / f"{name}.safetensors"
         if not path.exists():
             if name == "unet":
                 raise GenerateError(f"checkpoint '{ckpt}' has no unet.safetensors", kind="data")

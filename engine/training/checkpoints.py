@@ -13,6 +13,7 @@ from engine.config import Config, config_to_dict
 from engine.resume_rules import config_changes, previous_config, refusal
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext
+from engine.training.ema import ema_weights
 from engine.training.errors import EngineError, disk_error
 from engine.training.setup import Models, Optimization
 
@@ -31,9 +32,14 @@ def save(ctx: RunContext, models: Models, opt: Optimization, step: int) -> Path 
         unet = acc.unwrap_model(models.unet)
         te = models.trainable_text_encoder(acc)
         tes = models.trained_text_encoders(acc)
-        lora_writer = (
-            (lambda d: models.family.save_lora(d, unet, tes)) if tc.method == "lora" else None
-        )
+
+        def writer(folder: Path) -> dict:
+            """The LoRA file (the weights samples use: the EMA's, if any) and the EMA."""
+            if tc.method == "lora":
+                with ema_weights(models.ema):
+                    models.family.save_lora(folder, unet, tes)
+            return {"ema": models.ema.save(folder)} if models.ema is not None else {}
+
         meta = {
             "method": tc.method,
             "train_text_encoder": models.train_te,
@@ -49,7 +55,7 @@ def save(ctx: RunContext, models: Models, opt: Optimization, step: int) -> Path 
                 opt.optimizer,
                 opt.lr_scheduler,
                 meta,
-                lora_writer,
+                writer,
                 acc.scaler,
             )
         except OSError as exc:
@@ -108,6 +114,8 @@ def restore(ctx: RunContext, models: Models, opt: Optimization, resume: str | No
         acc.process_index,
         acc.scaler,
     )
+    if models.ema is not None:
+        models.ema.load(path, ckpt.read_state(path).get("ema"))
     ctx.log(f"resumed from {path.name} (step {step})")
     return step
 

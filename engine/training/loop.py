@@ -142,6 +142,8 @@ class Training:
                 f"step {step}: fp16 gradient overflow, update skipped "
                 f"(loss scale now {acc.scaler.get_scale():g}; the LR schedule does not advance)"
             )
+        if self.models.ema is not None:
+            self.models.ema.update()
         gn = float(grad_norm)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

@@ -11,6 +11,7 @@ import torch
 
 from engine import faults
 from engine.training.context import RunContext
+from engine.training.ema import ema_weights
 from engine.training.final import final_pipeline
 from engine.training.setup import Models
 
@@ -53,7 +54,11 @@ def sample(ctx: RunContext, models: Models, step: int) -> None:
     unet = ctx.accelerator.unwrap_model(models.unet)
     unet.eval()
     try:
-        with encoders_on_device(models, ctx.device), ctx.accelerator.autocast():
+        with (
+            ema_weights(models.ema),  # made with the weights final/ will hold
+            encoders_on_device(models, ctx.device),
+            ctx.accelerator.autocast(),
+        ):
             pipe = validation_pipeline(ctx, models)
             index = []
             for pi, prompt in enumerate(ec.prompts):

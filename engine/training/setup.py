@@ -63,6 +63,7 @@ class Models:
     vae: torch.nn.Module
     train_te: bool  # the text encoder is trained
     offloaded: bool = False  # the frozen encoders wait on the CPU between uses (cached latents)
+    ema: Any = None  # engine.training.ema.Ema: the trained weights' average (train.ema_decay)
 
     @property
     def tokenizer(self) -> Any:
