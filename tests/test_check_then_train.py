@@ -70,6 +70,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         False,
     ),
     "adam_beta2-1": ({"adam_beta2": 1.0}, {}, True),
+    "optimizer-prodigy": ({"optimizer": "prodigy", "learning_rate": 1.0}, {}, False),
     "ema": ({"ema_decay": 0.99}, {}, False),
     "ema-cpu-lora": ({"ema_decay": 0.99, "ema_device": "cpu", "method": "lora"}, {}, False),
     "ema_decay-1": ({"ema_decay": 1.0}, {}, True),

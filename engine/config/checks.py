@@ -3,8 +3,9 @@
 `dreambooth-tui check` and `train` run `preflight` after the config file validates, and the
 engine runs it again as it starts (the app starts the engine directly), so whatever `check`
 accepts trains, and whatever cannot work here is refused in one line (exit 2) naming the key and
-the fix: mixed precision the device lacks, an optimizer its library cannot run, more processes
-than GPUs, torch.compile without a compiler, a train.report_to tracker not installed, and a base model of a family the engine does not
+the fix: mixed precision the device lacks, an optimizer its library cannot run (or
+not installed), more processes than GPUs, torch.compile without a compiler, a train.report_to
+tracker not installed, and a base model of a family the engine does not
 train (read from its model_index.json alone, see engine/model_family.py).
 
 torch and bitsandbytes are imported only when a check needs them.
@@ -76,6 +77,14 @@ def device_problems(cfg: Config, machine: Machine) -> list[tuple[str, str]]:
                 "train.report_to",
                 f"{t.report_to} is not installed; pip install {t.report_to} (or pip install "
                 f"'dreambooth-tui[logging]'), or set report_to: none",
+            )
+        )
+    if t.optimizer == "prodigy" and not _installed("prodigyopt"):
+        out.append(
+            (
+                "train.optimizer",
+                "prodigy needs the prodigyopt package, which is not installed here; "
+                "pip install prodigyopt, or set adamw",
             )
         )
     if t.torch_compile and not machine.cuda and not _has_compiler():

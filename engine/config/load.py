@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config.errors import ConfigError, and_list, show_value
+from engine.config.rules import rule_warnings
 from engine.config.schema import REQUIRED_TRAIN_KEYS, RETIRED_KEYS, Config
 from engine.config.tutorial import is_tutorial_format, translate_tutorial
 from engine.config.validation import validate_data
@@ -59,7 +60,8 @@ def parse_config_text(
                 warnings.append(f"{source}: {section}.{key}: no longer used ({why}); ignored")
     if overrides:
         data = _deep_merge(data, overrides)
-    return validate_data(data, source, tree, key_map), warnings
+    cfg = validate_data(data, source, tree, key_map)
+    return cfg, warnings + [f"{source}: {w}" for w in rule_warnings(cfg.train)]
 
 
 def read_config(path: str | Path, overrides: dict | None = None) -> tuple[Config, list[str]]:

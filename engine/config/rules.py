@@ -115,3 +115,24 @@ def rule_problems(train: Any) -> list[RuleProblem]:
             )
         )
     return out
+
+
+#: Prodigy's learning_rate multiplies the step size it finds: outside this range, a warning.
+PRODIGY_LR_RANGE = (0.1, 10.0)
+
+
+def rule_warnings(train: Any) -> list[RuleProblem]:
+    """Settings that train but are probably not what was meant (a warning line each)."""
+    out: list[RuleProblem] = []
+    lo, hi = PRODIGY_LR_RANGE
+    if train.optimizer == "prodigy" and not lo <= train.learning_rate <= hi:
+        out.append(
+            RuleProblem(
+                "train.learning_rate",
+                f"{train.learning_rate:g} with optimizer prodigy, which finds its own step size "
+                "and multiplies it by learning_rate: 1.0 is recommended (0.5-2 when tuning); "
+                "a value meant for AdamW makes it far too small or too large",
+                "train.learning_rate",
+            )
+        )
+    return out

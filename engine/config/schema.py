@@ -39,7 +39,7 @@ LR_SCHEDULERS = (
     "piecewise_constant",
 )
 METHODS = ("full", "lora")
-OPTIMIZERS = ("adamw", "adamw8bit")
+OPTIMIZERS = ("adamw", "adamw8bit", "prodigy")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 EMA_DEVICES = ("gpu", "cpu")
 EVAL_SCHEDULERS = SCHEDULERS  # the samplers (engine.schedulers names them)
@@ -60,6 +60,8 @@ ReportTo = enum_of(REPORT_TO, false_means="none")
 
 
 DEFAULT_LEARNING_RATES = {"full": 5.0e-6, "lora": 1.0e-4}
+#: Prodigy finds its own step size; learning_rate multiplies it (its authors recommend 1.0).
+PRODIGY_LEARNING_RATE = 1.0
 
 # Keys earlier versions wrote (run directories keep their config.yaml): accepted and ignored.
 RETIRED_KEYS = {
@@ -77,10 +79,13 @@ class TrainConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _default_learning_rate(cls, data: Any) -> Any:
-        """An unset learning rate follows the method: 5e-6 full fine-tune, 1e-4 LoRA."""
+        """An unset learning rate follows the method: 5e-6 full fine-tune, 1e-4 LoRA; 1.0 with
+        the prodigy optimizer, whatever the method."""
         if isinstance(data, dict) and data.get("learning_rate") is None:
             method = str(data.get("method") or "full").lower()
-            if method in ("full", "lora"):
+            if str(data.get("optimizer") or "").strip().lower() == "prodigy":
+                data = {**data, "learning_rate": PRODIGY_LEARNING_RATE}
+            elif method in ("full", "lora"):
                 data = {**data, "learning_rate": DEFAULT_LEARNING_RATES[method]}
         return data
 
@@ -143,7 +148,8 @@ class TrainConfig(_Section):
     )
     learning_rate: PosFloat = Field(
         5.0e-6,
-        description="Learning rate of the optimizer (when unset: 5e-6 for full, 1e-4 for lora).",
+        description="Learning rate of the optimizer (when unset: 5e-6 for full, 1e-4 for lora; "
+        "1.0 for prodigy, where it multiplies the step size Prodigy finds).",
     )
     lr_scheduler: LrScheduler = Field(
         "constant", description="How the learning rate changes over training."
@@ -161,7 +167,9 @@ class TrainConfig(_Section):
         "100, x0.1 before 300, then x0.01).",
     )
     optimizer: Optimizer = Field(
-        "adamw", description="adamw, or adamw8bit (bitsandbytes, less memory, CUDA only)."
+        "adamw",
+        description="adamw; adamw8bit (bitsandbytes, less memory); prodigy (prodigyopt: finds "
+        "its own step size, learning_rate 1.0; takes the adam_* keys too).",
     )
     adam_beta1: Beta = Field(
         0.9, description="AdamW's beta1: how long gradients are averaged (momentum); 0 <= x < 1."

@@ -28,6 +28,7 @@ from engine.training import checkpoints, samples
 from engine.training.batches import Batches
 from engine.training.context import RunContext, RunState
 from engine.training.errors import EngineError
+from engine.training.optimizers import effective_lr
 from engine.training.setup import Models, Optimization
 
 
@@ -136,7 +137,7 @@ class Training:
             )
         # The total norm before clipping (max_grad_norm > 0: the config refuses anything else).
         grad_norm = acc.clip_grad_norm_(self.opt.params, tc.max_grad_norm)
-        lr = self.opt.lr_scheduler.get_last_lr()[0]
+        lr = effective_lr(self.opt.optimizer, self.opt.lr_scheduler.get_last_lr()[0])
         if optimizer_update(self.opt.optimizer, self.opt.lr_scheduler, acc.scaler):
             self.ctx.log(
                 f"step {step}: fp16 gradient overflow, update skipped "
