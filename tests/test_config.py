@@ -339,7 +339,7 @@ def test_overrides():
         ),
         (
             with_train("optimizer: sgd\n"),
-            "demo.yaml: train.optimizer: must be one of adamw, adamw8bit; got 'sgd'",
+            "demo.yaml: train.optimizer: must be one of adamw, adamw8bit, prodigy; got 'sgd'",
         ),
         (
             with_train("mixed_precision: fp8\n"),
