@@ -106,6 +106,23 @@ def test_ones_weights_are_the_plain_loss_up_to_rounding():
     assert ones.item() == pytest.approx(plain.item(), rel=1e-6)
 
 
+def test_with_prior_preservation_only_the_instance_rows_are_weighted():
+    gen = torch.Generator().manual_seed(2)
+    pred, target = (
+        torch.randn((4, 4, 8, 8), generator=gen),
+        torch.randn((4, 4, 8, 8), generator=gen),
+    )
+    t = torch.zeros(4, dtype=torch.long)
+    weights = torch.zeros((2, 1, 8, 8))
+    weights[..., 4:] = 1  # two instance rows, masked; two class rows follow
+    loss = dreambooth_loss(pred, target, t, num_instance=2, prior_loss_weight=0.5, weights=weights)
+    instance = ((pred[:2] - target[:2]) ** 2)[..., 4:].mean(dim=(1, 2, 3)).mean()
+    prior = ((pred[2:] - target[2:]) ** 2).mean()  # the class images count fully
+    assert loss.instance.item() == pytest.approx(instance.item(), rel=1e-6)
+    assert loss.prior.item() == pytest.approx(prior.item(), rel=1e-6)
+    assert loss.total.item() == pytest.approx((instance + 0.5 * prior).item(), rel=1e-6)
+
+
 # ---------------------------------------------------------------------------------- the files
 def test_mask_files_are_not_training_images(tmp_path):
     _masked_folder(tmp_path, [(32, 32), (40, 32)])
