@@ -112,7 +112,7 @@ for name in "${TERMINALS[@]}"; do
     shoot "$dir/data.png" sleep:8
     mkdir -p "$RUN/generated"
     shoot "$dir/generate.png" 4 sleep:2 ctrl+g "png:$RUN/generated"
-    shoot "$dir/big.png" Escape o sleep:2
+    shoot "$dir/big.png" Escape o sleep:10
     xdotool key Escape q 2>/dev/null || true
     sleep 2
     kill "$PID" 2>/dev/null || true
