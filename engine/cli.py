@@ -31,6 +31,7 @@ VERBS = (
     "push-dataset",
     "push-model",
     "export",
+    "sample",
     "tiny",
     "run",
     "generate-worker",
@@ -431,7 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="latest or a checkpoint folder")
     p.set_defaults(func=cmd_run)
 
-    for module in ("engine.cli_generate", "engine.cli_hub", "engine.cli_export"):
+    for module in (
+        "engine.cli_generate",
+        "engine.cli_hub",
+        "engine.cli_export",
+        "engine.cli_sample",
+    ):
         try:
             mod = __import__(module, fromlist=["register"])
         except ImportError:

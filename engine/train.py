@@ -37,6 +37,7 @@ from engine.runs import (
     start_record,
     update_run_json,
 )
+from engine.sample_request import discard_request
 from engine.training import checkpoints, ema, final, samples, setup
 from engine.training.batches import Batches, bucket_step, load_data
 from engine.training.context import RunContext, RunState, StopSignal, rank
@@ -228,6 +229,8 @@ class Trainer:
         """The `finished` event and run.json's end, whatever happened."""
         if self.gpu_monitor is not None:
             self.gpu_monitor.stop()
+        if self.is_main and discard_request(self.run_dir):  # came after the last step
+            self.events.log("a sample request came too late: the run ended first", "warning")
         # one duration everywhere (runs.run_duration): this session plus earlier ones
         now, state = time.time(), self.state
         duration = finish_record(self.run_dir, now) if state.recorded else None

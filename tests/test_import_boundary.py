@@ -42,6 +42,7 @@ CONTRACT_MODULES = (
     "engine.images",  # listing and opening image files (PIL)
     "engine.term_images",  # terminal image-protocol detection
     "engine.sources",  # the one rule: builtin:tiny, local folder or hub id
+    "engine.sample_request",  # sample now: the request file the Train screen's key writes
 )
 
 

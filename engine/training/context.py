@@ -65,7 +65,10 @@ class RunContext:
 
     def should_stop(self) -> bool:
         """All processes agree to stop when any one was signalled."""
-        flag = self.stop.requested
+        return self.any_process(self.stop.requested)
+
+    def any_process(self, flag: bool) -> bool:
+        """True on every process when `flag` is true on any one (a collective: all call it)."""
         acc = self.accelerator
         if acc.num_processes > 1:
             t = torch.tensor([1.0 if flag else 0.0], device=acc.device)

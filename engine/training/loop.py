@@ -24,7 +24,7 @@ from engine.recipe import (
     sample_timesteps,
 )
 from engine.runs import COMPLETED, STOPPED
-from engine.training import checkpoints, samples
+from engine.training import checkpoints, sample_now, samples
 from engine.training.batches import Batches
 from engine.training.context import RunContext, RunState
 from engine.training.errors import EngineError
@@ -67,6 +67,7 @@ class Training:
                 state.compiled = None
             state.step = step
             self.step_event(step, loss_v, parts, gn, lr)
+            sample_now.serve(self.ctx, self.models, step)  # a user's request, if one came
             if step == tc.max_train_steps:
                 break  # final/ is written first, then the last samples (the run)
             if step % tc.validation_steps == 0:

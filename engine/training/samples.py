@@ -39,16 +39,27 @@ def encoders_on_device(models: Models, device: torch.device) -> Iterator[None]:
             torch.cuda.empty_cache()
 
 
-def sample(ctx: RunContext, models: Models, step: int) -> None:
+def sample(
+    ctx: RunContext,
+    models: Models,
+    step: int,
+    prompts: list[str] | None = None,
+    folder: str | None = None,
+    **extra: Any,
+) -> None:
     """Validation images, each made as `generate` makes it (engine.render): one image per
-    forward pass, image i of a prompt from a CPU generator seeded evaluation.seed + i."""
+    forward pass, image i of a prompt from a CPU generator seeded evaluation.seed + i.
+
+    `prompts` default to evaluation.prompts, `folder` (under samples/) to step-NNNNNN; `extra`
+    fields go into each `sample` event (a sample-now request's `requested`)."""
     from engine.render import render
 
     ec = ctx.cfg.evaluation
-    if not ec.prompts or not ctx.is_main:
+    prompts = ec.prompts if prompts is None else prompts
+    if not prompts or not ctx.is_main:
         return
     faults.check_sample(step)
-    out = ctx.run_dir / "samples" / f"step-{step:06d}"
+    out = ctx.run_dir / "samples" / (folder or f"step-{step:06d}")
     out.mkdir(parents=True, exist_ok=True)
     res = ctx.cfg.train.resolution
     unet = ctx.accelerator.unwrap_model(models.unet)
@@ -61,7 +72,7 @@ def sample(ctx: RunContext, models: Models, step: int) -> None:
         ):
             pipe = validation_pipeline(ctx, models)
             index = []
-            for pi, prompt in enumerate(ec.prompts):
+            for pi, prompt in enumerate(prompts):
                 paths = []
                 for i in range(ec.num_images):
                     (image,) = render(
@@ -78,17 +89,21 @@ def sample(ctx: RunContext, models: Models, step: int) -> None:
                     image.save(p)
                     paths.append(str(p.relative_to(ctx.run_dir)))
                 index.append({"prompt": prompt, "paths": paths, "seed": ec.seed})
-                ctx.events.emit("sample", step=step, prompt=prompt, paths=paths, seed=ec.seed)
+                ctx.events.emit(
+                    "sample", step=step, prompt=prompt, paths=paths, seed=ec.seed, **extra
+                )
             (out / "prompts.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
     finally:
         unet.train()
 
 
-def sample_or_warn(ctx: RunContext, models: Models, step: int) -> None:
+def sample_or_warn(ctx: RunContext, models: Models, step: int, **options: Any) -> None:
     """Sampling never ends a run: a failure (out of memory, disk, anything) is a warning
-    and training goes on (issue 9: the finished model must survive a late failure)."""
+    and training goes on (issue 9: the finished model must survive a late failure). Every
+    process calls it and leaves it together (only the main one samples). `options`: sample()'s
+    prompts, folder and event fields."""
     try:
-        sample(ctx, models, step)
+        sample(ctx, models, step, **options)
     except Exception as exc:
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()

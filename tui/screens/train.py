@@ -26,6 +26,7 @@ from tui import engine_client
 from tui.config_edits import first_problem
 from tui.follower import Batch, RunFollower, apply_batch, follow_loop, launched_process
 from tui.run_model import RunModel
+from tui.screens.train_sample import sample_now_dialog, send_request
 from tui.screens.train_summary import config_summary
 from tui.state import RunAttached
 from tui.widgets import plot_data
@@ -92,6 +93,14 @@ class TrainScreen(Screen):
             "Resume",
             id="train.resume",
             tooltip="Resume this stopped or crashed run from its latest checkpoint",
+        ),
+        Binding(
+            "n",
+            "sample_now",
+            "Sample now",
+            id="train.sample_now",
+            tooltip="Ask the running engine for samples at its next step, with a prompt of "
+            "your choice; training goes on",
         ),
         Binding(
             "o",
@@ -274,7 +283,7 @@ class TrainScreen(Screen):
         live = model is not None and model.is_live
         if action == "start":
             return not live and not self._starting
-        if action == "stop":
+        if action in ("stop", "sample_now"):
             return live and not model.stopping  # type: ignore[union-attr]
         if action == "resume":
             return (
@@ -366,6 +375,25 @@ class TrainScreen(Screen):
         else:
             self.notify("The run is not live any more", title="Train", severity="warning")
         self.refresh_bindings()
+
+    def action_sample_now(self) -> None:
+        if self.model is None or not self.model.is_live or self.run_dir is None:
+            return
+        run_dir = self.run_dir
+        self.app.push_screen(
+            sample_now_dialog(self.model.config),
+            lambda answer: answer is not None and self._ask_samples(run_dir, answer[0]),
+        )
+
+    @work(thread=True, group="train-sample", exit_on_error=False)
+    def _ask_samples(self, run_dir: Path, prompt: str) -> None:
+        try:  # a file write: off the UI thread (the run folder may be on shared storage)
+            said, severity = send_request(run_dir, prompt), "information"
+        except Exception as exc:  # shown to the user, never a crash
+            said, severity = str(exc), "error"
+        self.app.call_from_thread(
+            self.notify, said, title="Sample now", severity=severity, markup=False
+        )
 
     def action_resume(self) -> None:
         if self.run_dir is None:
