@@ -8,6 +8,7 @@ with it the app's exit, until the child ends (a Hub upload can take an hour).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -26,19 +27,24 @@ def run_polled(
     poll_s: float = 0.1,
     grace_s: float = 5.0,
     timeout_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
     """(return code, stdout + stderr). Output goes to a temporary file, not a pipe, so a
-    chatty child never blocks on a full pipe while nobody reads it."""
+    chatty child never blocks on a full pipe while nobody reads it. `progress` gets the
+    child's newest output line whenever it printed more."""
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
         )
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        seen = 0
         try:
             while proc.poll() is None:
                 if cancelled() or (deadline is not None and time.monotonic() > deadline):
                     stop_child(proc, grace_s)
                     break
+                if progress is not None:
+                    seen = _report(out.fileno(), seen, progress)
                 time.sleep(poll_s)
         finally:
             if proc.poll() is None:  # an exception in the loop: never leave it running
@@ -47,6 +53,18 @@ def run_polled(
         output = out.read().decode("utf-8", errors="replace")
     code = proc.returncode
     return (CANCELLED if code is None else code), output
+
+
+def _report(fd: int, seen: int, progress: Callable[[str], None]) -> int:
+    """progress(the newest line) when the output grew past `seen`; the new size. pread: the
+    child shares the file offset, which a seek here would move under its writes."""
+    size = os.fstat(fd).st_size
+    if size > seen:
+        tail = os.pread(fd, 4096, max(0, size - 4096)).decode("utf-8", errors="replace")
+        lines = [ln.strip() for ln in tail.splitlines() if ln.strip()]
+        if lines:
+            progress(lines[-1])
+    return size
 
 
 def stop_child(proc: subprocess.Popen, grace_s: float) -> None:

@@ -19,14 +19,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, Input, Static
+from textual.widgets import Header, Input, Select, Static
 from textual.worker import get_current_worker
 
 from engine.redact import redact
 from tui import engine_client
 from tui.child_process import run_polled
+from tui.export_command import ExportSource, source_for
 from tui.generate_request import (
     SOURCE_CUSTOM,
+    SOURCE_FINAL,
     GenerateRequest,
     generate_args,
     model_choices,
@@ -42,6 +44,7 @@ from tui.screens.generate_follow import (
     follow_request,
 )
 from tui.screens.generate_push import PushResult, confirm_modal, push_command, repo_modal
+from tui.widgets.export_dialog import open_export
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.generate_form import GenerateForm
 from tui.widgets.image_grid import ImageGrid
@@ -102,6 +105,14 @@ class GenerateScreen(Screen):
             "Push model",
             id="generate.push",
             tooltip="Push this run's model to the Hugging Face Hub (dry run first)",
+        ),
+        Binding(
+            "e",
+            "export",
+            "Export",
+            id="generate.export",
+            tooltip="Export the chosen run model (final or checkpoint) for A1111, ComfyUI or "
+            "diffusers",
         ),
         Binding(
             "slash", "focus_prompt", "Prompt", id="generate.focus_prompt", tooltip="Type a prompt"
@@ -194,6 +205,8 @@ class GenerateScreen(Screen):
             return self.generating
         if action == "push":
             return self._run_dir is not None and not self._pushing
+        if action == "export":
+            return self._export_source() is not None
         if action == "open_image":
             grids = self.query("#images")
             return bool(grids) and bool(grids.first(ImageGrid).items)
@@ -340,6 +353,24 @@ class GenerateScreen(Screen):
     def action_blur(self) -> None:
         self.set_focus(None)
         self.history.reset()
+
+    # -- export ---------------------------------------------------------------------------------
+    def _export_source(self) -> ExportSource | None:
+        """The run model the picker shows (final or a checkpoint); None for other sources."""
+        source = self._form().request(self._run_dir).source if self._run_dir else ""
+        if source == SOURCE_FINAL:
+            return source_for(self._run_dir)
+        if source.startswith("ckpt:"):
+            return source_for(self._run_dir, int(source.removeprefix("ckpt:")))
+        return None
+
+    @on(Select.Changed, "#model-source")
+    def _source_changed(self) -> None:
+        self.refresh_bindings()  # export applies to a run's final model or checkpoint only
+
+    def action_export(self) -> None:
+        if (source := self._export_source()) is not None:
+            open_export(self, source)
 
     # -- push to the Hub ------------------------------------------------------------------------
     def action_push(self) -> None:

@@ -1,7 +1,8 @@
 """Runs: every run under the output folder, newest first, refreshed every 2 s (in a worker).
 
 Enter attaches (Train screen); `r` resumes a stopped, failed or crashed run; `d` deletes after
-asking; `space` marks runs and `o` overlays the loss curves of the marked ones.
+asking; `space` marks runs and `o` overlays the loss curves of the marked ones; `e` exports
+the run's model (tui/widgets/export_dialog.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from textual.widgets import DataTable, Header, Static
 
 from engine.runs import RunInfo
 from tui import engine_client
+from tui.export_command import has_model, source_for
 from tui.runs_index import COLUMNS, RunsIndex, fit_columns, fmt_step
 from tui.widgets import plot_data
+from tui.widgets.export_dialog import open_export
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
@@ -98,6 +101,13 @@ class RunsScreen(Screen):
             "Resume",
             id="runs.resume",
             tooltip="Start this stopped, failed or crashed run again from its latest checkpoint",
+        ),
+        Binding(
+            "e",
+            "export",
+            "Export",
+            id="runs.export",
+            tooltip="Export this run's model for AUTOMATIC1111, ComfyUI or diffusers",
         ),
         Binding(
             "d",
@@ -297,6 +307,8 @@ class RunsScreen(Screen):
             return info is not None and info.resumable
         if action == "delete":
             return info is not None and not info.live
+        if action == "export":
+            return info is not None and has_model(info.run_dir)
         if action == "close_overlay":
             return self.query_one("#runs-plot").display
         return True
@@ -356,6 +368,10 @@ class RunsScreen(Screen):
             self.post_message(RunActionDone(f"{run_dir.name}: not resumed: {exc}", error=True))
             return
         self.post_message(RunActionDone(f"Resuming {run_dir.name}", attach=run_dir))
+
+    def action_export(self) -> None:
+        if (info := self.current) is not None:
+            open_export(self, source_for(info.run_dir))
 
     def action_delete(self) -> None:
         info = self.current
