@@ -5,9 +5,9 @@ screen (the chosen final model or checkpoint) opens a dialog (format, fuse, prec
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
+from conftest_tui import wait_for
 from fakeruns import add_full_checkpoint, make_full_run, make_lora_run
 from rich.text import Text
 from textual.widgets import Button, Checkbox, RadioSet, Select, Static
@@ -23,15 +23,6 @@ from tui.widgets.export_dialog import ExportModal
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "sample_configs" / "demo.yaml"
-
-
-async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def state_for(runs: Path, run_dir: Path | None = None) -> AppState:

@@ -44,15 +44,23 @@ class ExportModal(Dialog):
         height: auto;
         background: $surface;
     }
+    ExportModal > .dialog {
+        width: 80;
+    }
     ExportModal RadioSet:focus, ExportModal Checkbox:focus {
+        border: none;
         background: $boost;
+    }
+    ExportModal RadioSet {
+        width: 100%;
     }
     ExportModal #export-dtype {
         layout: horizontal;
         width: auto;
     }
-    ExportModal #export-dtype RadioButton {
-        margin-right: 2;
+    ExportModal #export-dtype > RadioButton {
+        width: auto;
+        margin-right: 3;
     }
     ExportModal .export-label {
         color: $text-muted;
