@@ -130,3 +130,31 @@ def test_cli_sample_bad_input_is_one_line_exit_2(tmp_path, live):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_sampling_on_request_leaves_every_global_rng_as_it_was(tmp_path, monkeypatch):
+    """Whatever the pipeline draws from the global RNGs (the tiny one draws nothing), training
+    after the request sees them as they were: dropout and the like stay as in a run without it."""
+    import random
+    from types import SimpleNamespace
+
+    from engine.training import sample_now, samples
+
+    (tmp_path / REQUEST_FILE).write_text(json.dumps({"v": 1, "prompts": ["p"]}))
+    ctx = SimpleNamespace(
+        is_main=True,
+        run_dir=tmp_path,
+        cfg=SimpleNamespace(evaluation=SimpleNamespace(prompts=["from the config"])),
+        log=lambda *args: None,
+        any_process=lambda flag: flag,
+    )
+    drawn = []
+
+    def draw_while_sampling(ctx, models, step, **options):
+        drawn.append((torch.rand(1), random.random(), options))
+
+    monkeypatch.setattr(samples, "sample_or_warn", draw_while_sampling)
+    torch_state, py_state = torch.get_rng_state().clone(), random.getstate()
+    sample_now.serve(ctx, None, 5)
+    assert [d[2]["prompts"] for d in drawn] == [["p"]] and drawn[0][2]["requested"] is True
+    assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == py_state
