@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from enginehelpers import cli, losses, of_type, prepare, train_in_process
+from enginehelpers import cli, losses, of_type, prepare, train_in_process, write_config
 
 from engine.events import EventWriter
 from engine.runs import RunLock
@@ -159,3 +159,45 @@ def test_sampling_on_request_leaves_every_global_rng_as_it_was(tmp_path, monkeyp
     sample_now.serve(ctx, None, 5)
     assert [d[2]["prompts"] for d in drawn] == [["p"]] and drawn[0][2]["requested"] is True
     assert torch.equal(torch.get_rng_state(), torch_state) and random.getstate() == py_state
+
+
+@pytest.mark.timeout(600)
+def test_two_processes_serve_a_request_and_stay_in_step(tiny_dir, tmp_path):
+    """accelerate launch, 2 processes (gloo on the CPU): the main one takes the request, the
+    other waits for its samples, and both finish the run together."""
+    import subprocess
+    import time
+
+    from test_multiprocess import _train
+
+    from engine.events import read_events
+
+    cfg = write_config(
+        tmp_path,
+        train={"max_train_steps": 12, "validation_steps": 1000, "checkpointing_steps": 1000},
+    )
+    out = tmp_path / "cli.log"
+    with open(out, "w") as log:
+        proc = _train(cfg, "--quiet", log=log)
+        deadline, run_dir = time.monotonic() + 300, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            runs = list((tmp_path / "runs").glob("*/events.jsonl"))
+            if runs and of_type(read_events(runs[0]), "step"):
+                run_dir = runs[0].parent
+                break
+            time.sleep(0.1)
+        assert run_dir is not None, out.read_text()[-3000:]
+        asked_after = max(e["step"] for e in of_type(read_events(run_dir / "events.jsonl"), "step"))
+        request_samples(run_dir, ["two processes"])
+        try:
+            assert proc.wait(timeout=400) == 0, out.read_text()[-3000:]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    events = read_events(run_dir / "events.jsonl")
+    assert of_type(events, "run_started")[0]["world_size"] == 2
+    asked = [e for e in of_type(events, "sample") if e.get("requested")]
+    assert [e["prompt"] for e in asked] == ["two processes"]
+    assert asked_after <= asked[0]["step"] <= 12
+    assert [e["step"] for e in of_type(events, "step")] == list(range(1, 13))
+    assert of_type(events, "finished")[-1]["status"] == "completed"
