@@ -207,3 +207,37 @@ def test_the_worker_ends_when_its_parent_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+ENDING_WORKER = """
+import json, os, sys
+marker = sys.argv[1]
+if not os.path.exists(marker):  # the first worker: ending (idle) as the request comes
+    sys.stdin.readline()
+    open(marker, "w").close()
+    print(json.dumps({"type": "bye", "reason": "idle"}), flush=True)
+    sys.exit(0)
+for line in sys.stdin:
+    request = json.loads(line)
+    print(json.dumps({"type": "accepted", "id": request["id"]}), flush=True)
+    print(json.dumps({"type": "done", "id": request["id"], "status": "completed",
+                      "images": [], "error": None, "argv": request["argv"]}), flush=True)
+"""
+
+
+def test_a_request_the_ending_worker_never_accepted_goes_to_a_new_one(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(ENDING_WORKER)
+
+    class Ending(GenerateWorker):
+        def command(self) -> list[str]:
+            return [sys.executable, str(script), str(tmp_path / "first-ended")]
+
+    worker = Ending(idle_s=600)
+    try:
+        answer = ask(worker, ["--prompt", "sent once"])
+        assert (tmp_path / "first-ended").exists()
+        assert kinds(answer) == ["accepted", "done"]
+        assert answer[-1]["argv"] == ["--prompt", "sent once"]
+    finally:
+        worker.close()

@@ -64,19 +64,16 @@ class GenerateWorker:
         proc = self.proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
+    def command(self) -> list[str]:
+        """The worker's argv: `python -m engine generate-worker --idle-timeout S`."""
+        idle = f"{self.idle_s:g}"
+        return [sys.executable, "-m", "engine", "generate-worker", "--idle-timeout", idle]
+
     def _start(self) -> subprocess.Popen[str]:
         from tui.engine_client import engine_env
 
-        cmd = [
-            sys.executable,
-            "-m",
-            "engine",
-            "generate-worker",
-            "--idle-timeout",
-            f"{self.idle_s:g}",
-        ]
         proc = subprocess.Popen(
-            cmd,
+            self.command(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
