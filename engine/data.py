@@ -8,6 +8,7 @@ exactly where it stopped without replaying a data loader.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -315,3 +316,14 @@ def stream_indices(
         out.extend(cache[epoch][offset : offset + take])
         pos += take
     return out
+
+
+#: The caption dropout's own draws in the seed mixer (apart from orders, crops and flips).
+_CAPTION_DROPOUT = 0xCA7D
+
+
+def caption_dropped(seed: int, position: int, rate: float) -> bool:
+    """Whether the instance image drawn at `position` of the data sequence trains on the empty
+    prompt (train.caption_dropout = `rate`): a pure function of (seed, position), so a resumed
+    run drops exactly the captions the uninterrupted one would have."""
+    return rate > 0 and random.Random(_mix(seed, position, _CAPTION_DROPOUT)).random() < rate

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.families.base import Components, ModelLoadError
-from engine.families.sd import SD, TEXT_LORA_TARGETS, UNET_LORA_TARGETS, add_lora_adapters
+from engine.families.lora import LoraSpec, add_lora_adapters
+from engine.families.sd import SD, TEXT_LORA_TARGETS, UNET_LORA_TARGETS
 
 __all__ = [
     "TEXT_LORA_TARGETS",
@@ -33,11 +34,11 @@ def load_components(model: str, revision: str | None = None) -> Components:
 
 def add_lora(unet: Any, rank: int, alpha: int, text_encoder: Any | None = None) -> None:
     """Attach peft LoRA adapters (UNet attention projections; the text encoder's when given)."""
-    add_lora_adapters(unet, rank, alpha, [] if text_encoder is None else [text_encoder])
+    add_lora_adapters(unet, LoraSpec(rank, alpha), [] if text_encoder is None else [text_encoder])
 
 
 def lora_state_dicts(unet: Any, text_encoder: Any | None) -> dict:
-    """The adapters in diffusers' format, ready for save_lora_weights."""
+    """The adapters' weights, ready for save_lora_weights."""
     return SD.lora_state_dicts(unet, _encoders(text_encoder))
 
 

@@ -1,7 +1,7 @@
 """What a resumed run may change: the keys its checkpoint cannot follow, and the ones it can.
 
 A checkpoint holds the trainable weights (their shapes follow model, method, lora_rank,
-lora_alpha, train_text_encoder), the optimizer's state (its kind and learning rate) and was
+lora_alpha, use_dora, lora_targets, train_text_encoder), the optimizer's state (its kind and learning rate) and was
 trained on one model, data and resolution. Changing any of those under it gives a wrong run or a
 traceback, so the CLI (before anything is written) and the engine (for a run's config.yaml edited
 by hand or in the app) refuse it in one line naming the key and both values. Every other change
@@ -18,9 +18,9 @@ from typing import Any
 from engine.config import Config, config_to_dict
 from engine.events import EVENTS_FILE, iter_events
 
-#: train keys a checkpoint cannot follow. learning_rate and the adam_* keys: the optimizer's
-#: saved state (its param_groups) would silently put the old values back. ema_decay: a checkpoint
-#: without an average cannot start one mid-run as if it had been there all along.
+#: train keys a checkpoint cannot follow. learning_rate, text_encoder_lr and the adam_* keys: the
+#: optimizer's saved state (its param_groups) would silently put the old values back. ema_decay:
+#: a checkpoint without an average cannot start one mid-run as if it had been there all along.
 FROZEN_KEYS = (
     "model",
     "revision",
@@ -28,6 +28,8 @@ FROZEN_KEYS = (
     "method",
     "lora_rank",
     "lora_alpha",
+    "use_dora",
+    "lora_targets",
     "train_text_encoder",
     "resolution",
     "optimizer",
@@ -37,6 +39,7 @@ FROZEN_KEYS = (
     "adam_weight_decay",
     "adam_epsilon",
     "ema_decay",
+    "text_encoder_lr",
 )
 #: train keys that name the run rather than how it trains.
 RUN_KEYS = ("output_dir", "run_name")

@@ -76,3 +76,29 @@ def resume_from(run_dir: Path, step: int) -> dict[int, float]:
     start = of_type(after, "run_started")[-1]
     assert start["resumed_from_step"] == step
     return losses(after[after.index(start) :])
+
+
+def remade(pipe, evaluation: dict[str, Any], prompt: str, size: int = 32) -> list:
+    """A run's last samples made again as the run made them (engine.render, the run's
+    evaluation settings: scheduler, seed, num_images, num_inference_steps), as pixel arrays."""
+    import numpy as np
+
+    from engine.render import render
+    from engine.schedulers import make_scheduler
+
+    ev = evaluation
+    pipe.scheduler = make_scheduler(ev["scheduler"], pipe.scheduler.config)
+    out = []
+    for i in range(ev["num_images"]):
+        (image,) = render(
+            pipe,
+            [prompt],
+            [ev["seed"] + i],
+            negative_prompt="",
+            num_inference_steps=ev["num_inference_steps"],
+            guidance_scale=7.5,
+            height=size,
+            width=size,
+        )
+        out.append(np.asarray(image.convert("RGB")))
+    return out

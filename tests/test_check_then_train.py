@@ -17,6 +17,7 @@ from engine.cli import main as cli_main
 from engine.config import (
     EMA_DEVICES,
     EVAL_SCHEDULERS,
+    LORA_TARGETS,
     LR_SCHEDULERS,
     METHODS,
     MIXED_PRECISIONS,
@@ -101,8 +102,25 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
         {},
         False,
     ),
+    "lora-variants": (
+        {
+            "method": "lora",
+            "lora_dropout": 0.1,
+            "use_dora": True,
+            "lora_targets": "attention+ff",
+            "train_text_encoder": True,
+            "text_encoder_lr": 1e-5,
+        },
+        {},
+        False,
+    ),
+    "lora_targets-all": ({"method": "lora", "lora_targets": "all"}, {}, False),
+    "text_encoder_lr-without-text-encoder": ({"text_encoder_lr": 1e-5}, {}, True),
+    "export-kohya-dora": ({"method": "lora", "use_dora": True, "export": "kohya"}, {}, True),
+    "lora_dropout-1": ({"method": "lora", "lora_dropout": 1.0}, {}, True),
+    "caption_dropout": ({"caption_dropout": 0.5}, {}, False),
     "gradient_checkpointing": ({"gradient_checkpointing": True}, {}, False),
-    "cache_latents-off": ({"cache_latents": False}, {}, False),
+    "cache_latents-off": ({"cache_latents": False, "caption_dropout": 0.5}, {}, False),
     "aspect_buckets": ({"aspect_buckets": True}, {}, False),
     "aspect_buckets-prior": (
         {"aspect_buckets": True, "prior_preservation": True, "class_data": "CLASS_DIR"},
@@ -142,6 +160,7 @@ def test_every_choice_and_flag_has_a_case():
         for k, v in evaluation.items():
             eval_values.setdefault(k, set()).add(v)
     assert set(METHODS) <= train_values["method"]
+    assert set(LORA_TARGETS) <= train_values["lora_targets"]
     assert set(LR_SCHEDULERS) <= train_values["lr_scheduler"]
     assert set(OPTIMIZERS) <= train_values["optimizer"]
     assert set(MIXED_PRECISIONS) <= train_values["mixed_precision"]

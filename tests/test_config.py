@@ -101,6 +101,11 @@ DESIGN_DEFAULTS = {
         "adam_epsilon": 1e-8,
         "ema_decay": None,
         "ema_device": "gpu",
+        "caption_dropout": 0.0,
+        "lora_dropout": 0.0,
+        "use_dora": False,
+        "lora_targets": "attention",
+        "text_encoder_lr": None,
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],

@@ -16,6 +16,7 @@ from engine.families import (
     family_of,
     loading_family,
 )
+from engine.families.lora import LoraSpec
 from engine.model_family import ModelIndexError
 from tests.test_model_family import SD15_INDEX, UNSUPPORTED
 
@@ -79,7 +80,7 @@ def test_sd_conditioning_and_prediction_equal_the_direct_unet_call(tiny_dir):
 
 def test_sd_lora_file_loads_back_in_the_pipeline(tiny_dir, tmp_path):
     parts = SD.load(str(tiny_dir / "model"))
-    SD.add_lora(parts.unet, 4, 8, {"text_encoder": parts.text_encoder})
+    SD.add_lora(parts.unet, LoraSpec(4, 8), {"text_encoder": parts.text_encoder})
     path = SD.save_lora(tmp_path, parts.unet, {"text_encoder": parts.text_encoder})
     assert path.name == "pytorch_lora_weights.safetensors" and path.is_file()
     pipe = SD.pipeline_class().from_pretrained(str(tiny_dir / "model"))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from engine.families import SampleGeometry
+from engine.families.lora import LoraSpec
 from engine.families.sdxl import SDXL
 
 PROMPTS = ["a photo of sks dog", "a red circle on the beach"]
@@ -74,7 +75,7 @@ def test_sdxl_vae_stays_fp32_under_half_precision():
 
 
 def _perturbed_lora(parts, rank: int, alpha: int) -> None:
-    SDXL.add_lora(parts.unet, rank, alpha, parts.text_encoders)
+    SDXL.add_lora(parts.unet, LoraSpec(rank, alpha), parts.text_encoders)
     gen = torch.Generator().manual_seed(1)
     for module in (parts.unet, *parts.text_encoders.values()):
         for name, p in module.named_parameters():

@@ -14,7 +14,14 @@ import torch
 from PIL import Image
 
 from engine.families import SDXL
-from tests.enginehelpers import losses, of_type, prepare, resume_from, train_in_process
+from tests.enginehelpers import (
+    losses,
+    of_type,
+    prepare,
+    remade,
+    resume_from,
+    train_in_process,
+)
 from tests.test_run_outputs import generated, pixels
 
 TRAIN = {
@@ -52,25 +59,7 @@ def _last_samples(run_dir: Path, events: list[dict]) -> list[np.ndarray]:
 
 def _remade(pipe, run_dir: Path) -> list[np.ndarray]:
     """The last samples made again as the run made them (engine.render, the run's settings)."""
-    from engine.render import render
-    from engine.schedulers import make_scheduler
-
-    ev = EVALUATION
-    pipe.scheduler = make_scheduler(ev["scheduler"], pipe.scheduler.config)
-    out = []
-    for i in range(ev["num_images"]):
-        (image,) = render(
-            pipe,
-            ["a photo of sks shape"],
-            [ev["seed"] + i],
-            negative_prompt="",
-            num_inference_steps=ev["num_inference_steps"],
-            guidance_scale=7.5,
-            height=32,
-            width=32,
-        )
-        out.append(np.asarray(image.convert("RGB")))
-    return out
+    return remade(pipe, EVALUATION, "a photo of sks shape")
 
 
 def _assert_same(made: list[np.ndarray], watched: list[np.ndarray]) -> None:

@@ -152,6 +152,10 @@ NonNegInt = Annotated[int, BeforeValidator(_as_int), AfterValidator(_ge(0))]
 OptPosInt = Annotated[int | None, BeforeValidator(_optional(_as_int)), AfterValidator(_ge(1))]
 PosFloat = Annotated[float, BeforeValidator(_as_float), AfterValidator(_gt(0))]
 NonNegFloat = Annotated[float, BeforeValidator(_as_float), AfterValidator(_ge(0))]
+#: A probability that must leave something: 0 <= p < 1 (dropouts).
+Dropout = Annotated[
+    float, BeforeValidator(_as_float), AfterValidator(_ge(0)), AfterValidator(_lt(1))
+]
 OptPosFloat = Annotated[float | None, BeforeValidator(_optional(_as_float)), AfterValidator(_gt(0))]
 #: A moving-average coefficient: 0 <= x < 1 (Adam's betas).
 Beta = Annotated[float, BeforeValidator(_as_float), AfterValidator(_ge(0)), AfterValidator(_lt(1))]

@@ -105,6 +105,24 @@ def rule_problems(train: Any) -> list[RuleProblem]:
                 "train.export",
             )
         )
+    if getattr(train, "text_encoder_lr", None) is not None and not train.train_text_encoder:
+        out.append(
+            RuleProblem(
+                "train.text_encoder_lr",
+                "has no effect while train_text_encoder is false; set train_text_encoder: true, "
+                "or text_encoder_lr: null",
+                "train.text_encoder_lr",
+            )
+        )
+    if "kohya" in (getattr(train, "export", None) or []) and getattr(train, "use_dora", False):
+        out.append(
+            RuleProblem(
+                "train.export",
+                "kohya cannot hold a DoRA (use_dora: true); use single-file (the LoRA fused "
+                "into its base), or use_dora: false",
+                "train.export",
+            )
+        )
     if train.lr_scheduler == "polynomial" and train.learning_rate <= POLYNOMIAL_LR_END:
         out.append(
             RuleProblem(

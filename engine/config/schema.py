@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engine.config.field_types import (
     Beta,
     Bool,
+    Dropout,
     NonNegFloat,
     NonNegInt,
     OptDecay,
@@ -39,6 +40,8 @@ LR_SCHEDULERS = (
     "piecewise_constant",
 )
 METHODS = ("full", "lora")
+#: Which modules LoRA adapts (engine.families.lora names the modules of each set).
+LORA_TARGETS = ("attention", "attention+ff", "all")
 OPTIMIZERS = ("adamw", "adamw8bit", "prodigy")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 EMA_DEVICES = ("gpu", "cpu")
@@ -50,6 +53,7 @@ SECTIONS = ("train", "evaluation", "hub")
 TUTORIAL_SECTIONS = ("train_params", "eval_params")
 
 Method = enum_of(METHODS)
+LoraTargets = enum_of(LORA_TARGETS)
 Optimizer = enum_of(OPTIMIZERS)
 MixedPrecision = enum_of(MIXED_PRECISIONS, false_means="no")
 LrScheduler = enum_of(LR_SCHEDULERS)
@@ -102,6 +106,12 @@ class TrainConfig(_Section):
     captions: Bool = Field(
         False, description="Use per-image .txt captions, where present, instead of the prompt."
     )
+    caption_dropout: Dropout = Field(
+        0.0,
+        description="Probability (0 to <1) of training an instance image on the empty prompt "
+        "instead of its prompt or caption, so the concept also appears without its token; "
+        "0: off.",
+    )
     prior_preservation: Bool = Field(
         False, description="Also train on class images so the class keeps its general look."
     )
@@ -138,6 +148,20 @@ class TrainConfig(_Section):
     )
     lora_rank: PosInt = Field(4, description="LoRA rank (adapter size); used by method lora.")
     lora_alpha: PosInt = Field(4, description="LoRA alpha; the update is scaled by alpha / rank.")
+    lora_dropout: Dropout = Field(
+        0.0, description="Dropout (0 to <1) on the LoRA adapters' input while training; 0: off."
+    )
+    use_dora: Bool = Field(
+        False,
+        description="DoRA: LoRA plus a trained magnitude per output (often better at low rank, "
+        "slower steps); method lora only. Not exportable to kohya.",
+    )
+    lora_targets: LoraTargets = Field(
+        "attention",
+        description="Modules LoRA adapts: attention (the attention projections), attention+ff "
+        "(+ feed-forward layers; the text encoder's MLPs), all (+ the UNet's convolutions, "
+        "LoCon); method lora only.",
+    )
     train_text_encoder: Bool = Field(
         False, description="Fine-tune the text encoder too (more memory, often better faces)."
     )
@@ -150,6 +174,10 @@ class TrainConfig(_Section):
         5.0e-6,
         description="Learning rate of the optimizer (when unset: 5e-6 for full, 1e-4 for lora; "
         "1.0 for prodigy, where it multiplies the step size Prodigy finds).",
+    )
+    text_encoder_lr: OptPosFloat = Field(
+        None,
+        description="Learning rate of the text encoder when it is trained (null: learning_rate).",
     )
     lr_scheduler: LrScheduler = Field(
         "constant", description="How the learning rate changes over training."

@@ -64,13 +64,15 @@ def to_kohya(
         convert_unet_state_dict_to_peft,
     )
 
-    # diffusers' files name UNet layers `.lora.down` and text-encoder ones `.lora_linear_layer.down`:
-    # each has its own helper to peft's `.lora_A` / `.lora_B`
+    # Runs write peft's names (`.lora_A` / `.lora_B`); earlier runs wrote diffusers' older ones,
+    # `.lora.down` on the UNet and `.lora_linear_layer.down` on the text encoder: each has its
+    # own helper to peft's.
     unet = {k: v for k, v in state.items() if not k.startswith(TE_PREFIX)}
     text = {k: v for k, v in state.items() if k.startswith(TE_PREFIX)}
     peft = convert_unet_state_dict_to_peft(unet)
-    if text:
-        peft.update(convert_state_dict_to_peft(text))
+    if any("lora_linear_layer" in k for k in text):
+        text = convert_state_dict_to_peft(text)
+    peft.update(text)
     peft = {_with_text_model(k): v for k, v in peft.items()}
     kohya = {_kohya_name(k): v for k, v in convert_state_dict_to_kohya(peft).items()}
     origin = {}  # kohya module name -> (component, module path): where its alpha comes from

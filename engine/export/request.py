@@ -129,6 +129,11 @@ def resolve_request(
         checkpoint=step,
     )
     _check_method(request)
+    if fmt == "kohya" and cfg.train.use_dora:
+        raise ExportError(
+            f"run '{run}' is a DoRA (use_dora: true): the kohya layout has no place for its "
+            "magnitude vectors; use --format single-file --fuse (or diffusers)"
+        )
     _check_source(request)
     out = Path(output).expanduser() if output else default_output(run, fmt, fuse, dtype, step)
     if not request.writes_folder and out.suffix != ".safetensors":

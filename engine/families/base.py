@@ -12,7 +12,8 @@ never branch on the family themselves:
   latents and timesteps (encoder_hidden_states plus `added_cond_kwargs`, e.g. SDXL's pooled
   text embeddings and each image's time ids built from its `SampleGeometry`), and
   `predict(unet, noisy, timesteps, cond)`;
-- LoRA: `add_lora`, `lora_state_dicts`, `lora_metadata`, `save_lora` (diffusers' file format);
+- LoRA: `add_lora` (a `LoraSpec`: rank, alpha, dropout, DoRA, targets), `lora_state_dicts`,
+  `lora_metadata`, `save_lora` (the file diffusers' `load_lora_weights` reads);
 - weights: `vae_dtype(weight_dtype)` (a VAE that overflows in half precision stays fp32),
   `trained_module_names` (what a full fine-tune checkpoint holds);
 - the tiny model builder `build_tiny(folder)` and the hub card's `card_tags`.
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import DreamboothError, exit_code_for
+from engine.families.lora import LoraSpec
 from engine.runs import LORA_FILE
 
 
@@ -267,33 +269,37 @@ class ModelFamily(ABC):
         )[0]
 
     # ------------------------------------------------------------------ LoRA
-    @abstractmethod
-    def add_lora(self, unet: Any, rank: int, alpha: int, text_encoders: dict[str, Any]) -> None:
-        """Attach LoRA adapters to the UNet and to each text encoder given (maybe none)."""
+    def add_lora(self, unet: Any, spec: LoraSpec, text_encoders: dict[str, Any]) -> None:
+        """Attach LoRA adapters (engine.families.lora: rank, alpha, dropout, DoRA, target
+        modules) to the UNet and to each text encoder given (maybe none)."""
+        from engine.families.lora import add_lora_adapters
+
+        add_lora_adapters(unet, spec, list(text_encoders.values()))
 
     def lora_state_dicts(self, unet: Any, text_encoders: dict[str, Any]) -> dict[str, Any]:
-        """The adapters in diffusers' format, as the pipeline's save_lora_weights takes them
-        (`unet_lora_layers`, `text_encoder_lora_layers`, `text_encoder_2_lora_layers`...)."""
-        from diffusers.utils import convert_state_dict_to_diffusers
-        from peft.utils import get_peft_model_state_dict
+        """The adapters' weights, as the pipeline's save_lora_weights takes them
+        (`unet_lora_layers`, `text_encoder_lora_layers`, `text_encoder_2_lora_layers`...), in
+        the names engine.families.lora.adapter_weights gives them."""
+        from engine.families.lora import adapter_weights
 
         modules = {"unet": unet, **text_encoders}
         return {
-            f"{name}_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(m))
+            f"{name}_lora_layers": adapter_weights(m, text=name != "unet")
             for name, m in modules.items()
         }
 
     def lora_metadata(self, unet: Any, text_encoders: dict[str, Any]) -> dict[str, Any]:
-        """The adapters' peft configs (rank, alpha, target modules...) for the file's metadata.
+        """The adapters' peft configs (rank, alpha, target modules, DoRA...) for the file's
+        metadata.
 
-        Without them a loader assumes alpha = rank: a LoRA trained with lora_alpha != lora_rank
-        would reload with a different strength than the one trained and sampled.
+        Without them a loader assumes alpha = rank (a LoRA trained with lora_alpha != lora_rank
+        would reload with a different strength than the one trained and sampled), plain LoRA
+        and the modules it finds weights for.
         """
+        from engine.families.lora import adapter_metadata
+
         modules = {"unet": unet, **text_encoders}
-        return {
-            f"{name}_lora_adapter_metadata": m.peft_config["default"].to_dict()
-            for name, m in modules.items()
-        }
+        return {f"{name}_lora_adapter_metadata": adapter_metadata(m) for name, m in modules.items()}
 
     def save_lora(self, folder: Path, unet: Any, text_encoders: dict[str, Any]) -> Path:
         """pytorch_lora_weights.safetensors in diffusers' format, with the adapter metadata that

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.families.base import Components, Conditioning, ModelFamily, PromptEmbeds, SampleGeometry
+from engine.families.lora import DEFAULT_TARGETS, TARGETS
 from engine.sources import BUILTIN_TINY
 
-UNET_LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
-TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# The attention projections (the default lora_targets; engine.families.lora has every set).
+UNET_LORA_TARGETS, TEXT_LORA_TARGETS = TARGETS[DEFAULT_TARGETS]
 
 
 def tokenize(tokenizer: Any, prompts: list[str]) -> Any:
@@ -21,28 +22,6 @@ def tokenize(tokenizer: Any, prompts: list[str]) -> Any:
         max_length=tokenizer.model_max_length,
         return_tensors="pt",
     ).input_ids
-
-
-def add_lora_adapters(unet: Any, rank: int, alpha: int, text_encoders: list[Any]) -> None:
-    """peft LoRA adapters on the UNet's attention projections and each CLIP text encoder's."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    unet.add_adapter(
-        LoraConfig(
-            r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=UNET_LORA_TARGETS
-        )
-    )
-    for text_encoder in text_encoders:
-        # peft directly: transformers' add_adapter may demand a newer peft than PyPI has.
-        inject_adapter_in_model(
-            LoraConfig(
-                r=rank,
-                lora_alpha=alpha,
-                init_lora_weights="gaussian",
-                target_modules=TEXT_LORA_TARGETS,
-            ),
-            text_encoder,
-        )
 
 
 class StableDiffusion(ModelFamily):
@@ -84,9 +63,6 @@ class StableDiffusion(ModelFamily):
         self, embeds: PromptEmbeds, geometry: list[SampleGeometry] | None = None
     ) -> Conditioning:
         return Conditioning(embeds.hidden)
-
-    def add_lora(self, unet: Any, rank: int, alpha: int, text_encoders: dict[str, Any]) -> None:
-        add_lora_adapters(unet, rank, alpha, list(text_encoders.values()))
 
     def build_tiny(self, folder: Path) -> None:
         from engine.tiny import build_pipeline

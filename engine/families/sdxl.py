@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.families.base import Components, Conditioning, ModelFamily, PromptEmbeds, SampleGeometry
-from engine.families.sd import add_lora_adapters, tokenize
+from engine.families.sd import tokenize
 from engine.sources import BUILTIN_TINY_SDXL
 
 
@@ -90,9 +90,6 @@ class StableDiffusionXL(ModelFamily):
             device=embeds.hidden.device,
         )
         return Conditioning(embeds.hidden, {"text_embeds": embeds.pooled, "time_ids": ids})
-
-    def add_lora(self, unet: Any, rank: int, alpha: int, text_encoders: dict[str, Any]) -> None:
-        add_lora_adapters(unet, rank, alpha, list(text_encoders.values()))
 
     def build_tiny(self, folder: Path) -> None:
         from engine.tiny_sdxl import build_pipeline

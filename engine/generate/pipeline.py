@@ -161,6 +161,11 @@ def _apply_lora(pipe, lora: Path, model: str) -> None:
             kind="config",
             hint="was it trained on this base model?",
         ) from exc
+    # peft makes the adapters' dropout modules in training mode: a file whose metadata names a
+    # lora_dropout would otherwise make every image noisy (and each one differently).
+    for module in pipe.components.values():
+        if hasattr(module, "eval") and hasattr(module, "parameters"):
+            module.eval()
 
 
 def _transformers_bars(on: bool) -> None:

@@ -12,7 +12,14 @@ import torch
 from engine import crops
 from engine.buckets import batch_at, bucket_list
 from engine.config import Config
-from engine.data import DataError, ImageSet, load_images, normalize, stream_indices
+from engine.data import (
+    DataError,
+    ImageSet,
+    caption_dropped,
+    load_images,
+    normalize,
+    stream_indices,
+)
 from engine.families import Conditioning, PromptEmbeds, SampleGeometry
 from engine.recipe import (
     latent_distribution,
@@ -163,6 +170,8 @@ class Batches:
                             self.latent_cache[key] = (torch.cat(means), torch.cat(stds))
             if not m.train_te:
                 prompts = {p for _, _, images in self.sets() for p in images.prompts}
+                if tc.caption_dropout:
+                    prompts.add("")  # what a dropped caption trains on
                 for p in sorted(prompts):
                     self.text_cache[p] = m.family.encode_prompts(m.parts(), [p], device).row(0)
         # The frozen encoders leave the accelerator; sampling brings them back for a moment.
@@ -263,7 +272,12 @@ class Batches:
                         for i, pos, f in zip(idx, positions, flips, strict=True)
                     ]
             latents.append(sample_latents(mean, std, m.vae.config.scaling_factor, dev_gen))
-            prompts += [images.prompts[i] for i in idx]
+            prompts += [
+                ""
+                if name == "instance" and caption_dropped(tc.seed, pos, tc.caption_dropout)
+                else p
+                for p, pos in zip([images.prompts[i] for i in idx], positions, strict=True)
+            ]
         if self.text_cache:
             embeds = PromptEmbeds.stack([self.text_cache[p] for p in prompts])
         else:

@@ -28,9 +28,10 @@ def adam_options(tc: TrainConfig) -> dict[str, Any]:
 
 
 def make_optimizer(
-    params: list[torch.nn.Parameter], tc: TrainConfig, device: torch.device
+    params: list[torch.nn.Parameter] | list[dict[str, Any]], tc: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
-    """AdamW (fused where it can be), 8-bit AdamW (bitsandbytes) or Prodigy over `params`."""
+    """AdamW (fused where it can be), 8-bit AdamW (bitsandbytes) or Prodigy over `params` (or
+    parameter groups, each with its own lr)."""
     options = adam_options(tc)
     if tc.optimizer == "prodigy":
         return _prodigy(params, options)
@@ -53,7 +54,7 @@ def make_optimizer(
     return torch.optim.AdamW(params, **options, **extra)
 
 
-def _prodigy(params: list[torch.nn.Parameter], options: dict[str, Any]) -> torch.optim.Optimizer:
+def _prodigy(params: list[Any], options: dict[str, Any]) -> torch.optim.Optimizer:
     """Prodigy as diffusers' DreamBooth scripts set it up for diffusion models: decoupled weight
     decay, Adam's bias correction, and the warmup safeguard (a warmup does not shrink d)."""
     try:

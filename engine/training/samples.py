@@ -62,8 +62,11 @@ def sample(
     out = ctx.run_dir / "samples" / (folder or f"step-{step:06d}")
     out.mkdir(parents=True, exist_ok=True)
     res = ctx.cfg.train.resolution
-    unet = ctx.accelerator.unwrap_model(models.unet)
-    unet.eval()
+    # Both trained modules in eval mode: LoRA dropout (and any other) off, as in `generate`.
+    trained = [ctx.accelerator.unwrap_model(models.unet)]
+    trained += [te for te in [models.trainable_text_encoder(ctx.accelerator)] if te is not None]
+    for module in trained:
+        module.eval()
     try:
         with (
             ema_weights(models.ema),  # made with the weights final/ will hold
@@ -94,7 +97,8 @@ def sample(
                 )
             (out / "prompts.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
     finally:
-        unet.train()
+        for module in trained:
+            module.train()
 
 
 def sample_or_warn(ctx: RunContext, models: Models, step: int, **options: Any) -> None:

@@ -13,6 +13,7 @@ from engine.config import Config
 from engine.config.checks import Machine, device_problems, model_problem
 from engine.events import EventWriter
 from engine.families import SD, Components, ModelFamily, ModelLoadError, family_of
+from engine.families.lora import LoraSpec
 from engine.runs import CONFIG_FILE
 from engine.training.context import RunContext, StopSignal
 from engine.training.errors import EngineError
@@ -138,7 +139,7 @@ def ready_to_train(c: Components, cfg: Config, device: torch.device, weight_dtyp
     if lora:
         m.unet.to(device, dtype=weight_dtype)
         trained = {next(iter(c.text_encoders)): m.text_encoder} if m.train_te else {}
-        m.family.add_lora(m.unet, tc.lora_rank, tc.lora_alpha, trained)
+        m.family.add_lora(m.unet, LoraSpec.of(tc), trained)
         for model in (m.unet, m.text_encoder):
             for p in model.parameters():
                 if p.requires_grad:
@@ -163,16 +164,28 @@ class Optimization:
     lr_scheduler: Any
 
 
+def param_groups(models: Models, cfg: Config) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: the trained weights at learning_rate, in one group (as
+    runs always had: their checkpoints' optimizer state still loads), or with text_encoder_lr
+    set, the text encoder's in a second group at that rate. The learning-rate schedule scales
+    each group's own rate."""
+    tc = cfg.train
+    unet = [p for p in models.unet.parameters() if p.requires_grad]
+    te = [p for p in models.text_encoder.parameters() if p.requires_grad] if models.train_te else []
+    if tc.text_encoder_lr is None or not te:
+        return [{"params": unet + te}]
+    return [{"params": unet}, {"params": te, "lr": tc.text_encoder_lr}]
+
+
 def build_optimizer(models: Models, cfg: Config, device: torch.device) -> Optimization:
     """The optimizer train.optimizer names (engine.training.optimizers), and the
     learning-rate schedule."""
     from diffusers.optimization import get_scheduler
 
     tc = cfg.train
-    params = [p for p in models.unet.parameters() if p.requires_grad]
-    if models.train_te:
-        params += [p for p in models.text_encoder.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, tc, device)
+    groups = param_groups(models, cfg)
+    params = [p for group in groups for p in group["params"]]
+    optimizer = make_optimizer(groups, tc, device)
     lr_scheduler = get_scheduler(
         tc.lr_scheduler,
         optimizer,
