@@ -4,12 +4,14 @@ resume completes the run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from enginehelpers import ROOT, of_type, write_config
 
@@ -34,23 +36,37 @@ def _train(cfg, *args: str, log) -> subprocess.Popen:
     )
 
 
-def test_headless_stop_with_two_processes_checkpoints_and_resumes(tiny_dir, tmp_path):
+def first_step(runs: Path, proc: subprocess.Popen, log: Path, timeout: float) -> Path:
+    """The run folder under `runs` once its engine has emitted its first `step`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(runs.glob("*/events.jsonl"))
+        if found and of_type(read_events(found[0]), "step"):
+            return found[0].parent
+        time.sleep(0.1)
+    raise AssertionError(log.read_text()[-3000:])
+
+
+@contextlib.contextmanager
+def two_processes(tmp_path: Path, steps: int, timeout: float = 240):
+    """`train --num-processes 2 --quiet` on the demo config (no samples, no checkpoints on
+    schedule): (the launcher, the run folder once its first step is in, its output file)."""
     cfg = write_config(
         tmp_path,
-        train={"max_train_steps": 500, "checkpointing_steps": 1000, "validation_steps": 1000},
+        train={"max_train_steps": steps, "checkpointing_steps": 1000, "validation_steps": 1000},
     )
     out = tmp_path / "cli.log"
     with open(out, "w") as log:
         proc = _train(cfg, "--quiet", log=log)
-        deadline = time.monotonic() + 240
-        run_dir = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            runs = list((tmp_path / "runs").glob("*/events.jsonl"))
-            if runs and of_type(read_events(runs[0]), "step"):
-                run_dir = runs[0].parent
-                break
-            time.sleep(0.1)
-        assert run_dir is not None, out.read_text()[-3000:]
+        try:
+            yield proc, first_step(tmp_path / "runs", proc, out, timeout), out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_headless_stop_with_two_processes_checkpoints_and_resumes(tiny_dir, tmp_path):
+    with two_processes(tmp_path, 500) as (proc, run_dir, out):
         proc.send_signal(signal.SIGINT)  # Ctrl-C on the headless CLI
         assert proc.wait(timeout=120) == 0, out.read_text()[-3000:]
     events = read_events(run_dir / "events.jsonl")
@@ -63,6 +79,7 @@ def test_headless_stop_with_two_processes_checkpoints_and_resumes(tiny_dir, tmp_
     engine_log = (run_dir / "engine.log").read_text()
     assert "SignalException" not in engine_log  # the launcher was never signalled
 
+    cfg = tmp_path / "cfg.yaml"  # what two_processes wrote and trained
     with open(out, "a") as log:
         proc = _train(cfg, "--resume", "latest", "--max-train-steps", str(stopped_at + 2), log=log)
         assert proc.wait(timeout=300) == 0, out.read_text()[-3000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from enginehelpers import cli, losses, of_type, prepare, train_in_process, write_config
+from enginehelpers import cli, losses, of_type, prepare, train_in_process
 
 from engine.events import EventWriter
 from engine.runs import RunLock
@@ -165,35 +165,14 @@ def test_sampling_on_request_leaves_every_global_rng_as_it_was(tmp_path, monkeyp
 def test_two_processes_serve_a_request_and_stay_in_step(tiny_dir, tmp_path):
     """accelerate launch, 2 processes (gloo on the CPU): the main one takes the request, the
     other waits for its samples, and both finish the run together."""
-    import subprocess
-    import time
-
-    from test_multiprocess import _train
+    from test_multiprocess import two_processes
 
     from engine.events import read_events
 
-    cfg = write_config(
-        tmp_path,
-        train={"max_train_steps": 12, "validation_steps": 1000, "checkpointing_steps": 1000},
-    )
-    out = tmp_path / "cli.log"
-    with open(out, "w") as log:
-        proc = _train(cfg, "--quiet", log=log)
-        deadline, run_dir = time.monotonic() + 300, None
-        while time.monotonic() < deadline and proc.poll() is None:
-            runs = list((tmp_path / "runs").glob("*/events.jsonl"))
-            if runs and of_type(read_events(runs[0]), "step"):
-                run_dir = runs[0].parent
-                break
-            time.sleep(0.1)
-        assert run_dir is not None, out.read_text()[-3000:]
+    with two_processes(tmp_path, 12, timeout=300) as (proc, run_dir, out):
         asked_after = max(e["step"] for e in of_type(read_events(run_dir / "events.jsonl"), "step"))
         request_samples(run_dir, ["two processes"])
-        try:
-            assert proc.wait(timeout=400) == 0, out.read_text()[-3000:]
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        assert proc.wait(timeout=400) == 0, out.read_text()[-3000:]
     events = read_events(run_dir / "events.jsonl")
     assert of_type(events, "run_started")[0]["world_size"] == 2
     asked = [e for e in of_type(events, "sample") if e.get("requested")]
