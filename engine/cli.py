@@ -186,6 +186,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     print(f"train.model: {tc.model} ({family_of(tc.model, tc.revision).label})")
     print(summary(cfg, num_images))
+    from engine.estimate import report, this_gpu
+
+    lines, warnings = report(cfg, this_gpu())
+    print("\n".join(lines))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print("config OK")
     return 0
 

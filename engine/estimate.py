@@ -1,0 +1,316 @@
+"""Will it fit, how long will it take: a run's peak GPU memory and time, before training.
+
+Torch-free (the TUI may show it). Parameter counts are read from the model's own weight files:
+the JSON header of each component's `.safetensors` file lists every tensor's shape, so counting
+needs no torch and no weights in memory (a Hub model: its files in the Hub cache).
+
+The memory model follows what engine/training/setup.py puts on the GPU:
+
+- **weights**: full fine-tune keeps the trained UNet (and text encoder) in fp32 (mixed precision
+  is autocast); LoRA keeps the frozen UNet in the weight dtype and its adapters in fp32. Frozen
+  encoders (VAE, text encoders not trained) sit on the GPU unless `cache_latents` moved them to
+  the CPU after encoding (engine/training/batches.py). An EMA on the GPU is one more fp32 copy.
+- **gradients**: fp32, one per trained parameter.
+- **optimizer**: AdamW 8 bytes per trained parameter (two fp32 moments); 8-bit AdamW 2
+  (bitsandbytes' two 8-bit moments); Prodigy 16 (exp_avg, exp_avg_sq, s, p0: prodigyopt).
+- **activations**: what the forward pass keeps for the backward, ~ batch x pixels.
+
+The gradients appear while the backward frees the activations (and, under mixed precision,
+autocast's half-precision copies of the fp32 weights), so the peak is the static part plus the
+larger of the two: `weights + optimizer + max(gradients, activations + autocast copies)`.
+
+Calibration: one measured peak, LoRA rank 4 on the SD1.5 architecture at 512 px, batch 1, bf16
+(benchmarks/results/h200-lora_r4.json): what it holds beyond its weights is the activation term.
+The two other H200 measurements (full AdamW; 8-bit AdamW + checkpointing) are the hold-out that
+tests/test_estimate.py checks the model against. Other UNets, resolutions and batches are
+extrapolations from that one point, and the estimate says so.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GIB = 2**30
+
+# --- the measurements (benchmarks/RESULTS.md; tests/test_estimate.py checks these against the
+# JSON files they are read from) ---
+#: SD1.5 architecture's UNet parameters (benchmarks/RESULTS.md, sd15_arch.py).
+SD15_UNET_PARAMS = 859_520_964
+#: LoRA rank 4 on its to_q/to_k/to_v/to_out.0: per transformer block r*(14d + 2*768) for the
+#: block width d, 5 blocks at 320, 5 at 640, 6 at 1280 channels.
+SD15_LORA_R4_PARAMS = 797_184
+#: engine.peak_mem of h200-lora_r4.json (bytes): LoRA r4, 512 px, batch 1, bf16, cached latents.
+CALIBRATION_PEAK = 2_991_479_808
+CALIBRATION_PIXELS = 512 * 512
+#: engine.step_ms of the three H200 runs (SD1.5 arch, 512 px, batch 1, bf16).
+H200_STEP_S = {
+    "full": 0.1692437869999992,
+    "full_ckpt": 0.2794261119999959,
+    "lora": 0.13943105800001376,
+}
+#: What gradient checkpointing keeps of the activations: the bytes the SD1.5 UNet saves for its
+#: backward at 512 px with / without checkpointing, counted on the meta device
+#: (benchmarks/results/activation-bytes-sd15.json).
+CHECKPOINT_FRACTION: float | None = None
+
+OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "prodigy": 16}
+UNET_LORA_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")  # engine/families/sd.py
+TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+
+
+@dataclass
+class Counts:
+    """Parameters of one component, and those a LoRA of rank 1 on its targets would add."""
+
+    params: int
+    lora_per_rank: int
+
+
+def header_shapes(path: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from a .safetensors file's JSON header (no tensor is read)."""
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+
+
+def _numel(shape: list[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def count_shapes(shapes: dict[str, list[int]], targets: tuple[str, ...]) -> Counts:
+    params = sum(_numel(s) for s in shapes.values())
+    lora = sum(
+        s[0] + s[1]
+        for name, s in shapes.items()
+        if len(s) == 2 and any(name.endswith(f".{t}.weight") for t in targets)
+    )
+    return Counts(params, lora)
+
+
+def _component_files(folder: Path) -> list[Path]:
+    for stem in ("diffusion_pytorch_model", "model"):
+        for variant in ("", ".fp16"):
+            single = folder / f"{stem}{variant}.safetensors"
+            if single.is_file():
+                return [single]
+            index = folder / f"{stem}{variant}.safetensors.index.json"
+            if index.is_file():
+                shards = set(json.loads(index.read_text())["weight_map"].values())
+                return [folder / s for s in sorted(shards)]
+    return []
+
+
+def model_folder(model: str, revision: str | None = None) -> Path | None:
+    """The model's folder on this machine: a local path, a built builtin, or the Hub cache's
+    snapshot (nothing is downloaded)."""
+    from engine.sources import builtin_model_path, is_builtin
+
+    if is_builtin(model):
+        path = builtin_model_path(model)
+        return path if path.is_dir() else None
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(model, "model_index.json", revision=revision)
+    except Exception:
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def read_counts(folder: Path) -> dict[str, Counts] | None:
+    """Counts per component (unet, vae, text_encoder[_2]); None where the UNet's or VAE's
+    weights are not safetensors files in the folder."""
+    out: dict[str, Counts] = {}
+    for name in ("unet", "vae", *TEXT_ENCODERS):
+        files = _component_files(folder / name)
+        if not files:
+            if name in ("unet", "vae"):
+                return None
+            continue
+        targets = UNET_LORA_TARGETS if name == "unet" else TEXT_LORA_TARGETS
+        shapes: dict[str, list[int]] = {}
+        for f in files:
+            shapes.update(header_shapes(f))
+        out[name] = count_shapes(shapes, targets)
+    return out
+
+
+@dataclass
+class Estimate:
+    weights: int  # bytes: trained (fp32) + frozen weights on the GPU (+ an EMA copy)
+    gradients: int
+    optimizer: int
+    activations: int  # activations (+ autocast's half-precision weight copies)
+    seconds_per_step: float | None  # on an H200 only
+    step_basis: str  # "measured" or "extrapolated"
+    notes: list[str] = field(default_factory=list)  # what is extrapolated
+
+    @property
+    def peak(self) -> int:
+        return self.weights + self.optimizer + max(self.gradients, self.activations)
+
+
+def _calibrated_activations() -> int:
+    """The LoRA calibration run's bytes beyond its weights, adapters and their AdamW states
+    (what `Estimate.peak` adds as the larger of gradients and activations)."""
+    static = SD15_UNET_PARAMS * 2 + SD15_LORA_R4_PARAMS * (4 + 8)
+    return CALIBRATION_PEAK - static
+
+
+def estimate(cfg: Any, counts: dict[str, Counts]) -> Estimate:
+    """The peak GPU memory (bytes) and H200 step time of the run `cfg` describes."""
+    tc = cfg.train
+    half = tc.mixed_precision in ("fp16", "bf16")
+    wb = 2 if half else 4
+    lora = tc.method == "lora"
+    unet = counts["unet"]
+    first_te = next((counts[n] for n in TEXT_ENCODERS if n in counts), None)
+    trained_te = first_te if tc.train_text_encoder and first_te else None
+    notes: list[str] = []
+
+    if lora:
+        trained = unet.lora_per_rank * tc.lora_rank
+        trained += trained_te.lora_per_rank * tc.lora_rank if trained_te else 0
+        frozen_trainee = (unet.params + (trained_te.params if trained_te else 0)) * wb
+        weights = frozen_trainee + trained * 4
+    else:
+        trained = unet.params + (trained_te.params if trained_te else 0)
+        weights = trained * 4
+    # the frozen encoders: on the CPU after encoding when latents are cached (on a GPU)
+    frozen_tes = [counts[n] for n in TEXT_ENCODERS if n in counts and counts[n] is not trained_te]
+    if not tc.cache_latents:
+        weights += counts["vae"].params * (4 if _is_sdxl(counts) else wb)
+        weights += sum(c.params for c in frozen_tes) * wb
+    elif trained_te:  # only the VAE leaves (Models.frozen_encoders)
+        weights += sum(c.params for c in frozen_tes) * wb
+    if tc.ema_decay is not None and tc.ema_device == "gpu":
+        weights += trained * 4
+    gradients = trained * 4
+    optimizer = trained * OPTIMIZER_BYTES.get(tc.optimizer, 8)
+
+    images = tc.train_batch_size * (2 if tc.prior_preservation else 1)
+    pixel_ratio = tc.resolution**2 / CALIBRATION_PIXELS
+    size_ratio = unet.params / SD15_UNET_PARAMS
+    if abs(size_ratio - 1) > 0.01:
+        notes.append("activations and time extrapolated from the SD1.5 UNet by UNet size")
+    if tc.resolution != 512 or images != 1:
+        notes.append("activations scaled from 512 px, batch 1 by pixels x batch")
+    activations = _calibrated_activations() * images * pixel_ratio * size_ratio
+    if tc.gradient_checkpointing:
+        if CHECKPOINT_FRACTION is None:
+            notes.append("gradient checkpointing not modelled: activations as without it")
+        else:
+            activations *= CHECKPOINT_FRACTION
+    if not lora and half:  # autocast caches a half-precision copy of each fp32 weight
+        activations += trained * 2
+    if trained_te:
+        notes.append("text encoder activations not counted")
+
+    key = "lora" if lora else ("full_ckpt" if tc.gradient_checkpointing else "full")
+    work = images * tc.gradient_accumulation_steps * pixel_ratio * size_ratio
+    measured = half and abs(work - 1) < 0.01 and not trained_te
+    seconds = H200_STEP_S[key] * work
+    return Estimate(
+        int(weights),
+        int(gradients),
+        int(optimizer),
+        int(activations),
+        seconds,
+        "measured" if measured else "extrapolated",
+        notes,
+    )
+
+
+def _is_sdxl(counts: dict[str, Counts]) -> bool:
+    return "text_encoder_2" in counts  # its VAE stays fp32 (engine/families/sdxl.py)
+
+
+# --- this machine's GPU, and the lines `check` prints ---
+
+
+@dataclass
+class Gpu:
+    name: str
+    total: int  # bytes
+
+
+def this_gpu() -> Gpu | None:
+    """The GPU a run would use (the first CUDA_VISIBLE_DEVICES entry) from NVML; None without
+    a driver or a GPU."""
+    import os
+
+    try:
+        import pynvml
+
+        from engine.gpu_select import list_nvml_devices, pick_nvml_device
+
+        pynvml.nvmlInit()
+        try:
+            uuid = pick_nvml_device(
+                list_nvml_devices(pynvml), 0, os.environ.get("CUDA_VISIBLE_DEVICES")
+            )
+            if uuid is None:
+                return None
+            handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
+            name = pynvml.nvmlDeviceGetName(handle)
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            return Gpu(name, int(pynvml.nvmlDeviceGetMemoryInfo(handle).total))
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / GIB:.1f}"
+
+
+def report(cfg: Any, gpu: Gpu | None) -> tuple[list[str], list[str]]:
+    """(lines, warnings) for `check`: the estimate, and a warning when it would not fit."""
+    from engine.progress import fmt_duration
+
+    tc = cfg.train
+    folder = model_folder(tc.model, tc.revision)
+    counts = read_counts(folder) if folder else None
+    if counts is None:
+        why = "not on this machine yet" if folder is None else "not in .safetensors files"
+        return [f"estimate: none: the model's weights are {why} (counts come from them)"], []
+    e = estimate(cfg, counts)
+    mem = (
+        f"estimate: peak GPU memory ~{_gib(e.peak)} GiB (weights {_gib(e.weights)} + "
+        f"optimizer {_gib(e.optimizer)} + the larger of gradients {_gib(e.gradients)} "
+        f"and activations {_gib(e.activations)})"
+    )
+    if gpu is None:
+        when = "no GPU on this machine: the estimate is for reference"
+    elif "H200" in gpu.name and e.seconds_per_step is not None:
+        total = e.seconds_per_step * tc.max_train_steps
+        when = (
+            f"~{fmt_duration(total)} for {tc.max_train_steps} steps on this {gpu.name} "
+            f"({e.seconds_per_step:.2f} s/step, {e.step_basis} on an H200)"
+        )
+    else:
+        when = f"time: no measurement exists for a {gpu.name} (only an H200's)"
+    lines = [mem, f"  {when}"]
+    if e.notes:
+        lines.append("  extrapolated: " + "; ".join(e.notes))
+    warnings = []
+    if gpu is not None and e.peak > gpu.total:
+        warnings.append(
+            f"this run needs ~{_gib(e.peak)} GiB of GPU memory, more than the {gpu.name}'s "
+            f"{_gib(gpu.total)} GiB: set train.gradient_checkpointing: true, train.optimizer: "
+            "adamw8bit, train.method: lora, or a smaller train_batch_size / resolution"
+        )
+    return lines, warnings

@@ -1,0 +1,135 @@
+"""engine.estimate: peak GPU memory and time before training, checked against the H200 peaks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine import estimate as est
+from engine.config import load_config
+from tests.enginehelpers import DEMO, write_config
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+#: The SD1.5 architecture's parameters (benchmarks/RESULTS.md: sd15_arch.py's model).
+SD15 = {
+    "unet": est.Counts(est.SD15_UNET_PARAMS, est.SD15_LORA_R4_PARAMS // 4),
+    "text_encoder": est.Counts(123_060_480, 0),
+    "vae": est.Counts(83_653_863, 0),
+}
+#: How close the hold-out predictions must be to the measured peaks.
+TOLERANCE = 0.05
+
+
+def measured(name: str) -> dict:
+    return json.loads((RESULTS / f"h200-{name}.json").read_text())
+
+
+def bench_cfg(name: str, **train):
+    """The config bench_train.py ran for results/h200-NAME.json (same keys), with overrides."""
+    c = measured(name)["config"]
+    keys = {
+        "method": c["method"],
+        "lora_rank": c["lora_rank"],
+        "resolution": c["resolution"],
+        "train_batch_size": c["batch_size"],
+        "mixed_precision": c["mixed_precision"],
+        "optimizer": c["optimizer"],
+        "gradient_checkpointing": c["gradient_checkpointing"],
+        "cache_latents": True,
+        "prior_preservation": False,
+    }
+    return load_config(DEMO, {"train": {**keys, **train}})
+
+
+def test_calibration_constants_are_the_measured_figures():
+    lora = measured("lora_r4")
+    assert est.CALIBRATION_PEAK == lora["engine"]["peak_mem"]
+    assert lora["config"]["resolution"] ** 2 == est.CALIBRATION_PIXELS
+    for key, name in (("full", "full_adamw"), ("full_ckpt", "full_adamw8bit_ckpt"), ("lora", "lora_r4")):  # fmt: skip
+        assert est.H200_STEP_S[key] == pytest.approx(measured(name)["engine"]["step_ms"] / 1000)
+
+
+def test_calibration_point_is_reproduced():
+    e = est.estimate(bench_cfg("lora_r4"), SD15)
+    assert e.peak == pytest.approx(est.CALIBRATION_PEAK, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["full_adamw", "full_adamw8bit_ckpt"])
+def test_held_out_h200_peaks_are_predicted_within_tolerance(name):
+    """Calibrated on the LoRA run alone; these two peaks were not used."""
+    peak = measured(name)["engine"]["peak_mem"]
+    predicted = est.estimate(bench_cfg(name), SD15).peak
+    assert abs(predicted - peak) / peak < TOLERANCE, (predicted / 2**30, peak / 2**30)
+
+
+def test_header_counts_equal_torchs_parameter_counts_and_lora_size(tiny_dir):
+    """Counts read from the safetensors headers match the loaded modules, and rank x
+    lora_per_rank matches the adapters the engine adds."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from engine.families.sd import add_lora_adapters
+
+    model = tiny_dir / "model"
+    counts = est.read_counts(model)
+    unet = UNet2DConditionModel.from_pretrained(model / "unet")
+    assert counts["unet"].params == sum(p.numel() for p in unet.parameters())
+    unet.requires_grad_(False)
+    add_lora_adapters(unet, 3, 3, [])
+    adapters = sum(p.numel() for p in unet.parameters() if p.requires_grad)
+    assert adapters == counts["unet"].lora_per_rank * 3 > 0
+    assert isinstance(unet.dtype, torch.dtype)
+
+
+def test_parts_add_up_to_the_peak():
+    e = est.estimate(bench_cfg("full_adamw"), SD15)
+    assert e.peak == e.weights + e.optimizer + max(e.gradients, e.activations)
+
+
+def test_parts_change_as_they_should():
+    full = est.estimate(bench_cfg("full_adamw"), SD15)
+    lora = est.estimate(bench_cfg("lora_r4"), SD15)
+    eight = est.estimate(bench_cfg("full_adamw", optimizer="adamw8bit"), SD15)
+    prodigy = est.estimate(bench_cfg("full_adamw", optimizer="prodigy"), SD15)
+    assert lora.peak < full.peak / 3
+    assert eight.optimizer == full.optimizer // 4 and eight.peak < full.peak
+    assert prodigy.optimizer == 2 * full.optimizer
+    big = est.estimate(bench_cfg("lora_r4", resolution=768, train_batch_size=2), SD15)
+    assert big.activations == pytest.approx(lora.activations * 2 * (768 / 512) ** 2, rel=1e-6)
+    assert big.peak > lora.peak and big.step_basis == "extrapolated"
+    fp32 = est.estimate(bench_cfg("full_adamw", mixed_precision="no"), SD15)
+    assert fp32.activations < full.activations  # no autocast copies of the weights
+    uncached = est.estimate(bench_cfg("lora_r4", cache_latents=False), SD15)
+    assert uncached.weights == lora.weights + (123_060_480 + 83_653_863) * 2
+
+
+def test_check_prints_the_estimate_and_warns_when_it_does_not_fit(
+    tiny_dir, tmp_path, monkeypatch, capsys
+):
+    from engine import cli
+
+    cfg = write_config(tmp_path, train={"instance_data": str(tiny_dir / "images")})
+    monkeypatch.setattr(est, "this_gpu", lambda: est.Gpu("NVIDIA H200", 1024))
+    assert cli.main(["check", str(cfg)]) == 0
+    out, err = capsys.readouterr()
+    line = next(x for x in out.splitlines() if x.startswith("estimate: peak GPU memory ~"))
+    assert "weights" in line and "optimizer" in line and "activations" in line
+    assert "s/step" in out and "steps on this NVIDIA H200" in out
+    assert "warning: this run needs ~" in err and "NVIDIA H200's 0.0 GiB" in err
+
+    monkeypatch.setattr(est, "this_gpu", lambda: est.Gpu("NVIDIA H200", 200 * 2**30))
+    assert cli.main(["check", str(cfg)]) == 0
+    out, err = capsys.readouterr()
+    assert "estimate: peak GPU memory" in out and "warning: this run needs" not in err
+
+    monkeypatch.setattr(est, "this_gpu", lambda: None)
+    assert cli.main(["check", str(cfg)]) == 0
+    out, _ = capsys.readouterr()
+    assert "no GPU on this machine: the estimate is for reference" in out
+
+    monkeypatch.setattr(est, "this_gpu", lambda: est.Gpu("NVIDIA A100", 80 * 2**30))
+    assert cli.main(["check", str(cfg)]) == 0
+    out, _ = capsys.readouterr()
+    assert "no measurement exists for a NVIDIA A100" in out and "s/step" not in out
