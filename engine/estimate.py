@@ -58,17 +58,20 @@ H200_STEP_S = {
 CHECKPOINT_FRACTION: float | None = None
 
 OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "prodigy": 16}
-UNET_LORA_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")  # engine/families/sd.py
-TEXT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 
 
 @dataclass
 class Counts:
-    """Parameters of one component, and those a LoRA of rank 1 on its targets would add."""
+    """Parameters of one component, and per train.lora_targets set what its LoRA adds:
+    (parameters per unit of rank, DoRA's magnitudes: one per adapted output)."""
 
     params: int
-    lora_per_rank: int
+    lora: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def lora_params(self, targets: str, rank: int, dora: bool) -> int:
+        per_rank, outputs = self.lora.get(targets, (0, 0))
+        return per_rank * rank + (outputs if dora else 0)
 
 
 def header_shapes(path: Path) -> dict[str, list[int]]:
@@ -86,14 +89,21 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
-def count_shapes(shapes: dict[str, list[int]], targets: tuple[str, ...]) -> Counts:
-    params = sum(_numel(s) for s in shapes.values())
-    lora = sum(
-        s[0] + s[1]
-        for name, s in shapes.items()
-        if len(s) == 2 and any(name.endswith(f".{t}.weight") for t in targets)
-    )
-    return Counts(params, lora)
+def count_shapes(shapes: dict[str, list[int]], text: bool) -> Counts:
+    """A component's counts; a LoRA on a weight [out, in, *kernel] adds rank x (in x kernel +
+    out) parameters (A: in -> rank with the kernel, B: rank -> out)."""
+    from engine.families.lora import TARGETS
+
+    lora = {}
+    for name, (unet_targets, text_targets) in TARGETS.items():
+        targets = text_targets if text else unet_targets
+        adapted = [
+            s
+            for key, s in shapes.items()
+            if len(s) >= 2 and any(key.endswith(f".{t}.weight") for t in targets)
+        ]
+        lora[name] = (sum(_numel(s[1:]) + s[0] for s in adapted), sum(s[0] for s in adapted))
+    return Counts(sum(_numel(s) for s in shapes.values()), lora)
 
 
 def _component_files(folder: Path) -> list[Path]:
@@ -139,11 +149,10 @@ def read_counts(folder: Path) -> dict[str, Counts] | None:
             if name in ("unet", "vae"):
                 return None
             continue
-        targets = UNET_LORA_TARGETS if name == "unet" else TEXT_LORA_TARGETS
         shapes: dict[str, list[int]] = {}
         for f in files:
             shapes.update(header_shapes(f))
-        out[name] = count_shapes(shapes, targets)
+        out[name] = count_shapes(shapes, text=name != "unet")
     return out
 
 
@@ -181,8 +190,10 @@ def estimate(cfg: Any, counts: dict[str, Counts]) -> Estimate:
     notes: list[str] = []
 
     if lora:
-        trained = unet.lora_per_rank * tc.lora_rank
-        trained += trained_te.lora_per_rank * tc.lora_rank if trained_te else 0
+        spec = (tc.lora_targets, tc.lora_rank, tc.use_dora)
+        trained = unet.lora_params(*spec) + (trained_te.lora_params(*spec) if trained_te else 0)
+        if tc.use_dora:
+            notes.append("DoRA's extra activations not counted")
         frozen_trainee = (unet.params + (trained_te.params if trained_te else 0)) * wb
         weights = frozen_trainee + trained * 4
     else:

@@ -14,9 +14,9 @@ from tests.enginehelpers import DEMO, write_config
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 #: The SD1.5 architecture's parameters (benchmarks/RESULTS.md: sd15_arch.py's model).
 SD15 = {
-    "unet": est.Counts(est.SD15_UNET_PARAMS, est.SD15_LORA_R4_PARAMS // 4),
-    "text_encoder": est.Counts(123_060_480, 0),
-    "vae": est.Counts(83_653_863, 0),
+    "unet": est.Counts(est.SD15_UNET_PARAMS, {"attention": (est.SD15_LORA_R4_PARAMS // 4, 0)}),
+    "text_encoder": est.Counts(123_060_480),
+    "vae": est.Counts(83_653_863),
 }
 #: How close the hold-out predictions must be to the measured peaks.
 TOLERANCE = 0.05
@@ -64,23 +64,31 @@ def test_held_out_h200_peaks_are_predicted_within_tolerance(name):
     assert abs(predicted - peak) / peak < TOLERANCE, (predicted / 2**30, peak / 2**30)
 
 
-def test_header_counts_equal_torchs_parameter_counts_and_lora_size(tiny_dir):
-    """Counts read from the safetensors headers match the loaded modules, and rank x
-    lora_per_rank matches the adapters the engine adds."""
-    import torch
+@pytest.mark.parametrize(
+    "targets,dora", [("attention", False), ("attention+ff", False), ("all", True)]
+)
+def test_header_counts_equal_the_loaded_models_and_the_adapters_the_engine_adds(
+    tiny_dir, targets, dora
+):
+    """Counts read from the safetensors headers match the loaded modules' parameters, and the
+    LoRA counts match what engine.families.lora adds (UNet and text encoder)."""
     from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
 
-    from engine.families.sd import add_lora_adapters
+    from engine.families.lora import LoraSpec, add_lora_adapters
 
     model = tiny_dir / "model"
     counts = est.read_counts(model)
     unet = UNet2DConditionModel.from_pretrained(model / "unet")
+    te = CLIPTextModel.from_pretrained(model / "text_encoder")
     assert counts["unet"].params == sum(p.numel() for p in unet.parameters())
+    assert counts["text_encoder"].params == sum(p.numel() for p in te.parameters())
     unet.requires_grad_(False)
-    add_lora_adapters(unet, 3, 3, [])
-    adapters = sum(p.numel() for p in unet.parameters() if p.requires_grad)
-    assert adapters == counts["unet"].lora_per_rank * 3 > 0
-    assert isinstance(unet.dtype, torch.dtype)
+    te.requires_grad_(False)
+    add_lora_adapters(unet, LoraSpec(3, 3, use_dora=dora, targets=targets), [te])
+    for module, name in ((unet, "unet"), (te, "text_encoder")):
+        adapters = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        assert adapters == counts[name].lora_params(targets, 3, dora) > 0
 
 
 def test_parts_add_up_to_the_peak():
