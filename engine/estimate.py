@@ -288,6 +288,14 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.1f}"
 
 
+def _sizes(e: Estimate) -> tuple[str, list[str]]:
+    """The unit and the peak, weights, optimizer, gradients, activations in it (MiB below a
+    GiB, where 0.0 GiB would say nothing)."""
+    unit, div, fmt = ("GiB", GIB, "{:.1f}") if e.peak >= GIB else ("MiB", 2**20, "{:.0f}")
+    values = (e.peak, e.weights, e.optimizer, e.gradients, e.activations)
+    return unit, [fmt.format(v / div) for v in values]
+
+
 def report(cfg: Any, gpu: Gpu | None) -> tuple[list[str], list[str]]:
     """(lines, warnings) for `check`: the estimate, and a warning when it would not fit."""
     from engine.progress import fmt_duration
@@ -296,13 +304,17 @@ def report(cfg: Any, gpu: Gpu | None) -> tuple[list[str], list[str]]:
     folder = model_folder(tc.model, tc.revision)
     counts = read_counts(folder) if folder else None
     if counts is None:
+        from engine.sources import is_builtin
+
         why = "not on this machine yet" if folder is None else "not in .safetensors files"
+        if folder is None and is_builtin(tc.model):
+            why = "built at the first run"
         return [f"estimate: none: the model's weights are {why} (counts come from them)"], []
     e = estimate(cfg, counts)
+    unit, (peak, weights, optimizer, gradients, activations) = _sizes(e)
     mem = (
-        f"estimate: peak GPU memory ~{_gib(e.peak)} GiB (weights {_gib(e.weights)} + "
-        f"optimizer {_gib(e.optimizer)} + the larger of gradients {_gib(e.gradients)} "
-        f"and activations {_gib(e.activations)})"
+        f"estimate: peak GPU memory ~{peak} {unit} (weights {weights} + optimizer {optimizer} "
+        f"+ the larger of gradients {gradients} and activations {activations})"
     )
     if gpu is None:
         when = "no GPU on this machine: the estimate is for reference"

@@ -141,3 +141,10 @@ def test_check_prints_the_estimate_and_warns_when_it_does_not_fit(
     assert cli.main(["check", str(cfg)]) == 0
     out, _ = capsys.readouterr()
     assert "no measurement exists for a NVIDIA A100" in out and "s/step" not in out
+
+
+def test_small_models_are_shown_in_mib_not_as_zero_gib():
+    tiny = {"unet": est.Counts(2_000_000), "vae": est.Counts(100_000)}
+    e = est.estimate(bench_cfg("full_adamw"), tiny)
+    unit, values = est._sizes(e)
+    assert unit == "MiB" and values[0] == f"{e.peak / 2**20:.0f}" != "0"
