@@ -106,7 +106,7 @@ def test_parts_change_as_they_should():
     assert prodigy.optimizer == 2 * full.optimizer
     big = est.estimate(bench_cfg("lora_r4", resolution=768, train_batch_size=2), SD15)
     assert big.activations == pytest.approx(lora.activations * 2 * (768 / 512) ** 2, rel=1e-6)
-    assert big.peak > lora.peak and big.step_basis == "extrapolated"
+    assert big.peak > lora.peak and big.step_basis != "measured"
     fp32 = est.estimate(bench_cfg("full_adamw", mixed_precision="no"), SD15)
     assert fp32.activations < full.activations  # no autocast copies of the weights
     uncached = est.estimate(bench_cfg("lora_r4", cache_latents=False), SD15)
@@ -141,6 +141,20 @@ def test_check_prints_the_estimate_and_warns_when_it_does_not_fit(
     assert cli.main(["check", str(cfg)]) == 0
     out, _ = capsys.readouterr()
     assert "no measurement exists for a NVIDIA A100" in out and "s/step" not in out
+
+
+def test_time_is_measured_only_for_the_measured_setups():
+    for name in ("full_adamw", "full_adamw8bit_ckpt", "lora_r4"):
+        e = est.estimate(bench_cfg(name), SD15)
+        assert e.step_basis == "measured"
+        assert e.seconds_per_step == pytest.approx(measured(name)["engine"]["step_ms"] / 1000)
+    for name, change in (
+        ("lora_r4", {"lora_rank": 16}),
+        ("full_adamw", {"optimizer": "prodigy"}),
+        ("full_adamw", {"mixed_precision": "no"}),
+        ("full_adamw8bit_ckpt", {"optimizer": "adamw"}),
+    ):
+        assert est.estimate(bench_cfg(name, **change), SD15).step_basis != "measured"
 
 
 def test_small_models_are_shown_in_mib_not_as_zero_gib():
