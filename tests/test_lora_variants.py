@@ -2,7 +2,8 @@
 change what they name (the adapted modules, the adapters' dropout, trained magnitude vectors,
 the optimizer's groups); a DoRA and an ff/conv LoRA reload in diffusers' `load_lora_weights` and
 remake the run's last samples exactly (so does `generate --run`); the kohya export holds
-ff/conv targets pixel-exactly and refuses a DoRA in one line."""
+ff/conv targets pixel-exactly and refuses a DoRA in one line (whose fused single file gives
+the run's images)."""
 
 from __future__ import annotations
 
@@ -236,3 +237,23 @@ def test_kohya_export_refuses_a_dora_in_one_line(dora_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "DoRA" in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_dora_fused_single_file_gives_the_runs_images(dora_run, tiny_dir, tmp_path):
+    """What the kohya refusal points to: the DoRA merged into its base as one original-layout
+    file, which from_single_file loads with the run's images (up to fusing's float rounding)."""
+    from engine.generate import load_pipeline
+
+    run_dir, _ = dora_run
+    out = tmp_path / "fused.safetensors"
+    argv = ["export", str(run_dir), "--format", "single-file", "--fuse", "--dtype", "fp32"]
+    assert cli.main([*argv, "--output", str(out)]) == 0
+    fused = SD.pipeline_class().from_single_file(
+        str(out), config=str(tiny_dir / "model"), local_files_only=True, safety_checker=None
+    )
+    own = _remade(load_pipeline(run_dir=run_dir, device="cpu", dtype="fp32"))
+    plain = _remade(_base(tiny_dir))
+    got = _remade(fused)
+    assert np.abs(own[0].astype(int) - plain[0].astype(int)).max() > 3  # the DoRA shows
+    for a, b in zip(got, own, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # uint8 pixels: rounding only
