@@ -119,7 +119,25 @@ def batch_at(
 ) -> list[int]:
     """Micro-batch k of `process` (of `processes`): global batch k * processes + process of the
     endless sequence of epochs."""
+    return batch_place(image_buckets, batch_size, seed, k, process, processes, shuffle)[0]
+
+
+def batch_place(
+    image_buckets: list[Bucket],
+    batch_size: int,
+    seed: int,
+    k: int,
+    process: int = 0,
+    processes: int = 1,
+    shuffle: bool = True,
+) -> tuple[list[int], int]:
+    """`batch_at`'s micro-batch and its place among its bucket's batches in the endless
+    sequence (n: the bucket's n-th batch, counting from 0): the class images of a bucket are
+    drawn by it."""
     g = k * processes + process
     per_epoch = len(epoch_batches(image_buckets, batch_size, seed, 0, shuffle))
     epoch, offset = divmod(g, per_epoch)
-    return epoch_batches(image_buckets, batch_size, seed, epoch, shuffle)[offset]
+    batches = epoch_batches(image_buckets, batch_size, seed, epoch, shuffle)
+    bucket = image_buckets[batches[offset][0]]
+    same = [image_buckets[b[0]] == bucket for b in batches]
+    return batches[offset], epoch * sum(same) + sum(same[:offset])

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from engine.buckets import Bucket, bucket_list
+from engine.class_buckets import BucketPlan, ClassJob, plan_buckets
 from engine.families import SD, ModelFamily
 from engine.images import scan_images
 
@@ -48,6 +50,22 @@ class ClassPlan:
     @property
     def missing(self) -> int:
         return max(self.wanted - len(self.existing), 0)
+
+    @property
+    def total(self) -> int:
+        return self.wanted
+
+    @property
+    def present(self) -> int:
+        return min(len(self.existing), self.wanted)
+
+    def jobs(self, seed: int, resolution: int) -> list[ClassJob]:
+        """The images to make: square, at the training resolution."""
+        have = len(self.existing)
+        return [
+            ClassJob(f"class-{i:05d}", class_seed(seed, i), resolution, resolution)
+            for i in range(have, have + self.missing)
+        ]
 
     def used(self) -> list[Path]:
         """The images a run trains on (once the missing ones exist): the first `wanted`."""
@@ -113,7 +131,7 @@ def load_class_pipeline(
 
 
 def generate_missing(
-    plan: ClassPlan,
+    plan: ClassPlan | BucketPlan,
     *,
     source: str,
     revision: str | None,
@@ -130,29 +148,30 @@ def generate_missing(
     family: ModelFamily = SD,
 ) -> int:
     """Make this rank's share of the missing images (with the base model's `family`'s
-    pipeline); returns how many it made."""
-    mine = list(range(rank, plan.missing, world_size))
+    pipeline), each at its size (batches of one size); returns how many it made."""
+    mine = plan.jobs(seed, resolution)[rank::world_size]
     if not mine:
         return 0
-    have = len(plan.existing)
     pipe = load_class_pipeline(source, revision, device, dtype, family)
     made = 0
     try:
-        for start in range(0, len(mine), batch_size):
-            if should_stop():
-                break
-            batch = mine[start : start + batch_size]
-            gens = [torch.Generator(device).manual_seed(class_seed(seed, have + i)) for i in batch]
+        while mine and not should_stop():
+            size = (mine[0].width, mine[0].height)
+            n = 1
+            while n < min(batch_size, len(mine)) and (mine[n].width, mine[n].height) == size:
+                n += 1
+            batch, mine = mine[:n], mine[n:]
+            gens = [torch.Generator(device).manual_seed(job.seed) for job in batch]
             with torch.no_grad():
                 images = pipe(
                     [prompt] * len(batch),
-                    num_inference_steps=25 if resolution >= 256 else 10,
+                    num_inference_steps=25 if min(size) >= 256 else 10,
                     generator=gens,
-                    height=resolution,
-                    width=resolution,
+                    height=size[1],
+                    width=size[0],
                 ).images
-            for i, img in zip(batch, images, strict=True):
-                write_new_image(plan.folder, f"class-{have + i:05d}", img)
+            for job, img in zip(batch, images, strict=True):
+                write_new_image(plan.folder, job.stem, img)
                 made += 1
             if progress is not None:
                 progress(made)
@@ -169,9 +188,26 @@ def free_memory(device: torch.device) -> None:
             torch.cuda.empty_cache()
 
 
-def ensure(ctx: RunContext, source: str, family: ModelFamily = SD) -> None:
+def run_plan(
+    folder: Path, train: Any, instance_buckets: list[Bucket] | None, step: int = 64
+) -> ClassPlan | BucketPlan:
+    """The class images of a run: `num_class_images` of the folder, or, when the instance
+    images are bucketed, that many split over their buckets (engine.class_buckets)."""
+    if instance_buckets is None:
+        return plan(folder, train.num_class_images)
+    every = bucket_list(train.resolution, step)
+    return plan_buckets(folder, instance_buckets, train.num_class_images, every)
+
+
+def ensure(
+    ctx: RunContext,
+    source: str,
+    family: ModelFamily = SD,
+    instance_buckets: list[Bucket] | None = None,
+    step: int = 64,
+) -> None:
     """A run's missing class images made (with the base model's family's pipeline) before it
-    trains: every process its share."""
+    trains: every process its share; with bucketed instance images, at their buckets' sizes."""
     tc = ctx.cfg.train
     if not tc.prior_preservation:
         return
@@ -183,16 +219,16 @@ def ensure(ctx: RunContext, source: str, family: ModelFamily = SD) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         remove_temp_files(folder)
     acc.wait_for_everyone()  # every rank plans from the same folder, before any writes
-    found = plan(folder, tc.num_class_images)
+    found = run_plan(folder, tc, instance_buckets, step)
     acc.wait_for_everyone()
     if found.missing == 0:
         return
-    have = len(found.existing)
-    ctx.phase("generating_class_images", f"{found.missing} of {tc.num_class_images} to make")
+    have, total = found.present, found.total
+    ctx.phase("generating_class_images", f"{found.missing} of {total} to make")
 
     def progress(made: int) -> None:
         if acc.num_processes == 1:
-            ctx.log(f"class images {have + made}/{tc.num_class_images}")
+            ctx.log(f"class images {have + made}/{total}")
 
     made = generate_missing(
         found,
@@ -213,7 +249,7 @@ def ensure(ctx: RunContext, source: str, family: ModelFamily = SD) -> None:
     counts = acc.gather(torch.tensor([made], device=ctx.device)).tolist()
     if acc.num_processes > 1:
         ctx.log(
-            f"class images {have + sum(counts)}/{tc.num_class_images} "
+            f"class images {have + sum(counts)}/{total} "
             f"(made per process: {', '.join(map(str, counts))})"
         )
     acc.wait_for_everyone()

@@ -199,17 +199,36 @@ def load_folder(
                 f"{bad[0][0]}: bad mask: {bad[0][1]}",
                 hint=f"fix or remove {bad[0][0].name}, or set train.masked_loss: false",
             )
-    out = ImageSet([], [], [], [(str(p), r) for p, r in scan.skipped])
+    out = load_files(
+        scan.good[:limit], prompt, size, center_crop, captions, warn, bucket_list, folder, masks
+    )
+    out.skipped[:0] = [(str(p), r) for p, r in scan.skipped]
+    return out
+
+
+def load_files(
+    paths: list[Path],
+    prompt: str,
+    size: int,
+    center_crop: bool,
+    captions: bool = False,
+    warn=None,
+    bucket_list: list[Bucket] | None = None,
+    folder: Path | None = None,
+    masks: bool = False,
+) -> ImageSet:
+    """These image files (known to decode) in this order, as `load_folder` loads them."""
+    out = ImageSet([], [], [])
     out.crop_size = None if center_crop or bucket_list is not None else size
-    for path in scan.good[:limit]:
+    for path in paths:
         text = (captions and caption_for(path)) or prompt
         mask = _mask_of(path) if masks else None
         why = out.add(open_rgb(path), size, center_crop, text, path.name, bucket_list, mask)
         if why and warn:
             warn(f"skipped {path.name}: {why}")
-    if scan.good[:limit] and not out.pixels:  # every image too small for its bucket
+    if paths and not out.pixels:  # every image too small for its bucket
         raise DataError(
-            f"{folder}: no usable image ({out.skipped[-1][1]})",
+            f"{folder or paths[0].parent}: no usable image ({out.skipped[-1][1]})",
             hint="use larger images, a lower train.resolution or aspect_buckets: false",
         )
     return out

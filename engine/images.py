@@ -259,6 +259,14 @@ def open_rgb(path: Path | str) -> Image.Image:
     return load_image(path).image
 
 
+def oriented_size(path: Path | str) -> tuple[int, int]:
+    """(width, height) of an image as training sees it (EXIF orientation applied), read from
+    its header only."""
+    with Image.open(path) as im:
+        w, h = im.size
+        return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
+
+
 def caption_for(image_path: Path | str) -> str | None:
     """Text of the sibling ``<stem>.txt`` (or ``.TXT``), stripped; None if absent or empty."""
     image_path = Path(image_path)

@@ -104,9 +104,14 @@ class Trainer:
         ctx.phase("loading_models", self.cfg.train.model)
         components = setup.load_models(self.cfg)
         self.models = setup.ready_to_train(components, self.cfg, ctx.device, ctx.weight_dtype)
-        class_images.ensure(ctx, components.source, self.models.family)
         step = bucket_step(self.models.vae)
-        self.batches = Batches(ctx, self.models, *load_data(self.cfg, ctx.log, step))
+
+        def ensure_classes(instance_buckets: list | None) -> None:
+            family = self.models.family
+            class_images.ensure(ctx, components.source, family, instance_buckets, step)
+
+        data = load_data(self.cfg, ctx.log, step, ensure_classes)
+        self.batches = Batches(ctx, self.models, *data)
         self.batches.build_cache()
         self.build_optimizer()
         self.state.start_step = checkpoints.restore(ctx, self.models, self.opt, self.resume)

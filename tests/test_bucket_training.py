@@ -1,7 +1,7 @@
 """Aspect-ratio buckets in training (train.aspect_buckets, issue 11), on the tiny models (CPU):
 a folder of mixed aspect ratios trains with every UNet batch one bucket's shape, a resumed run
-repeats the losses, SDXL's time ids carry each image's original size and bucket crop, and
-prior preservation with buckets is refused in one line."""
+repeats the losses, and SDXL's time ids carry each image's original size and bucket crop
+(prior preservation with buckets: tests/test_bucket_prior.py)."""
 
 from __future__ import annotations
 
@@ -138,16 +138,3 @@ def test_sdxl_time_ids_carry_the_original_size_and_bucket_crop(tiny_sdxl_dir, tm
             seen.add(tuple(row[:2]))
     assert any(row[2] or row[3] for row in expected.values())  # some crops are off the corner
     assert len(seen) >= 3
-
-
-def test_buckets_with_prior_preservation_are_refused_in_one_line(tiny_dir, tmp_path):
-    from engine.config import ConfigError, load_config
-    from tests.enginehelpers import DEMO
-
-    with pytest.raises(ConfigError) as err:
-        load_config(
-            DEMO,
-            {"train": {**TRAIN, "prior_preservation": True, "class_data": str(tmp_path)}},
-        )
-    assert "train.aspect_buckets" in str(err.value) and "prior_preservation" in str(err.value)
-    assert "\n" not in str(err.value)

@@ -65,15 +65,6 @@ def rule_problems(train: Any) -> list[RuleProblem]:
     out: list[RuleProblem] = []
     if train.prior_preservation and not train.class_data:
         out.append(RuleProblem("train.class_data", CLASS_DATA_REQUIRED, "train.prior_preservation"))
-    if getattr(train, "aspect_buckets", False) and train.prior_preservation:
-        out.append(
-            RuleProblem(
-                "train.aspect_buckets",
-                "not yet with prior_preservation (class images are not bucketed); set "
-                "aspect_buckets: false or prior_preservation: false",
-                "train.aspect_buckets",
-            )
-        )
     rules = getattr(train, "lr_step_rules", None)
     if train.lr_scheduler == "piecewise_constant" and not rules:
         out.append(

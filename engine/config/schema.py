@@ -140,7 +140,8 @@ class TrainConfig(_Section):
         description="Train each image at its own aspect ratio: buckets of about resolution^2 "
         "pixels (sides multiples of 64 for SD and SDXL, up to 2:1), each image resized to cover its bucket "
         "(never enlarged more than 2x: smaller images are skipped) and centre-cropped; each "
-        "batch from one bucket. Not yet with prior_preservation.",
+        "batch from one bucket. Class images (prior preservation) are bucketed the same way: "
+        "made at the buckets' sizes in proportion to the instance images.",
     )
     shuffle: Bool = Field(True, description="Shuffle the training images every epoch.")
     method: Method = Field(

@@ -6,16 +6,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from engine import crops
-from engine.buckets import batch_at, bucket_list
+from engine.buckets import Bucket, batch_place, bucket_list, mix
 from engine.config import Config
 from engine.data import (
     DataError,
     ImageSet,
     caption_dropped,
+    load_files,
     load_images,
     normalize,
     stream_indices,
@@ -39,10 +41,15 @@ def bucket_step(vae: torch.nn.Module) -> int:
 
 
 def load_data(
-    cfg: Config, log: Callable[..., None], step: int = 64
+    cfg: Config,
+    log: Callable[..., None],
+    step: int = 64,
+    ensure_classes: Callable[[list[Bucket] | None], None] | None = None,
 ) -> tuple[ImageSet, ImageSet | None]:
     """The instance images and (prior preservation) the class images, said in one log line;
-    with aspect_buckets, cropped to buckets of sides multiples of `step`."""
+    with aspect_buckets, cropped to buckets of sides multiples of `step`, the class images
+    those of the instance images' buckets (engine.class_buckets). `ensure_classes(instance
+    buckets)` makes the missing class images, between the two."""
     tc = cfg.train
     buckets = bucket_list(tc.resolution, step) if tc.aspect_buckets else None
 
@@ -64,17 +71,9 @@ def load_data(
         )
         classes = None
         if tc.prior_preservation:
-            classes = load_images(
-                tc.class_data,
-                tc.class_prompt,
-                tc.resolution,
-                tc.center_crop,
-                False,
-                None,
-                tc.seed + 1,
-                warn,
-                limit=tc.num_class_images,
-            )
+            if ensure_classes is not None:
+                ensure_classes(instances.buckets)
+            classes = load_class_images(cfg, instances.buckets, step, warn)
     except DataError as exc:
         raise EngineError(exc.kind, str(exc), exc.hint, 2 if exc.kind == "data" else 1) from exc
     msg = f"{len(instances)} instance images"
@@ -93,6 +92,40 @@ def load_data(
     return instances, classes
 
 
+def load_class_images(
+    cfg: Config, instance_buckets: list[Bucket] | None, step: int, warn: Callable[[str], None]
+) -> ImageSet:
+    """The class images a run trains on: `num_class_images` of class_data, or, with bucketed
+    instance images, the plan's images of each of their buckets (each bucket has one)."""
+    tc = cfg.train
+    if instance_buckets is None:
+        return load_images(
+            tc.class_data,
+            tc.class_prompt,
+            tc.resolution,
+            tc.center_crop,
+            False,
+            None,
+            tc.seed + 1,
+            warn,
+            limit=tc.num_class_images,
+        )
+    from engine.class_images import run_plan
+    from engine.data import resolve_data
+
+    found = run_plan(Path(resolve_data(tc.class_data)), tc, instance_buckets, step)
+    every = bucket_list(tc.resolution, step)
+    classes = load_files(found.used(), tc.class_prompt, tc.resolution, True, bucket_list=every)
+    short = [b for b in found.wanted if b not in set(classes.buckets or [])]
+    if short:
+        raise DataError(
+            f"{tc.class_data}: no class image of the aspect-ratio bucket "
+            f"{short[0][0]}x{short[0][1]} that instance images use",
+            hint="let the run generate them (keep the folder writable) or add images of that shape",
+        )
+    return classes
+
+
 def _view_geometry(
     images: ImageSet, idx: list[int], corners: list[tuple[int, int]], flips: list[bool]
 ) -> list[SampleGeometry]:
@@ -100,6 +133,18 @@ def _view_geometry(
         crops.geometry(images, i, corner, flip)
         for i, corner, flip in zip(idx, corners, flips, strict=True)
     ]
+
+
+def bucket_draw(
+    buckets: list[Bucket], place: tuple[Bucket, int], bs: int, seed: int, shuffle: bool, stream: int
+) -> list[int]:
+    """The class images drawn with the n-th batch of a bucket (place = (bucket, n)): items
+    [n*bs, (n+1)*bs) of the endless per-epoch orders of that bucket's class images, seeded by
+    (seed, stream, bucket): a pure function of the seed, as the instance order."""
+    bucket, n = place
+    pool = [j for j, b in enumerate(buckets) if b == bucket]
+    order = stream_indices(len(pool), n * bs, bs, seed, shuffle, mix(stream, *bucket))
+    return [pool[t] for t in order]
 
 
 @dataclass
@@ -219,11 +264,15 @@ class Batches:
         start = (k * acc.num_processes + acc.process_index) * bs
         latents, prompts = [], []
         weights: list[torch.Tensor | None] = []
+        place: tuple[Bucket, int] | None = None  # the instance batch's bucket and its place
         for name, stream, images in self.sets():
-            if images.buckets:  # one bucket per micro-batch (prior preservation is refused)
-                idx = batch_at(
+            if images.buckets and place is None:  # one bucket per micro-batch
+                idx, n = batch_place(
                     images.buckets, bs, tc.seed, k, acc.process_index, acc.num_processes, tc.shuffle
                 )
+                place = (images.buckets[idx[0]], n)
+            elif images.buckets and place is not None:  # class images of the same bucket
+                idx = bucket_draw(images.buckets, place, bs, tc.seed, tc.shuffle, stream)
             else:
                 idx = stream_indices(len(images), start, bs, tc.seed, tc.shuffle, stream)
             positions = range(start, start + bs)  # the draws' places in the data sequence
