@@ -16,12 +16,38 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 MAX_RATIO = 2.0  # widest bucket 2:1, tallest 1:2
 MAX_UPSCALE = 2.0  # an image is never enlarged more than 2x to fill its bucket
 TOLERANCE = 0.1  # a bucket's pixel count is within 10% of resolution^2
 
 Bucket = tuple[int, int]  # (width, height)
+
+
+def step_for(vae_blocks: int) -> int:
+    """Bucket sides are multiples of 8 times the VAE's downscale factor, 2^(blocks - 1): 64
+    for SD and SDXL (4 blocks)."""
+    return 8 * 2 ** (vae_blocks - 1)
+
+
+def buckets_on(setting: str, family: object) -> bool:
+    """Whether a run with `train.aspect_buckets: setting` (auto, on, off) uses buckets: auto is
+    the model family's `aspect_buckets_default` (on for SDXL, off for SD 1.x/2.x)."""
+    if setting == "auto":
+        return bool(getattr(family, "aspect_buckets_default", False))
+    return setting == "on"
+
+
+def buckets_said(setting: str, family: object | None) -> str:
+    """How the Config summary and `check` say it: "aspect buckets on (auto for Stable
+    Diffusion XL)", "aspect buckets off", "aspect buckets auto" (family unknown)."""
+    if setting != "auto":
+        return f"aspect buckets {setting}"
+    if family is None:
+        return "aspect buckets auto (on for SDXL, off for SD 1.x/2.x)"
+    state = "on" if buckets_on(setting, family) else "off"
+    return f"aspect buckets {state} (auto for {getattr(family, 'label', family)})"
 
 
 def bucket_list(resolution: int, step: int = 64, max_ratio: float = MAX_RATIO) -> list[Bucket]:
@@ -109,17 +135,10 @@ def epoch_batches(
 
 
 def batch_at(
-    image_buckets: list[Bucket],
-    batch_size: int,
-    seed: int,
-    k: int,
-    process: int = 0,
-    processes: int = 1,
-    shuffle: bool = True,
+    image_buckets: list[Bucket], batch_size: int, seed: int, k: int, *args: Any
 ) -> list[int]:
-    """Micro-batch k of `process` (of `processes`): global batch k * processes + process of the
-    endless sequence of epochs."""
-    return batch_place(image_buckets, batch_size, seed, k, process, processes, shuffle)[0]
+    """Micro-batch k (`batch_place`'s, without its place; the same further arguments)."""
+    return batch_place(image_buckets, batch_size, seed, k, *args)[0]
 
 
 def batch_place(
@@ -131,9 +150,9 @@ def batch_place(
     processes: int = 1,
     shuffle: bool = True,
 ) -> tuple[list[int], int]:
-    """`batch_at`'s micro-batch and its place among its bucket's batches in the endless
-    sequence (n: the bucket's n-th batch, counting from 0): the class images of a bucket are
-    drawn by it."""
+    """Micro-batch k of `process` (of `processes`), global batch k * processes + process of the
+    endless sequence of epochs, and its place among its bucket's batches in that sequence (n:
+    the bucket's n-th batch, from 0): the class images of a bucket are drawn by it."""
     g = k * processes + process
     per_epoch = len(epoch_batches(image_buckets, batch_size, seed, 0, shuffle))
     epoch, offset = divmod(g, per_epoch)

@@ -135,10 +135,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     problem = accelerate_problem(args)
     if problem:
         return fail(problem)
+    from engine.buckets import buckets_on
     from engine.config import summary
+    from engine.doctor.buckets import bucket_lines, class_bucket_line, image_buckets
+    from engine.families import family_of
+    from engine.model_family import bucket_step_of
     from engine.sources import builtin_path, is_builtin, is_local_path
 
     tc = cfg.train
+    family = family_of(tc.model, tc.revision)
+    step = bucket_step_of(tc.model, tc.revision) if buckets_on(tc.aspect_buckets, family) else 0
+    instance_buckets = None
     folders = [("train.instance_data", tc.instance_data)]
     if tc.prior_preservation:
         folders.append(("train.class_data", tc.class_data))
@@ -182,10 +189,14 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "or an alpha channel): every image counts fully",
                 file=sys.stderr,
             )
-    from engine.families import family_of
-
-    print(f"train.model: {tc.model} ({family_of(tc.model, tc.revision).label})")
-    print(summary(cfg, num_images))
+        if step and key == "train.instance_data":
+            instance_buckets = image_buckets(report, tc.resolution, step).values()
+            print("\n".join(f"  {line}" for line in bucket_lines(report, tc.resolution, step)))
+        elif step and instance_buckets:
+            folder = Path(value).expanduser()
+            print(f"  {class_bucket_line(folder, list(instance_buckets), tc, step)}")
+    print(f"train.model: {tc.model} ({family.label})")
+    print(summary(cfg, num_images, family))
     from engine.estimate import report, this_gpu
 
     lines, warnings = report(cfg, this_gpu())

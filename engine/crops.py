@@ -1,5 +1,8 @@
 """Random crops (`center_crop: false`): a new crop every time an image is drawn.
 
+With aspect-ratio buckets an image is kept resized to cover its bucket (aspect kept) and each
+draw cuts a bucket-sized view at a random place along its spare side, by the same rule.
+
 With center crops an image is cropped once, when it is loaded. With random crops an image is
 kept resized (shorter side = the resolution) but uncropped, and each draw crops it at a place
 derived from (seed, stream, position in the endless data sequence), as the data order is: the
@@ -32,19 +35,27 @@ CACHE_WARNING = (
 )
 
 
-def _corner(pixels: torch.Tensor, size: int, index: int) -> tuple[int, int]:
-    """(top, left) of the index-th of the image's size x size crop places (row-major)."""
-    return divmod(index, pixels.shape[-1] - size + 1)
+def _shape(images: ImageSet, i: int) -> tuple[int, int]:
+    """(height, width) of image i's random crops: its bucket, or the resolution's square."""
+    if images.buckets is not None:
+        width, height = images.buckets[i]
+        return height, width
+    return images.crop_size, images.crop_size
 
 
-def _crop(pixels: torch.Tensor, size: int, index: int) -> torch.Tensor:
-    """The index-th of the image's size x size crop places (row-major over top, left)."""
-    top, left = _corner(pixels, size, index)
-    return pixels[:, top : top + size, left : left + size]
+def _corner(pixels: torch.Tensor, shape: tuple[int, int], index: int) -> tuple[int, int]:
+    """(top, left) of the index-th of the image's crop places of `shape` (row-major)."""
+    return divmod(index, pixels.shape[-1] - shape[1] + 1)
 
 
-def _places(pixels: torch.Tensor, size: int) -> int:
-    return (pixels.shape[-2] - size + 1) * (pixels.shape[-1] - size + 1)
+def _crop(pixels: torch.Tensor, shape: tuple[int, int], index: int) -> torch.Tensor:
+    """The index-th of the image's crop places of `shape` (row-major over top, left)."""
+    top, left = _corner(pixels, shape, index)
+    return pixels[:, top : top + shape[0], left : left + shape[1]]
+
+
+def _places(pixels: torch.Tensor, shape: tuple[int, int]) -> int:
+    return (pixels.shape[-2] - shape[0] + 1) * (pixels.shape[-1] - shape[1] + 1)
 
 
 def crops_per_image(images: ImageSet, cache: bool) -> int:
@@ -54,11 +65,11 @@ def crops_per_image(images: ImageSet, cache: bool) -> int:
 
 def _drawn_place(images: ImageSet, i: int, seed: int, stream: int, position: int) -> int:
     g = torch.Generator().manual_seed(_mix(seed, stream, position, _DRAW))
-    return int(torch.randint(0, _places(images.pixels[i], images.crop_size), (1,), generator=g))
+    return int(torch.randint(0, _places(images.pixels[i], _shape(images, i)), (1,), generator=g))
 
 
 def _cached_place(images: ImageSet, i: int, c: int, seed: int, stream: int) -> int:
-    n = _places(images.pixels[i], images.crop_size)
+    n = _places(images.pixels[i], _shape(images, i))
     g = torch.Generator().manual_seed(_mix(seed, stream, i, _CACHED))
     return int(torch.randperm(n, generator=g)[c % n])
 
@@ -68,14 +79,14 @@ def drawn(images: ImageSet, i: int, seed: int, stream: int, position: int) -> to
     if images.crop_size is None:
         return images.pixels[i]
     place = _drawn_place(images, i, seed, stream, position)
-    return _crop(images.pixels[i], images.crop_size, place)
+    return _crop(images.pixels[i], _shape(images, i), place)
 
 
 def cached(images: ImageSet, i: int, c: int, seed: int, stream: int) -> torch.Tensor:
     """Cached crop c of image i: CACHED_CROPS distinct places where the image has as many."""
     if images.crop_size is None:
         return images.pixels[i]
-    return _crop(images.pixels[i], images.crop_size, _cached_place(images, i, c, seed, stream))
+    return _crop(images.pixels[i], _shape(images, i), _cached_place(images, i, c, seed, stream))
 
 
 def mask_of(images: ImageSet, i: int) -> torch.Tensor | None:
@@ -91,7 +102,7 @@ def drawn_mask(
     mask = mask_of(images, i)
     if mask is None or images.crop_size is None:
         return mask
-    return _crop(mask, images.crop_size, _drawn_place(images, i, seed, stream, position))
+    return _crop(mask, _shape(images, i), _drawn_place(images, i, seed, stream, position))
 
 
 def cached_mask(images: ImageSet, i: int, c: int, seed: int, stream: int) -> torch.Tensor | None:
@@ -99,7 +110,7 @@ def cached_mask(images: ImageSet, i: int, c: int, seed: int, stream: int) -> tor
     mask = mask_of(images, i)
     if mask is None or images.crop_size is None:
         return mask
-    return _crop(mask, images.crop_size, _cached_place(images, i, c, seed, stream))
+    return _crop(mask, _shape(images, i), _cached_place(images, i, c, seed, stream))
 
 
 def drawn_corner(
@@ -109,7 +120,7 @@ def drawn_corner(
     if images.crop_size is None:
         return _centre_corner(images, i)
     place = _drawn_place(images, i, seed, stream, position)
-    return _corner(images.pixels[i], images.crop_size, place)
+    return _corner(images.pixels[i], _shape(images, i), place)
 
 
 def cached_corner(images: ImageSet, i: int, c: int, seed: int, stream: int) -> tuple[int, int]:
@@ -117,7 +128,7 @@ def cached_corner(images: ImageSet, i: int, c: int, seed: int, stream: int) -> t
     if images.crop_size is None:
         return _centre_corner(images, i)
     place = _cached_place(images, i, c, seed, stream)
-    return _corner(images.pixels[i], images.crop_size, place)
+    return _corner(images.pixels[i], _shape(images, i), place)
 
 
 def _centre_corner(images: ImageSet, i: int) -> tuple[int, int]:
@@ -133,8 +144,7 @@ def geometry(
     trained at."""
     from engine.families.base import SampleGeometry
 
-    crop = images.crop_size
-    target = (crop, crop) if crop else tuple(images.pixels[i].shape[-2:])
+    target = _shape(images, i) if images.crop_size else tuple(images.pixels[i].shape[-2:])
     top, left = corner
     if flip:
         left = images.resized_sizes[i][1] - left - target[1]

@@ -37,14 +37,15 @@ class ImageSet:
     random crops (crop_size set), resized only; engine.crops crops them at each draw. Each
     image's (height, width) as read and as resized (before any crop) are kept: SDXL conditions
     on them (engine.crops.geometry). With aspect-ratio buckets (engine.buckets) each image is
-    resized to cover its bucket and centre-cropped to it once, at load; `buckets` holds each
-    image's (width, height) bucket, None without buckets."""
+    resized to cover its bucket and centre-cropped to it once, at load, or, with random crops,
+    resized only (each draw crops a bucket-sized view); `buckets` holds each image's (width,
+    height) bucket, None without buckets."""
 
     pixels: list[torch.Tensor]
     prompts: list[str]
     names: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
-    crop_size: int | None = None
+    crop_size: int | None = None  # random crops: the square's side (with buckets: the bucket)
     original_sizes: list[tuple[int, int]] = field(default_factory=list)
     resized_sizes: list[tuple[int, int]] = field(default_factory=list)
     buckets: list[Bucket] | None = None
@@ -78,6 +79,8 @@ class ImageSet:
 
             def view(im: Image.Image) -> Image.Image:
                 im = im.resize((w, h), Image.Resampling.BILINEAR)
+                if not center_crop:  # engine.crops cuts a bucket-sized view at each draw
+                    return im
                 return im.crop((left, top, left + bucket[0], top + bucket[1]))
 
             self.buckets = [*(self.buckets or []), bucket]
@@ -219,7 +222,7 @@ def load_files(
 ) -> ImageSet:
     """These image files (known to decode) in this order, as `load_folder` loads them."""
     out = ImageSet([], [], [])
-    out.crop_size = None if center_crop or bucket_list is not None else size
+    out.crop_size = None if center_crop else size
     for path in paths:
         text = (captions and caption_for(path)) or prompt
         mask = _mask_of(path) if masks else None
@@ -270,7 +273,7 @@ def load_hub_dataset(
             hint="its features must include an Image column",
         )
     text_cols = [k for k in ("text", "caption", "prompt") if k in ds.features]
-    out = ImageSet([], [], [], crop_size=None if center_crop or bucket_list else size)
+    out = ImageSet([], [], [], crop_size=None if center_crop else size)
     for i, row in enumerate(ds):
         img = row[image_cols[0]]
         if img is None:

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engine.buckets import step_for
 from engine.errors import DreamboothError, exit_code_for
 from engine.families import FAMILIES, family_for
 from engine.sources import builtin_model_path, kind_of
@@ -149,3 +150,28 @@ def check_model(model: str, revision: str | None = None) -> None:
     reason = unsupported_reason(index)
     if reason:
         raise ModelIndexError(f"{model!r} {reason}")
+
+
+def bucket_step_of(model: str, revision: str | None = None) -> int:
+    """The aspect-ratio bucket step of a model (engine.buckets.step_for its VAE's blocks), from
+    vae/config.json of a local or built builtin model or a hub id's cached file (no network);
+    64 (SD and SDXL) when that cannot be read."""
+    kind = kind_of(model)
+    path: Path | None = None
+    if kind == "builtin":
+        path = builtin_model_path(model) / "vae" / "config.json"
+    elif kind == "local":
+        path = Path(model).expanduser() / "vae" / "config.json"
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            found = try_to_load_from_cache(model, "vae/config.json", revision=revision)
+            path = Path(found) if isinstance(found, str) else None
+        except (ImportError, ValueError):
+            path = None
+    try:
+        blocks = len(json.loads(path.read_text(encoding="utf-8"))["block_out_channels"])
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        return 64
+    return step_for(blocks)

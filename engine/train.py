@@ -20,6 +20,7 @@ import torch
 
 from engine import checkpoint as ckpt
 from engine import class_images
+from engine.buckets import buckets_on
 from engine.config import Config, ConfigError, config_to_dict, load_config
 from engine.events import EventWriter
 from engine.export.at_end import export_at_end
@@ -110,7 +111,8 @@ class Trainer:
             family = self.models.family
             class_images.ensure(ctx, components.source, family, instance_buckets, step)
 
-        data = load_data(self.cfg, ctx.log, step, ensure_classes)
+        bucketed = buckets_on(self.cfg.train.aspect_buckets, self.models.family)
+        data = load_data(self.cfg, ctx.log, step, ensure_classes, bucketed)
         self.batches = Batches(ctx, self.models, *data)
         self.batches.build_cache()
         self.build_optimizer()

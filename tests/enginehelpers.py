@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,25 @@ def remade(pipe, evaluation: dict[str, Any], prompt: str, size: int = 32) -> lis
         )
         out.append(np.asarray(image.convert("RGB")))
     return out
+
+
+@contextmanager
+def unet_training_shapes() -> Iterator[list[tuple[int, ...]]]:
+    """The shapes of the latents the UNet trains on (its forward passes with gradients; samples
+    run without), recorded while inside."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    shapes: list[tuple[int, ...]] = []
+    original = UNet2DConditionModel.forward
+
+    def watched(self, sample, *args, **kwargs):
+        if torch.is_grad_enabled():
+            shapes.append(tuple(sample.shape))
+        return original(self, sample, *args, **kwargs)
+
+    UNet2DConditionModel.forward = watched
+    try:
+        yield shapes
+    finally:
+        UNet2DConditionModel.forward = original

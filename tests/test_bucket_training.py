@@ -8,11 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from diffusers import UNet2DConditionModel
 
 from engine.buckets import bucket_list, bucket_of, cover_and_crop
-from tests.enginehelpers import losses, of_type, prepare, resume_from, train_in_process
+from tests.enginehelpers import (
+    losses,
+    of_type,
+    prepare,
+    resume_from,
+    train_in_process,
+    unet_training_shapes,
+)
 from tests.imagefactory import concept_image
 
 # tiny VAE: downscale 2, so bucket sides are multiples of 16: at 64 px, 48x80, 64x64, 80x48
@@ -47,23 +52,12 @@ def bucket_run(request, tiny_dir, tmp_path_factory):
     """A bucketed run (latents cached per image at its bucket's shape, or encoded every step)
     and the shapes of the latents the UNet trained on."""
     tmp = tmp_path_factory.mktemp("buckets")
-    shapes: list[tuple[int, ...]] = []
-    original = UNet2DConditionModel.forward
-
-    def watched(self, sample, *args, **kwargs):
-        if torch.is_grad_enabled():  # training steps (sampling runs without gradients)
-            shapes.append(tuple(sample.shape))
-        return original(self, sample, *args, **kwargs)
-
-    UNet2DConditionModel.forward = watched
-    try:
+    with unet_training_shapes() as shapes:
         code, run_dir, events = train_in_process(
             tmp,
             train={**TRAIN, "instance_data": str(_folder(tmp)), "cache_latents": request.param},
             evaluation=EVALUATION,
         )
-    finally:
-        UNet2DConditionModel.forward = original
     assert code == 0, of_type(events, "error")
     _RUNS[request.param] = (run_dir, events, shapes)
     return run_dir, events, shapes

@@ -94,7 +94,7 @@ DESIGN_DEFAULTS = {
         "lr_power": 1.0,
         "lr_step_rules": None,
         "export": [],
-        "aspect_buckets": False,
+        "aspect_buckets": "auto",
         "adam_beta1": 0.9,
         "adam_beta2": 0.999,
         "adam_weight_decay": 1e-2,
@@ -751,7 +751,7 @@ def test_summary():
     cfg = parse_config_text(MINIMAL)[0]
     assert summary(cfg, 5) == (
         "5 images · 400 steps · effective batch 1 (1×1×1 GPU) · full fine-tune · fp32 · "
-        "prior preservation off"
+        "prior preservation off · aspect buckets auto (on for SDXL, off for SD 1.x/2.x)"
     )
     cfg = load_config(SAMPLES / "sd15-full.yaml")
     cfg.train.train_batch_size, cfg.train.gradient_accumulation_steps = 2, 4

@@ -43,6 +43,9 @@ CONTRACT_MODULES = (
     "engine.term_images",  # terminal image-protocol detection
     "engine.sources",  # the one rule: builtin:tiny, local folder or hub id
     "engine.sample_request",  # sample now: the request file the Train screen's key writes
+    "engine.buckets",  # aspect-ratio bucket rules (pure): the Data screen's bucket column
+    "engine.families",  # model families (torch inside methods only): known_family, defaults
+    "engine.model_family",  # reading model_index.json (the family of a model)
 )
 
 

@@ -13,6 +13,9 @@ from engine import crops
 from tests.enginehelpers import losses, of_type, train_in_process
 
 QUIET = {"validation_steps": 100, "checkpointing_steps": 100}
+# random crops, each draw encoded, 4 steps with a checkpoint at 2 to resume from
+DRAWS = {**QUIET, "center_crop": False, "cache_latents": False, "max_train_steps": 4}
+DRAWS["checkpointing_steps"] = 2
 
 
 @pytest.fixture
@@ -42,14 +45,7 @@ def encoded(monkeypatch):
 def test_random_crops_differ_per_draw_and_a_resume_draws_the_same(
     tiny_dir, tmp_path, wide_image, encoded
 ):
-    settings = {
-        **QUIET,
-        "instance_data": str(wide_image),
-        "center_crop": False,
-        "cache_latents": False,
-        "max_train_steps": 4,
-        "checkpointing_steps": 2,
-    }
+    settings = {**DRAWS, "instance_data": str(wide_image)}
     code, run_dir, events = train_in_process(tmp_path, train=settings)
     assert code == 0, of_type(events, "error")
     assert len(encoded) == 4  # one image, batch 1: every step is a new epoch of that image
@@ -124,3 +120,35 @@ def test_center_crops_are_one_crop_per_image(tiny_dir, tmp_path, wide_image, enc
     src = np.asarray(Image.open(wide_image / "wide.png"))[:, 16:48]
     expected = src.transpose(2, 0, 1).astype(np.float32) / 127.5 - 1.0
     assert np.allclose(encoded[0][0].numpy(), expected, atol=1e-6)
+
+
+def test_random_crops_inside_a_bucket_differ_per_draw_and_a_resume_draws_the_same(
+    tiny_dir, tmp_path, encoded
+):
+    # at 64 px the tiny model's buckets are 48x80, 64x64, 80x48: a 128x48 image goes to 80x48
+    # at scale 1, leaving 49 places along its width
+    folder = tmp_path / "wider"
+    folder.mkdir()
+    src = np.random.default_rng(1).integers(0, 256, (48, 128, 3), dtype=np.uint8)
+    Image.fromarray(src).save(folder / "wider.png")
+    settings = {**DRAWS, "instance_data": str(folder), "resolution": 64, "aspect_buckets": "on"}
+    code, run_dir, events = train_in_process(tmp_path, train=settings)
+    assert code == 0, of_type(events, "error")
+    first = list(encoded)
+    assert len(first) == 4 and all(px.shape == (1, 3, 48, 80) for px in first)
+    lefts = []
+    for px in first:  # each draw is a bucket-sized view of the image, somewhere along its width
+        view = np.rint((px[0].numpy() + 1.0) * 127.5).astype(np.uint8).transpose(1, 2, 0)
+        found = [x for x in range(128 - 80 + 1) if np.array_equal(src[:, x : x + 80], view)]
+        assert len(found) == 1
+        lefts += found
+    assert len(set(lefts)) > 1  # not always the centre
+
+    encoded.clear()
+    code, _, resumed = train_in_process(
+        tmp_path, resume=str(run_dir / "checkpoints" / "step-000002"), run_dir=run_dir
+    )
+    assert code == 0, of_type(resumed, "error")
+    assert len(encoded) == 2
+    for a, b in zip(encoded, first[2:], strict=True):
+        assert np.array_equal(a.numpy(), b.numpy())

@@ -80,6 +80,17 @@ def _choice(choices: tuple[str, ...], *, false_means: str | None = None) -> Call
     return inner
 
 
+def _auto_switch(v: Any) -> str:
+    """auto, on or off; YAML's true/false (and yes/no) read as on/off."""
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, str) and v.strip().lower() in _TRUE | _FALSE:
+        return "on" if v.strip().lower() in _TRUE else "off"
+    if isinstance(v, str) and v.strip().lower() == "auto":
+        return "auto"
+    raise ValueError(f"must be one of auto, on, off (or true/false); got {show_value(v)}")
+
+
 def _gt(bound: float) -> Callable[[Any], Any]:
     def inner(v: Any) -> Any:
         if v is not None and not v > bound:
@@ -146,6 +157,7 @@ Str = Annotated[str, BeforeValidator(_as_str)]  # may be empty
 Text = Annotated[str, BeforeValidator(_as_str), AfterValidator(_nonempty)]
 OptStr = Annotated[str | None, BeforeValidator(_as_opt_str)]
 Bool = Annotated[bool, BeforeValidator(as_bool)]
+AutoSwitch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_auto_switch)]
 Int = Annotated[int, BeforeValidator(_as_int)]
 PosInt = Annotated[int, BeforeValidator(_as_int), AfterValidator(_ge(1))]
 NonNegInt = Annotated[int, BeforeValidator(_as_int), AfterValidator(_ge(0))]

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.config.field_types import (
+    AutoSwitch,
     Beta,
     Bool,
     Dropout,
@@ -135,11 +136,13 @@ class TrainConfig(_Section):
         True, description="Crop images at the centre (false: at a random place)."
     )
     random_flip: Bool = Field(False, description="Flip images left-right at random.")
-    aspect_buckets: Bool = Field(
-        False,
-        description="Train each image at its own aspect ratio: buckets of about resolution^2 "
+    aspect_buckets: AutoSwitch = Field(
+        "auto",
+        description="auto: on for SDXL, off for SD 1.x/2.x (as each was trained); on: train "
+        "each image at its own aspect ratio: buckets of about resolution^2 "
         "pixels (sides multiples of 64 for SD and SDXL, up to 2:1), each image resized to cover its bucket "
-        "(never enlarged more than 2x: smaller images are skipped) and centre-cropped; each "
+        "(never enlarged more than 2x: smaller images are skipped) and cropped to it (centre, or "
+        "at random with center_crop: false); each "
         "batch from one bucket. Class images (prior preservation) are bucketed the same way: "
         "made at the buckets' sizes in proportion to the instance images.",
     )

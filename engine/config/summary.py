@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from engine.buckets import buckets_said
 from engine.config.schema import Config
 
 
-def summary(cfg: Config, num_images: int | None = None) -> str:
+def summary(cfg: Config, num_images: int | None = None, family: object | None = None) -> str:
     """One line describing the run, e.g. '5 images · 400 steps · effective batch 1 (1×1×1 GPU) ·
-    full fine-tune · fp32 · prior preservation off'."""
+    full fine-tune · fp32 · prior preservation off · aspect buckets off (auto for Stable
+    Diffusion 1.x/2.x)'; `family` (the model's, None: not known) resolves aspect_buckets: auto."""
     t = cfg.train
     parts = []
     if num_images is not None:
@@ -30,4 +32,5 @@ def summary(cfg: Config, num_images: int | None = None) -> str:
         parts.append(f"prior preservation on ({t.num_class_images} class images)")
     else:
         parts.append("prior preservation off")
+    parts.append(buckets_said(t.aspect_buckets, family))
     return " · ".join(parts)

@@ -33,6 +33,7 @@ __all__ = [
     "family_for",
     "family_named",
     "family_of",
+    "known_family",
     "loading_family",
 ]
 
@@ -72,6 +73,21 @@ def family_of(model: str, revision: str | None = None) -> ModelFamily:
     if family is None:
         raise ModelIndexError(f"{model!r} {unsupported_reason(index)}")
     return family
+
+
+def known_family(model: str, revision: str | None = None) -> ModelFamily | None:
+    """The model's family where it can be told without the network (a builtin, a local folder,
+    a hub id whose model_index.json is in the local cache), else None. For the app's summary."""
+    from engine.model_family import ModelIndexError, read_model_index
+
+    family = _builtin_family(model)
+    if family is not None:
+        return family
+    try:
+        index = read_model_index(model, revision, cache_only=True)
+    except (ModelIndexError, ValueError, OSError):  # ValueError: an invalid repo id
+        return None
+    return family_for(index) if index is not None else None
 
 
 def _builtin_family(model: str) -> ModelFamily | None:

@@ -135,6 +135,8 @@ class ModelFamily(ABC):
     builtin_models: tuple[str, ...] = ()
     #: Whether `conditioning` reads each sample's SampleGeometry (the trainer skips it if not).
     conditions_on_geometry: bool = False
+    #: What `train.aspect_buckets: auto` means for this family (SDXL was trained with buckets).
+    aspect_buckets_default: bool = False
 
     # ------------------------------------------------------------------ detection
     def matches(self, index: dict[str, Any]) -> bool:

@@ -44,6 +44,7 @@ class StableDiffusionXL(ModelFamily):
     loader_noun = "Stable Diffusion XL"
     builtin_models = (BUILTIN_TINY_SDXL,)
     conditions_on_geometry = True
+    aspect_buckets_default = True
 
     def module_classes(self) -> dict[str, Any]:
         from diffusers import AutoencoderKL, UNet2DConditionModel

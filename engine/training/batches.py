@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from engine import crops
-from engine.buckets import Bucket, batch_place, bucket_list, mix
+from engine.buckets import Bucket, batch_place, bucket_list, mix, step_for
 from engine.config import Config
 from engine.data import (
     DataError,
@@ -37,7 +37,7 @@ from engine.training.setup import Models
 
 def bucket_step(vae: torch.nn.Module) -> int:
     """Bucket sides are multiples of 8 times the VAE's downscale factor (64 for SD and SDXL)."""
-    return 8 * 2 ** (len(vae.config.block_out_channels) - 1)
+    return step_for(len(vae.config.block_out_channels))
 
 
 def load_data(
@@ -45,13 +45,17 @@ def load_data(
     log: Callable[..., None],
     step: int = 64,
     ensure_classes: Callable[[list[Bucket] | None], None] | None = None,
+    bucketed: bool | None = None,
 ) -> tuple[ImageSet, ImageSet | None]:
     """The instance images and (prior preservation) the class images, said in one log line;
-    with aspect_buckets, cropped to buckets of sides multiples of `step`, the class images
+    `bucketed` (train.aspect_buckets resolved by the family; None: on only when "on"), cropped
+    to buckets of sides multiples of `step`, the class images
     those of the instance images' buckets (engine.class_buckets). `ensure_classes(instance
     buckets)` makes the missing class images, between the two."""
     tc = cfg.train
-    buckets = bucket_list(tc.resolution, step) if tc.aspect_buckets else None
+    if bucketed is None:  # the family's default unknown: auto means off (SD 1.x/2.x)
+        bucketed = tc.aspect_buckets == "on"
+    buckets = bucket_list(tc.resolution, step) if bucketed else None
 
     def warn(msg: str) -> None:
         log(msg, "warning")
@@ -87,7 +91,7 @@ def load_data(
         masked = sum(m is not None for m in instances.masks or [])
         msg += f"; masked loss: {masked} with a mask, {len(instances) - masked} counted fully"
     log(msg)
-    if tc.cache_latents and not tc.center_crop and not tc.aspect_buckets:
+    if tc.cache_latents and not tc.center_crop:
         log(crops.CACHE_WARNING, "warning")
     return instances, classes
 
@@ -115,7 +119,8 @@ def load_class_images(
 
     found = run_plan(Path(resolve_data(tc.class_data)), tc, instance_buckets, step)
     every = bucket_list(tc.resolution, step)
-    classes = load_files(found.used(), tc.class_prompt, tc.resolution, True, bucket_list=every)
+    used = found.used()
+    classes = load_files(used, tc.class_prompt, tc.resolution, tc.center_crop, bucket_list=every)
     short = [b for b in found.wanted if b not in set(classes.buckets or [])]
     if short:
         raise DataError(

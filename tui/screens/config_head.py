@@ -32,7 +32,11 @@ def summary_line(state: Any) -> Text:
     """What the run will do (engine.config.summary), or why the config did not load."""
     line = Text()
     if state.config is not None:
-        line.append(summary(state.config, state.num_images))
+        from engine.families import known_family  # a local read: resolves aspect_buckets auto
+
+        train = state.config.train
+        family = known_family(train.model, train.revision)
+        line.append(summary(state.config, state.num_images, family))
     elif state.config_error:
         line.append(state.config_error, style="bold red")
     return line
