@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 
 from engine.sources import BUILTIN_TINY, is_local_path
 from tui.screens.data_push import PushFinished, PushOutput, push_command, push_modal
-from tui.screens.data_report import problem_rows, report_text
+from tui.screens.data_report import bucket_map, bucket_rows, problem_rows, report_text
 from tui.state import ConfigChanged, data_folder
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import FolderPicker, display_path
@@ -37,10 +37,11 @@ MAX_THUMBNAILS = 48
 
 
 class DatasetChecked(Message):
-    def __init__(self, folder: Path, report: DatasetReport) -> None:
+    def __init__(self, folder: Path, report: DatasetReport, buckets: dict | None = None) -> None:
         super().__init__()
         self.folder = folder
         self.report = report
+        self.buckets = buckets  # path -> aspect-ratio bucket, when the config uses buckets
 
 
 class DatasetCheckFailed(Message):
@@ -195,13 +196,20 @@ class DataScreen(Screen):
                 line.append(f"  the demo images ({self.folder})", style="dim")
             self._show_folder_line(line)
             self.query_one("#data-summary", Static).update(Text("checking…", style="dim"))
-            self.run_check(self.folder, self._resolution())
+            self.run_check(self.folder, self._resolution(), self._bucket_setting())
             self.load_thumbnails(self.folder)
         state = self.app.state
         picked = self._config_value()
         in_use = state.config is None or picked == state.config.train.instance_data
         state.picked_data = None if in_use else picked  # quitting asks about it
         self.refresh_bindings()
+
+    def _bucket_setting(self) -> tuple[str, str, str | None]:
+        """(train.aspect_buckets, model, revision): the check resolves auto by the family."""
+        cfg = self.app.state.config
+        if cfg is None:
+            return "off", "", None
+        return cfg.train.aspect_buckets, cfg.train.model, cfg.train.revision
 
     def _resolution(self) -> int:
         cfg = self.app.state.config
@@ -220,7 +228,12 @@ class DataScreen(Screen):
     # ------------------------------------------------------------------ workers
 
     @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
-    def run_check(self, folder: Path, resolution: int) -> None:
+    def run_check(
+        self,
+        folder: Path,
+        resolution: int,
+        buckets: tuple[str, str, str | None] = ("off", "", None),
+    ) -> None:
         from engine.doctor import check_folder
 
         worker = get_current_worker()
@@ -232,7 +245,9 @@ class DataScreen(Screen):
                 self.post_message(DatasetCheckFailed(folder, f"cannot read the folder: {reason}"))
             return
         if not worker.is_cancelled:
-            self.post_message(DatasetChecked(folder, report))
+            self.post_message(
+                DatasetChecked(folder, report, bucket_map(report, resolution, *buckets))
+            )
 
     @work(thread=True, exclusive=True, group="data-thumbs", exit_on_error=False)
     def load_thumbnails(self, folder: Path) -> None:
@@ -264,12 +279,17 @@ class DataScreen(Screen):
             self.app.state.num_images = report.count  # the summary line on Config counts them
         self.query_one("#data-summary", Static).update(report_text(report))
         table = self.query_one("#data-problems", DataTable)
-        table.clear()
-        flagged: set[str] = set()
-        for name, size, labels, key in problem_rows(report):
-            flagged.add(name.plain)
-            table.add_row(name, size, labels, key=key)
-        table.display = bool(flagged)
+        table.clear(columns=True)
+        flagged = {i.name for i in report.images if i.problems}
+        if message.buckets is not None:  # every image, with its bucket
+            table.add_columns("File", "Size", "Bucket", "Problem")
+            for name, size, bucket, labels, key in bucket_rows(report, message.buckets):
+                table.add_row(name, size, bucket, labels, key=key)
+        else:
+            table.add_columns("File", "Size", "Problem")
+            for name, size, labels, key in problem_rows(report):
+                table.add_row(name, size, labels, key=key)
+        table.display = bool(table.row_count)
         self.query_one(ThumbnailGrid).flag(flagged)
         self.refresh_bindings()
 

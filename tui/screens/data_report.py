@@ -10,7 +10,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from engine.doctor import DatasetReport
 
-__all__ = ["SEVERITY_STYLE", "problem_rows", "report_text"]
+__all__ = ["SEVERITY_STYLE", "bucket_map", "bucket_rows", "problem_rows", "report_text"]
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -28,24 +28,51 @@ def report_text(report: DatasetReport) -> Text:
     return lines
 
 
+def _cells(info) -> tuple[Text, Text, Text]:
+    """(file name, size, problem labels styled by the worst problem's severity) of an image."""
+    from engine.doctor import severity  # imported by the check already
+
+    size = f"{info.width}×{info.height}" if info.width else "—"
+    worst = severity(info.problems[0]) if info.problems else ""
+    labels = ", ".join(info.label(code) for code in info.problems)
+    return Text(info.name), Text(size), Text(labels, style=SEVERITY_STYLE.get(worst, ""))
+
+
 def problem_rows(report: DatasetReport) -> list[tuple[Text, Text, Text, str]]:
     """(file name, size, problem labels, row key) for each image with a problem, in order;
     the labels styled by the worst problem's severity."""
-    from engine.doctor import severity  # imported by the check already
+    return [(*_cells(info), str(info.path)) for info in report.images if info.problems]
+
+
+def bucket_map(
+    report: DatasetReport, resolution: int, setting: str, model: str, revision
+) -> dict | None:
+    """Each image's aspect-ratio bucket when the config trains with buckets (`auto` resolved
+    by the model's family, read without the network), else None. Run in the check's worker."""
+    from engine.buckets import buckets_on
+    from engine.doctor.buckets import image_buckets
+    from engine.families import known_family
+    from engine.model_family import bucket_step_of
+
+    if setting == "off" or not model:
+        return None
+    if setting == "auto" and not buckets_on(setting, known_family(model, revision)):
+        return None
+    return image_buckets(report, resolution, bucket_step_of(model, revision))
+
+
+def bucket_rows(report: DatasetReport, buckets: dict) -> list[tuple[Text, Text, Text, Text, str]]:
+    """(file name, size, bucket, problem labels, row key) for every image, in order; an image
+    too small for any bucket (skipped in training) has its bucket cell in yellow."""
+    from engine.doctor.buckets import bucket_label
 
     rows = []
     for info in report.images:
-        if not info.problems:
-            continue
-        size = f"{info.width}×{info.height}" if info.width else "—"
-        worst = severity(info.problems[0])
-        labels = ", ".join(info.label(code) for code in info.problems)
-        rows.append(
-            (
-                Text(info.name),
-                Text(size),
-                Text(labels, style=SEVERITY_STYLE.get(worst, "")),
-                str(info.path),
-            )
+        name, size, labels = _cells(info)
+        known = info.path in buckets
+        bucket = Text(
+            bucket_label(buckets[info.path]) if known else "—",
+            style="yellow" if known and buckets[info.path] is None else "",
         )
+        rows.append((name, size, bucket, labels, str(info.path)))
     return rows
