@@ -82,6 +82,7 @@ def test_a_run_with_auto_buckets_by_its_family(tiny_sdxl_dir, tmp_path, model, b
 async def test_config_summary_says_which_applies(tui_env, model, said):
     app = make_app(write_demo_config(tui_env, model=model), "config")
     async with app.run_test(size=(200, 40)) as pilot:
-        await wait_for(pilot, lambda: app.screen.query("#config-summary"), what="the summary")
+        # the whole form (its Selects mount late: leaving earlier tears them down half-made)
+        await wait_for(pilot, lambda: app.screen.form.ready, timeout=60, what="the form")
         await settle(pilot)
         assert said in str(app.screen.query_one("#config-summary").render())
