@@ -72,6 +72,16 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
     ),
     "adam_beta2-1": ({"adam_beta2": 1.0}, {}, True),
     "optimizer-prodigy": ({"optimizer": "prodigy", "learning_rate": 1.0}, {}, False),
+    "prodigy-text_encoder_lr": (
+        {
+            "optimizer": "prodigy",
+            "learning_rate": 1.0,
+            "train_text_encoder": True,
+            "text_encoder_lr": 0.5,
+        },
+        {},
+        True,
+    ),
     "ema": ({"ema_decay": 0.99}, {}, False),
     "ema-cpu-lora": ({"ema_decay": 0.99, "ema_device": "cpu", "method": "lora"}, {}, False),
     "ema_decay-1": ({"ema_decay": 1.0}, {}, True),

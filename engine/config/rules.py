@@ -105,6 +105,16 @@ def rule_problems(train: Any) -> list[RuleProblem]:
                 "train.text_encoder_lr",
             )
         )
+    te_lr = getattr(train, "text_encoder_lr", None)
+    if train.optimizer == "prodigy" and te_lr is not None and te_lr != train.learning_rate:
+        out.append(
+            RuleProblem(
+                "train.text_encoder_lr",
+                "prodigy takes one learning rate for every parameter (it finds the step size "
+                "itself); set text_encoder_lr: null, or optimizer: adamw",
+                "train.text_encoder_lr",
+            )
+        )
     if "kohya" in (getattr(train, "export", None) or []) and getattr(train, "use_dora", False):
         out.append(
             RuleProblem(
