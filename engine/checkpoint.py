@@ -37,10 +37,13 @@ from engine.ckpt_check import disk_full_error
 from engine.loss_scaling import load_scaler, save_scaler
 
 CHECKPOINTS = "checkpoints"
+SAMPLES = "samples"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 # The engine's own temp folders: checkpoints/.tmp-step-NNNNNN (being written),
-# checkpoints/.tmp-del-step-NNNNNN (being deleted) and RUN_DIR/.tmp-final.
+# checkpoints/.tmp-del-step-NNNNNN (being deleted), samples/.tmp-step-NNNNNN (being written)
+# and RUN_DIR/.tmp-final.
 _TEMP_CHECKPOINT = re.compile(r"^\.tmp-(del-)?step-\d+$")
+_TEMP_SAMPLES = re.compile(r"^\.tmp-step-\d+(-asked(-\d+)?)?$")  # samples being written
 _TEMP_IN_RUN_DIR = (".tmp-final",)
 
 
@@ -170,9 +173,11 @@ def delete_checkpoint(path: Path) -> None:
 def remove_leftovers(run_dir: Path) -> list[Path]:
     """Remove the temp folders a killed save left behind (only the engine's own names)."""
     found = [run_dir / name for name in _TEMP_IN_RUN_DIR if (run_dir / name).is_dir()]
-    root = run_dir / CHECKPOINTS
-    if root.is_dir():
-        found += sorted(p for p in root.iterdir() if _TEMP_CHECKPOINT.match(p.name) and p.is_dir())
+    for root, pattern in ((CHECKPOINTS, _TEMP_CHECKPOINT), (SAMPLES, _TEMP_SAMPLES)):
+        if (run_dir / root).is_dir():
+            found += sorted(
+                p for p in (run_dir / root).iterdir() if pattern.match(p.name) and p.is_dir()
+            )
     for path in found:
         shutil.rmtree(path, ignore_errors=True)
     return found

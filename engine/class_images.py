@@ -96,11 +96,11 @@ def write_new_image(folder: Path, stem: str, image: Any) -> Path:
     data = buf.getvalue()
     digest = hashlib.sha1(data).hexdigest()[:10]
     tmp = folder / f"{TEMP_PREFIX}{stem}-{os.getpid()}.png"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
     try:
+        with open(tmp, "wb") as fh:  # a full disk: the cut temp file is removed below
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         for n in range(1000):
             target = folder / (f"{stem}-{digest}.png" if n == 0 else f"{stem}-{digest}-{n}.png")
             try:
@@ -230,7 +230,34 @@ def ensure(
         if acc.num_processes == 1:
             ctx.log(f"class images {have + made}/{total}")
 
-    made = generate_missing(
+    try:
+        made = make_missing(ctx, found, source, family, progress)
+    except OSError as exc:  # a full disk: the images made so far are whole and kept
+        from engine.training.errors import disk_error
+
+        done = min(len(scan_images(folder).good), total)
+        raise disk_error(
+            exc, f"class images ({done} of {total} made)", ctx.run_dir, folder
+        ) from exc
+    counts = acc.gather(torch.tensor([made], device=ctx.device)).tolist()
+    if acc.num_processes > 1:
+        ctx.log(
+            f"class images {have + sum(counts)}/{total} "
+            f"(made per process: {', '.join(map(str, counts))})"
+        )
+    acc.wait_for_everyone()
+
+
+def make_missing(
+    ctx: RunContext,
+    found: ClassPlan | BucketPlan,
+    source: str,
+    family: ModelFamily,
+    progress: Callable[[int], None],
+) -> int:
+    """This process's share of the missing class images, with the run's settings."""
+    tc, acc = ctx.cfg.train, ctx.accelerator
+    return generate_missing(
         found,
         source=source,
         revision=tc.revision,
@@ -246,10 +273,3 @@ def ensure(
         progress=progress,
         family=family,
     )
-    counts = acc.gather(torch.tensor([made], device=ctx.device)).tolist()
-    if acc.num_processes > 1:
-        ctx.log(
-            f"class images {have + sum(counts)}/{total} "
-            f"(made per process: {', '.join(map(str, counts))})"
-        )
-    acc.wait_for_everyone()

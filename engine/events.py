@@ -34,10 +34,12 @@ def _clean(value: Any) -> Any:
 
 
 class EventWriter:
-    """Appends events to a file, one JSON object per line, flushed per line.
+    """Appends events to a file, one JSON object per line, each line written at once.
 
-    If the file does not end in a newline (a writer was killed mid-line), a newline is written
-    first so every later line parses. A disabled writer (non-main ranks) drops every event.
+    If the file does not end in a newline (a writer was killed mid-line, or a full disk cut a
+    line short), a newline is written first so every later line parses. A write that fails
+    (disk full) raises OSError naming the file; the line may be cut short, and the next
+    line then starts on a fresh one. A disabled writer (non-main ranks) drops every event.
     `listeners` (e.g. train.report_to's reporter) get each event as written (tokens masked),
     after it is in the file.
     """
@@ -45,32 +47,40 @@ class EventWriter:
     def __init__(self, path: str | Path, enabled: bool = True) -> None:
         self.path = Path(path)
         self.enabled = enabled
-        self._fh = None
+        self._fd: int | None = None
+        self._torn = False  # the last line written may be cut short: start on a fresh line
         self._lock = threading.Lock()  # the GPU monitor thread writes too
         self._tokens = hub_tokens()  # masked wherever they appear (a token pasted as a prompt)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        needs_newline = False
         if self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, "rb") as fh:
                 fh.seek(-1, os.SEEK_END)
-                needs_newline = fh.read(1) != b"\n"
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the writer
-        if needs_newline:
-            self._fh.write("\n")
-            self._fh.flush()
+                self._torn = fh.read(1) != b"\n"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _write(self, data: bytes) -> None:
+        """All of `data`, however many writes it takes; OSError names the file."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._torn = True
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         event = {"v": VERSION, "t": time.time(), "type": type, **fields}
-        if self._fh is not None:
+        if self._fd is not None:
             line = json.dumps(_clean(event), ensure_ascii=False, separators=(",", ":"))
             if self._tokens:
                 line = redact(line, self._tokens)
             with self._lock:
-                self._fh.write(line + "\n")
-                self._fh.flush()
+                data = (line + "\n").encode("utf-8")
+                self._write(b"\n" + data if self._torn else data)
+                self._torn = False
             if self.listeners:
                 written = json.loads(line)
                 for listener in self.listeners:
@@ -81,9 +91,9 @@ class EventWriter:
         self.emit("log", level=level, message=message)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> EventWriter:
         return self

@@ -2,7 +2,8 @@
 
 DREAMBOOTH_TUI_FAULTS="nan@5,disk@10,oom@3" makes step 5's loss NaN, the checkpoint write at
 step 10 fail with ENOSPC and step 3 run out of memory; "hang@4" stops the checkpoint write of
-step 4 halfway (its weights written, the rest not) until the process is killed;
+step 4 halfway (its weights written, the rest not) until the process is killed (at the last
+step: final/'s write, its files in .tmp-final, not yet renamed);
 "sample_oom@4" makes the validation samples of step 4 run out of memory. Unset in normal use;
 read once.
 """

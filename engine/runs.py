@@ -96,8 +96,12 @@ def read_run_json(run_dir: str | Path) -> dict[str, Any]:
 def write_run_json(run_dir: str | Path, data: dict[str, Any]) -> None:
     path = Path(run_dir) / RUN_JSON
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk: run.json stays as it was, no cut .tmp beside it
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def update_run_json(run_dir: str | Path, **fields: Any) -> dict[str, Any]:

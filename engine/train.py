@@ -22,6 +22,7 @@ from engine import checkpoint as ckpt
 from engine import class_images
 from engine.buckets import buckets_on
 from engine.config import Config, ConfigError, config_to_dict, load_config
+from engine.disk_reserve import DiskReserve
 from engine.events import EventWriter
 from engine.export.at_end import export_at_end
 from engine.gpu import GpuMonitor, device_info
@@ -68,6 +69,7 @@ class Trainer:
         self.opt: Optimization | None = None  # from prepare()
         self.gpu_monitor: GpuMonitor | None = None
         self.reporter: Reporter | None = None  # train.report_to, fed the events (main only)
+        self.reserve = DiskReserve(run_dir)  # room for the last words on a full disk
 
     # ------------------------------------------------------------------ the parts, by name
     @property
@@ -161,6 +163,7 @@ class Trainer:
             except RunLockedError as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
+            self.reserve.take()
             self.events = EventWriter(self.run_dir / "events.jsonl")
             leftovers = ckpt.remove_leftovers(self.run_dir)  # a killed save's temp folders
         status, code, outputs = FAILED, 1, {"final": None, "lora": None}
@@ -184,8 +187,12 @@ class Trainer:
             self.report(out_of_memory(self.ctx.device if self.ctx else None, self.state.step + 1))
             print(f"error: out of memory: {exc}", file=sys.stderr)
         except Exception as exc:  # a full disk, or a bug: keep the trace in engine.log
-            self.report(unexpected(exc, self.run_dir))
-            traceback.print_exc()
+            err = unexpected(exc, self.run_dir)
+            self.report(err)
+            if err.kind == "internal":
+                traceback.print_exc()
+            else:
+                print(f"error: {err}", file=sys.stderr)
         finally:
             self.finish(status, outputs)
             lock.release()
@@ -230,30 +237,48 @@ class Trainer:
             self.gpu_monitor = GpuMonitor(ctx.events.emit, ctx.device.index or 0).start()
 
     def report(self, err: EngineError) -> None:
-        self.events.emit("error", kind=err.kind, message=str(err), hint=err.hint)
+        """The `error` event (the disk reserve given back first: the disk may be full)."""
+        if self.is_main:
+            self.reserve.release()
+        try:
+            self.events.emit("error", kind=err.kind, message=str(err), hint=err.hint)
+        except OSError:
+            pass  # no room even so: the engine's stderr still has the line
 
     def finish(self, status: str, outputs: dict[str, str | None]) -> None:
-        """The `finished` event and run.json's end, whatever happened."""
+        """The `finished` event and run.json's end, whatever happened; each is tried on its own
+        (the disk reserve given back first) and a failed write is said on stderr, never raised."""
         if self.gpu_monitor is not None:
             self.gpu_monitor.stop()
-        if self.is_main and discard_request(self.run_dir):  # came after the last step
-            self.events.log("a sample request came too late: the run ended first", "warning")
+        if self.is_main:
+            self.reserve.release()
+        try:
+            if self.is_main and discard_request(self.run_dir):  # came after the last step
+                self.events.log("a sample request came too late: the run ended first", "warning")
+        except OSError:
+            pass  # a full disk: the run's end matters more (below)
         # one duration everywhere (runs.run_duration): this session plus earlier ones
         now, state = time.time(), self.state
-        duration = finish_record(self.run_dir, now) if state.recorded else None
-        self.events.emit(
-            "finished",
-            status=status,
-            step=state.step,
-            outputs=outputs,
-            duration_s=now - state.started if duration is None else duration,
-        )
+        try:
+            duration = finish_record(self.run_dir, now) if state.recorded else None
+            self.events.emit(
+                "finished",
+                status=status,
+                step=state.step,
+                outputs=outputs,
+                duration_s=now - state.started if duration is None else duration,
+            )
+        except OSError as exc:
+            print(f"error: cannot write the finished event: {exc}", file=sys.stderr)
         if self.reporter is not None:
             self.reporter.close()
-        if state.recorded:
-            finish_record(self.run_dir, now, status=status, step=state.step)
-        elif self.is_main:
-            update_run_json(self.run_dir, status=status, ended=now, step=state.step)
+        try:
+            if state.recorded:
+                finish_record(self.run_dir, now, status=status, step=state.step)
+            elif self.is_main:
+                update_run_json(self.run_dir, status=status, ended=now, step=state.step)
+        except OSError as exc:
+            print(f"error: cannot record the end of the run in run.json: {exc}", file=sys.stderr)
         self.events.close()
 
 

@@ -6,13 +6,13 @@ container without CAP_SYS_ADMIN)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from diskhelpers import fill, small_disk
 from enginehelpers import of_type, prepare
 
 from engine.ckpt_check import incomplete_reason
@@ -22,40 +22,10 @@ from engine.runs import run_info
 SLACK = 256 << 10  # left free after filling: enough for events, not for a checkpoint
 
 
-def mount_tmpfs(where: Path, size: str) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    try:
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
 @pytest.fixture
 def tmpfs(tmp_path):
-    where = tmp_path / "small-disk"
-    if os.geteuid() != 0 or not mount_tmpfs(where, "64m"):
-        pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], capture_output=True, timeout=30)
-
-
-def fill(folder: Path, leave: int) -> Path:
-    """Fill the filesystem of `folder` until `leave` bytes are free."""
-    st = os.statvfs(folder)
-    free = st.f_bavail * st.f_frsize
-    filler = folder / "filler.bin"
-    with open(filler, "wb") as fh:
-        remaining = max(0, free - leave)
-        chunk = b"\0" * (1 << 20)
-        while remaining > 0:
-            n = fh.write(chunk[: min(len(chunk), remaining)])
-            remaining -= n
-    return filler
+    with small_disk(tmp_path / "small-disk") as where:
+        yield where
 
 
 @pytest.mark.slow

@@ -23,20 +23,21 @@ class EngineError(DreamboothError, RuntimeError):
         super().__init__(message, kind=kind, hint=hint, exit_code=exit_code)
 
 
-def disk_error(exc: OSError, what: str, run_dir: Path) -> EngineError:
-    """Writing `what` failed: disk full or not writable, naming the last good checkpoint."""
+def disk_error(exc: OSError, what: str, run_dir: Path, where: Path | None = None) -> EngineError:
+    """Writing `what` (into `where`, by default the run folder) failed: disk full or not
+    writable, naming the last good checkpoint."""
     last = ckpt.latest_checkpoint(run_dir)
     kept = f"; the last good checkpoint is {last.name}" if last else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return EngineError(
             "disk",
             f"disk full while writing the {what}{kept}",
-            f"free space under {run_dir.parent}, then resume the run",
+            f"free space under {where or run_dir.parent}, then resume the run",
         )
     return EngineError(
         "disk",
         f"cannot write the {what}: {exc.strerror or exc}{kept}",
-        f"check that {run_dir} is writable, then resume the run",
+        f"check that {where or run_dir} is writable, then resume the run",
     )
 
 
@@ -55,8 +56,9 @@ def out_of_memory(device, step: int) -> EngineError:
 def unexpected(exc: Exception, run_dir: Path) -> EngineError:
     """Any other failure: a full disk, or a bug whose trace engine.log keeps."""
     if isinstance(exc, OSError):
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return disk_error(exc, "run files", run_dir)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # events.jsonl, run.json...
+            what = f"run file {Path(exc.filename).name}" if exc.filename else "run files"
+            return disk_error(exc, what, run_dir)
         return EngineError(
             "internal", f"{exc.__class__.__name__}: {exc}", f"see {run_dir / 'engine.log'}"
         )

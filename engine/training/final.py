@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from engine import faults
+from engine.ckpt_check import disk_full_error
 from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, replace_folder
 from engine.runs import LORA_FILE
 from engine.training.context import RunContext
@@ -46,11 +48,15 @@ def save_final(ctx: RunContext, models: Models) -> dict[str, str | None]:
                 modules = [m for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
                 with on_cpu_fp32(*modules):
                     pipe.save_pretrained(tmp, safe_serialization=True)
+            faults.hang_in_save(tc.max_train_steps)  # tests: a kill while saving final/
             fsync_tree(tmp)
             replace_folder(tmp, final)
-        except OSError as exc:
+        except BaseException as exc:  # no partial .tmp-final left, whatever happened
+            full = exc if isinstance(exc, OSError) else disk_full_error(exc, tmp)
             shutil.rmtree(tmp, ignore_errors=True)
-            raise disk_error(exc, "final model", ctx.run_dir) from exc
+            if full is None:
+                raise
+            raise disk_error(full, "final model", ctx.run_dir) from exc
         outputs["final"] = FINAL
     ctx.accelerator.wait_for_everyone()
     return outputs

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from engine import faults
+from engine.checkpoint import SAMPLES
+from engine.outputs import replace_folder
 from engine.training.context import RunContext
 from engine.training.ema import ema_weights
 from engine.training.final import final_pipeline
@@ -51,7 +55,9 @@ def sample(
     forward pass, image i of a prompt from a CPU generator seeded evaluation.seed + i.
 
     `prompts` default to evaluation.prompts, `folder` (under samples/) to step-NNNNNN; `extra`
-    fields go into each `sample` event (a sample-now request's `requested`)."""
+    fields go into each `sample` event (a sample-now request's `requested`). The images are
+    written into samples/.tmp-FOLDER and swapped in whole as samples/FOLDER, then announced
+    (`sample` events): a failure (a full disk) leaves no partial folder behind."""
     from engine.render import render
 
     ec = ctx.cfg.evaluation
@@ -59,22 +65,27 @@ def sample(
     if not prompts or not ctx.is_main:
         return
     faults.check_sample(step)
-    out = ctx.run_dir / "samples" / (folder or f"step-{step:06d}")
-    out.mkdir(parents=True, exist_ok=True)
+    name = folder or f"step-{step:06d}"
+    out = ctx.run_dir / SAMPLES / name
+    tmp = out.with_name(f".tmp-{name}")
+    shutil.rmtree(tmp, ignore_errors=True)
     res = ctx.cfg.train.resolution
     # Both trained modules in eval mode: LoRA dropout (and any other) off, as in `generate`.
     trained = [ctx.accelerator.unwrap_model(models.unet)]
     trained += [te for te in [models.trainable_text_encoder(ctx.accelerator)] if te is not None]
     for module in trained:
         module.eval()
+    index = []
     try:
+        if out.exists() and not out.is_dir():  # never replace what is not a samples folder
+            raise FileExistsError(errno.EEXIST, "in the way of the samples folder", str(out))
+        tmp.mkdir(parents=True)
         with (
             ema_weights(models.ema),  # made with the weights final/ will hold
             encoders_on_device(models, ctx.device),
             ctx.accelerator.autocast(),
         ):
             pipe = validation_pipeline(ctx, models)
-            index = []
             for pi, prompt in enumerate(prompts):
                 paths = []
                 for i in range(ec.num_images):
@@ -88,17 +99,19 @@ def sample(
                         height=ec.height or res,
                         width=ec.width or res,
                     )
-                    p = out / f"{pi:02d}-{i:02d}.png"
-                    image.save(p)
-                    paths.append(str(p.relative_to(ctx.run_dir)))
+                    image.save(tmp / f"{pi:02d}-{i:02d}.png")
+                    paths.append(f"{SAMPLES}/{name}/{pi:02d}-{i:02d}.png")
                 index.append({"prompt": prompt, "paths": paths, "seed": ec.seed})
-                ctx.events.emit(
-                    "sample", step=step, prompt=prompt, paths=paths, seed=ec.seed, **extra
-                )
-            (out / "prompts.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
+        (tmp / "prompts.json").write_text(json.dumps(index, indent=2, ensure_ascii=False))
+        replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     finally:
         for module in trained:
             module.train()
+    for entry in index:
+        ctx.events.emit("sample", step=step, **entry, **extra)
 
 
 def sample_or_warn(ctx: RunContext, models: Models, step: int, **options: Any) -> None:
@@ -112,6 +125,9 @@ def sample_or_warn(ctx: RunContext, models: Models, step: int, **options: Any) -
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
         oom = isinstance(exc, torch.OutOfMemoryError | MemoryError)
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         what = "out of memory" if oom else f"{exc.__class__.__name__}: {exc}"
+        if full:
+            what = f"disk full while writing them; free space under {ctx.run_dir.parent}"
         ctx.log(f"validation samples at step {step} failed ({what}); training goes on", "warning")
     ctx.accelerator.wait_for_everyone()
