@@ -84,6 +84,9 @@ def test_remove_leftovers_takes_only_the_engines_temp_folders(tmp_path):
         ".tmp-final",
         ".tmp-mine",
         "final",
+        "samples/step-000002",
+        "samples/.tmp-step-000004",  # a killed engine's samples, being written
+        "samples/.tmp-mine",
     ):
         (run_dir / name).mkdir(parents=True)
         (run_dir / name / "f").write_text("x")
@@ -92,8 +95,15 @@ def test_remove_leftovers_takes_only_the_engines_temp_folders(tmp_path):
         ".tmp-final",
         "checkpoints/.tmp-del-step-000001",
         "checkpoints/.tmp-step-000004",
+        "samples/.tmp-step-000004",
     ]
-    assert sorted(p.name for p in run_dir.iterdir()) == [".tmp-mine", "checkpoints", "final"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".tmp-mine",
+        "checkpoints",
+        "final",
+        "samples",
+    ]
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [".tmp-mine", "step-000002"]
     assert _checkpoint_folders(run_dir) == [".tmp-notes", "step-000002"]
 
 
