@@ -8,11 +8,12 @@ engine on the run removes it at start (`remove_leftovers`).
 checkpoints/step-000500/
   state.json                        step, method, train_text_encoder, world_size (+ ema)
   unet.safetensors                  the UNet's trainable parameters (LoRA: the adapter weights)
-  text_encoder.safetensors          when the text encoder is trained
+  text_encoder.safetensors          each trained text encoder's, under its pipeline name
+  text_encoder_2.safetensors          (SDXL trains two), when train_text_encoder
   pytorch_lora_weights.safetensors  LoRA runs: diffusers format, for `load_lora_weights`
                                     (made with the EMA weights when train.ema_decay is set)
   ema-unet.safetensors              train.ema_decay: the average of unet.safetensors' weights
-  ema-text_encoder.safetensors      ... and of the text encoder's, when it is trained
+  ema-text_encoder.safetensors      ... and of each trained text encoder's
   optimizer.pt  scheduler.pt        optimizer and LR scheduler state
   scaler.pt                         fp16: the gradient scaler's state (engine.loss_scaling)
   rng-<rank>.pt                     every RNG state of each process
@@ -122,7 +123,7 @@ def write_checkpoint(
     run_dir: Path,
     step: int,
     unet,
-    text_encoder,
+    text_encoders: dict[str, torch.nn.Module] | None,
     optimizer,
     lr_scheduler,
     meta: dict[str, Any],
@@ -138,8 +139,8 @@ def write_checkpoint(
         faults.check_disk(step)
         save_file(trainable_state(unet), str(tmp / "unet.safetensors"))
         faults.hang_in_save(step)
-        if text_encoder is not None:
-            save_file(trainable_state(text_encoder), str(tmp / "text_encoder.safetensors"))
+        for name, encoder in (text_encoders or {}).items():
+            save_file(trainable_state(encoder), str(tmp / f"{name}.safetensors"))
         if writer is not None:
             meta = {**meta, **(writer(tmp) or {})}
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
@@ -213,14 +214,21 @@ def read_state(path: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(
-    path: Path, unet, text_encoder, optimizer, lr_scheduler, rank: int, scaler=None
+    path: Path,
+    unet,
+    text_encoders: dict[str, torch.nn.Module] | None,
+    optimizer,
+    lr_scheduler,
+    rank: int,
+    scaler=None,
 ) -> int:
-    """Restore weights, optimizer, scheduler, gradient scaler (fp16) and this rank's RNG;
-    returns the step."""
+    """Restore weights (the UNet's and each trained text encoder's, by pipeline name),
+    optimizer, scheduler, gradient scaler (fp16) and this rank's RNG; returns the step."""
     state = read_state(path)
     load_trainable(unet, path / "unet.safetensors")
-    if text_encoder is not None and (path / "text_encoder.safetensors").exists():
-        load_trainable(text_encoder, path / "text_encoder.safetensors")
+    for name, encoder in (text_encoders or {}).items():
+        if (path / f"{name}.safetensors").exists():
+            load_trainable(encoder, path / f"{name}.safetensors")
     optimizer.load_state_dict(
         torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False)
     )

@@ -128,17 +128,9 @@ def model_problem(cfg: Config) -> tuple[str, str, str] | None:
     tc = cfg.train
     try:
         check_model(tc.model, tc.revision)
-        family = family_of(tc.model, tc.revision)
+        family_of(tc.model, tc.revision)
     except ModelIndexError as exc:
         return ("train.model", str(exc), exc.kind)
-    encoders = [n for n in family.component_classes if n.startswith("text_encoder")]
-    if tc.train_text_encoder and len(encoders) > 1:
-        return (
-            "train.train_text_encoder",
-            f"training the text encoders of {family.label} is not supported yet; set "
-            "train.train_text_encoder: false",
-            "config",
-        )
     return None
 
 

@@ -167,7 +167,8 @@ class TrainConfig(_Section):
         "LoCon); method lora only.",
     )
     train_text_encoder: Bool = Field(
-        False, description="Fine-tune the text encoder too (more memory, often better faces)."
+        False,
+        description="Fine-tune the text encoders too (SDXL: both; more memory, often better faces).",
     )
     max_train_steps: PosInt = Field(400, description="Number of optimizer updates to train for.")
     train_batch_size: PosInt = Field(1, description="Images per batch on each GPU.")

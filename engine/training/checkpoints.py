@@ -30,7 +30,6 @@ def save(ctx: RunContext, models: Models, opt: Optimization, step: int) -> Path 
         for old in ckpt.make_room(run_dir, tc.checkpoints_total_limit, step):
             ctx.log(f"removed old checkpoint {old.name} to make room")
         unet = acc.unwrap_model(models.unet)
-        te = models.trainable_text_encoder(acc)
         tes = models.trained_text_encoders(acc)
 
         def writer(folder: Path) -> dict:
@@ -51,7 +50,7 @@ def save(ctx: RunContext, models: Models, opt: Optimization, step: int) -> Path 
                 run_dir,
                 step,
                 unet,
-                te,
+                tes,
                 opt.optimizer,
                 opt.lr_scheduler,
                 meta,
@@ -108,7 +107,7 @@ def restore(ctx: RunContext, models: Models, opt: Optimization, resume: str | No
     step = ckpt.load_checkpoint(
         path,
         acc.unwrap_model(models.unet),
-        models.trainable_text_encoder(acc),
+        models.trained_text_encoders(acc),
         opt.optimizer,
         opt.lr_scheduler,
         acc.process_index,

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from engine.training.errors import EngineError
 
-#: A checkpoint's file for one trained module's average ("unet", "text_encoder").
+#: A checkpoint's file for one trained module's average ("unet", "text_encoder", ...).
 EMA_FILE = "ema-{module}.safetensors"
 
 
@@ -117,9 +117,7 @@ def build(models: Any, cfg: Any, accelerator: Any) -> Ema | None:
     from diffusers.training_utils import EMAModel
 
     modules = {"unet": accelerator.unwrap_model(models.unet)}
-    te = models.trainable_text_encoder(accelerator)
-    if te is not None:
-        modules["text_encoder"] = te
+    modules.update(models.trained_text_encoders(accelerator))  # SDXL: both
     named = [
         (module, name, p)
         for module, m in modules.items()

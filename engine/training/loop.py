@@ -50,9 +50,8 @@ class Training:
         steps = f"steps {state.start_step + 1}-{tc.max_train_steps}"
         self.ctx.phase(*(("compiling", state.compiled) if state.compiled else ("training", steps)))
         cache_before = cache_counters()
-        self.models.unet.train()
-        if self.models.train_te:
-            self.models.text_encoder.train()
+        for module in self.models.trained_modules():
+            module.train()
         for step in range(state.start_step + 1, tc.max_train_steps + 1):
             if self.ctx.should_stop():
                 return STOPPED

@@ -70,9 +70,9 @@ def sample(
     tmp = out.with_name(f".tmp-{name}")
     shutil.rmtree(tmp, ignore_errors=True)
     res = ctx.cfg.train.resolution
-    # Both trained modules in eval mode: LoRA dropout (and any other) off, as in `generate`.
+    # The trained modules in eval mode: LoRA dropout (and any other) off, as in `generate`.
     trained = [ctx.accelerator.unwrap_model(models.unet)]
-    trained += [te for te in [models.trainable_text_encoder(ctx.accelerator)] if te is not None]
+    trained += list(models.trained_text_encoders(ctx.accelerator).values())
     for module in trained:
         module.eval()
     index = []

@@ -3,7 +3,7 @@ optimizer and its learning-rate schedule."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,12 @@ class Models:
 
     components: Components  # as loaded: tokenizer, schedulers, where they came from
     unet: torch.nn.Module
-    text_encoder: torch.nn.Module
     vae: torch.nn.Module
-    train_te: bool  # the text encoder is trained
+    train_te: bool  # the text encoders are trained (every one of the family's)
+    #: The trained text encoders by pipeline name, as the run holds them (prepared): all of the
+    #: family's with train_text_encoder (SD: text_encoder; SDXL: text_encoder, text_encoder_2),
+    #: else none.
+    trained_tes: dict[str, torch.nn.Module] = field(default_factory=dict)
     offloaded: bool = False  # the frozen encoders wait on the CPU between uses (cached latents)
     ema: Any = None  # engine.training.ema.Ema: the trained weights' average (train.ema_decay)
 
@@ -78,20 +81,24 @@ class Models:
     def family(self) -> ModelFamily:
         return self.components.family or SD
 
-    def trainable_text_encoder(self, accelerator: Any) -> torch.nn.Module | None:
-        return accelerator.unwrap_model(self.text_encoder) if self.train_te else None
-
-    def text_encoders(self, unwrap: Any = None) -> dict[str, torch.nn.Module]:
-        """The family's text encoders by pipeline name, the first one as the run holds it
-        (prepared; `unwrap`: accelerator.unwrap_model to take it out of its wrapper)."""
-        first = next(iter(self.components.text_encoders))
-        te = unwrap(self.text_encoder) if unwrap else self.text_encoder
-        return {**self.components.text_encoders, first: te}
+    @property
+    def text_encoder(self) -> torch.nn.Module:
+        """The first text encoder, as the run holds it (SD 1.x/2.x has only this one)."""
+        return next(iter(self.text_encoders().values()))
 
     def trained_text_encoders(self, accelerator: Any) -> dict[str, torch.nn.Module]:
         """The text encoders a run trains, unwrapped (none unless train_text_encoder)."""
-        te = self.trainable_text_encoder(accelerator)
-        return {} if te is None else {next(iter(self.components.text_encoders)): te}
+        return {n: accelerator.unwrap_model(m) for n, m in self.trained_tes.items()}
+
+    def text_encoders(self, unwrap: Any = None) -> dict[str, torch.nn.Module]:
+        """The family's text encoders by pipeline name, the trained ones as the run holds them
+        (prepared; `unwrap`: accelerator.unwrap_model to take them out of their wrappers)."""
+        trained = {n: unwrap(m) if unwrap else m for n, m in self.trained_tes.items()}
+        return {**self.components.text_encoders, **trained}
+
+    def trained_modules(self) -> list[torch.nn.Module]:
+        """The modules the optimizer updates: the UNet, then the trained text encoders."""
+        return [self.unet, *self.trained_tes.values()]
 
     def frozen_encoders(self) -> list[torch.nn.Module]:
         """The modules that only encode: the VAE, and the text encoders unless trained."""
@@ -124,32 +131,33 @@ def load_models(cfg: Config) -> Components:
 
 
 def ready_to_train(c: Components, cfg: Config, device: torch.device, weight_dtype) -> Models:
-    """Frozen parts in the weight dtype on the device, LoRA adapters in fp32, checkpointing."""
+    """Frozen parts in the weight dtype on the device, LoRA adapters in fp32, checkpointing.
+    With train_text_encoder every text encoder of the family is trained (SDXL: both)."""
     tc = cfg.train
-    m = Models(c, c.unet, c.text_encoder, c.vae, tc.train_text_encoder)
+    trained = dict(c.text_encoders) if tc.train_text_encoder else {}
+    m = Models(c, c.unet, c.vae, tc.train_text_encoder, trained)
     lora = tc.method == "lora"
     m.vae.requires_grad_(False)
     for encoder in c.text_encoders.values():
-        encoder.requires_grad_(m.train_te and not lora and encoder is m.text_encoder)
+        encoder.requires_grad_(m.train_te and not lora)
     m.unet.requires_grad_(not lora)
     m.vae.to(device, dtype=m.family.vae_dtype(weight_dtype))  # SDXL's stays fp32
     for encoder in c.text_encoders.values():
-        if encoder is not m.text_encoder or not m.train_te or lora:
-            encoder.to(device, dtype=weight_dtype)
+        # a fully trained encoder keeps fp32 weights (the optimizer's master copy)
+        encoder.to(device, **({} if m.train_te and not lora else {"dtype": weight_dtype}))
     if lora:
         m.unet.to(device, dtype=weight_dtype)
-        trained = {next(iter(c.text_encoders)): m.text_encoder} if m.train_te else {}
         m.family.add_lora(m.unet, LoraSpec.of(tc), trained)
-        for model in (m.unet, m.text_encoder):
+        for model in m.trained_modules():
             for p in model.parameters():
                 if p.requires_grad:
                     p.data = p.data.float()
     if tc.gradient_checkpointing:
         m.unet.enable_gradient_checkpointing()
-        if m.train_te:
+        for encoder in trained.values():
             # Non-reentrant explicitly: transformers 4.x defaults to reentrant checkpoints,
             # which give a LoRA inside a frozen encoder no gradient at all.
-            m.text_encoder.gradient_checkpointing_enable(
+            encoder.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False}
             )
     if device.type == "cuda":
@@ -167,11 +175,11 @@ class Optimization:
 def param_groups(models: Models, cfg: Config) -> list[dict[str, Any]]:
     """The optimizer's parameter groups: the trained weights at learning_rate, in one group (as
     runs always had: their checkpoints' optimizer state still loads), or with text_encoder_lr
-    set, the text encoder's in a second group at that rate. The learning-rate schedule scales
-    each group's own rate."""
+    set, the text encoders' (SDXL: both) in a second group at that rate. The learning-rate
+    schedule scales each group's own rate."""
     tc = cfg.train
     unet = [p for p in models.unet.parameters() if p.requires_grad]
-    te = [p for p in models.text_encoder.parameters() if p.requires_grad] if models.train_te else []
+    te = [p for m in models.trained_tes.values() for p in m.parameters() if p.requires_grad]
     if tc.text_encoder_lr is None or not te:
         return [{"params": unet + te}]
     return [{"params": unet}, {"params": te, "lr": tc.text_encoder_lr}]
@@ -201,12 +209,11 @@ def build_optimizer(models: Models, cfg: Config, device: torch.device) -> Optimi
 def distribute(acc: Any, models: Models, opt: Optimization, cfg: Config) -> str | None:
     """The trained models and the optimizer handed to the accelerator (and the UNet compiled
     with train.torch_compile: what was compiled is returned, compiled in the first step)."""
-    if models.train_te:
-        models.unet, models.text_encoder, opt.optimizer = acc.prepare(
-            models.unet, models.text_encoder, opt.optimizer
-        )
-    else:
-        models.unet, opt.optimizer = acc.prepare(models.unet, opt.optimizer)
+    names = list(models.trained_tes)
+    models.unet, *encoders, opt.optimizer = acc.prepare(
+        models.unet, *models.trained_tes.values(), opt.optimizer
+    )
+    models.trained_tes = dict(zip(names, encoders, strict=True))
     if not cfg.train.torch_compile:
         return None
     from engine.compile import compile_unet
