@@ -74,8 +74,12 @@ class Stopwatch:
 
 def add_training_args(p: argparse.ArgumentParser, steps: int, warmup: int) -> None:
     """The training setup every training benchmark takes: model, method, shape, precision."""
-    p.add_argument("--model", default="tiny", help="tiny | sd15-arch | a diffusers folder")
-    p.add_argument("--model-dir", default=None, help="where sd15-arch is built (cached)")
+    p.add_argument(
+        "--model",
+        default="tiny",
+        help="tiny | sd15-arch | tiny-sdxl | sdxl-arch | a diffusers folder",
+    )
+    p.add_argument("--model-dir", default=None, help="where sd15-arch/sdxl-arch is built (cached)")
     p.add_argument("--method", choices=("full", "lora"), default="full")
     p.add_argument("--lora-rank", type=int, default=4)
     p.add_argument("--resolution", type=int, default=32)

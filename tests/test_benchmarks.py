@@ -128,3 +128,25 @@ def test_bench_tui_scale_redraw_and_fake_runs(tmp_path):
     runs = tui_scale.make_runs(tmp_path, 3, steps=50)
     listed = RunsIndex().list(runs)
     assert [i.step for i in listed] == [50, 50, 50] and {i.state for i in listed} == {"completed"}
+
+
+def test_bench_train_tiny_sdxl_times_the_engine_alone_and_says_why(tiny_sdxl_dir, tmp_path):
+    """An SDXL model (tiny-sdxl; sdxl-arch on a GPU): the engine row with SDXL's added
+    conditioning in the FLOP count; no reference row (the re-created step is SD's script)."""
+    out = tmp_path / "bench.json"
+    code = bt.main(
+        ["--model", "tiny-sdxl", "--method", "lora", "--steps", "2", "--warmup", "1"]
+        + ["--mem-steps", "1", "--threads", "1", "--json", str(out)]
+    )
+    assert code == 0
+    data = json.loads(out.read_text())
+    e = data["engine"]
+    assert e["steps_per_s"] == pytest.approx(1000 / e["step_ms"]) and e["peak_mem"] > 0
+    assert data["reference"] is None and data["ratio"] is None and data["mem_ratio"] is None
+    assert (
+        "SD 1.x/2.x" in data["reference_skipped"]
+        and "Stable Diffusion XL" in data["reference_skipped"]
+    )
+    assert data["config"]["model"] == "tiny-sdxl" and data["device"]["device"] == "cpu"
+    assert data["flops"]["unet_fwd_bwd"] > 0
+    assert len(data["losses"]["engine"]) == 2 and data["losses"]["reference"] == []
