@@ -41,6 +41,10 @@ ENGINE_STOPS = ["engine.training.samples:sample", "engine.training.final:save_fi
 SCRIPT_STOPS = ["diffusers:DiffusionPipeline.from_pretrained"]
 
 
+#: The SDXL models the shared --model takes: diffusers' SD 1.x script cannot train them.
+SDXL_MODELS = ("tiny-sdxl", "sdxl-arch")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench_real", description=__doc__.split("\n\n")[0])
     add_training_args(p, steps=20, warmup=3)
@@ -51,7 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="OMP/torch CPU threads")
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--json", default=None)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.model in SDXL_MODELS:
+        p.error(
+            f"--model {args.model}: the real scripts compared here are the SD 1.x/2.x ones; "
+            "for SDXL use benchmarks.bench_train (the engine alone)"
+        )
+    return args
 
 
 # ------------------------------------------------------------------------------ timing

@@ -151,3 +151,13 @@ def test_prepare_refuses_a_ref_without_the_scripts_in_one_line(tmp_path: Path, c
     assert not dest.exists()
     with pytest.raises(rs.PrepareError, match="real_scripts prepare"):
         rs.source_info(dest)
+
+
+def test_an_sdxl_model_is_refused_in_one_line(capsys):
+    from benchmarks.bench_real import parse_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--model", "sdxl-arch"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "sdxl-arch" in err and "bench_train" in err
