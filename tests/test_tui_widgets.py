@@ -311,3 +311,31 @@ async def test_choice_dialog_wraps_its_message_inside_the_box(size):
             for line in label.render_lines(label.region.reset_offset)
         )
         assert " ".join(shown.split()) == " ".join(message.split())  # every word, in order
+
+
+async def test_form_selects_survive_the_app_closing_while_they_mount():
+    """Quitting while a form still mounts its fields: Textual's Select queried its removed
+    children on Mount and the app ended with NoMatches (the Config form's choice fields)."""
+    from textual.app import App
+    from textual.containers import Vertical
+
+    from tui.widgets.config_form import FieldRow
+    from tui.widgets.form_select import FormSelect
+
+    class Form(App):
+        def compose(self):
+            yield Vertical(id="box")
+
+    for _ in range(5):
+        app = Form()
+        async with app.run_test():
+            box = app.query_one("#box")
+            for key in ("mixed_precision", "optimizer", "lr_scheduler", "method"):
+                box.mount(FieldRow("train", key))
+        # leaving the block closes the app while the fields mount: no exception
+    app = Form()
+    async with app.run_test() as pilot:
+        await app.query_one("#box").mount(FieldRow("train", "mixed_precision", "bf16"))
+        await pilot.pause()
+        select = app.query_one(FormSelect)
+        assert select.value == "bf16"  # set up as usual when nothing is torn down

@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static, Switch
 
 from engine.config import FIELD_GROUPS, SECTION_MODELS, Config, validate_value
+from tui.widgets.form_select import FormSelect
 
 __all__ = ["ConfigForm", "FieldRow", "field_choices", "field_kind", "format_value"]
 
@@ -96,7 +97,7 @@ class FieldRow(Widget):
         # (else its first option) when it mounts, whatever was set before that.
         if self.kind == "choice":
             choices = field_choices(self.section, self.key)
-            yield Select(
+            yield FormSelect(
                 [(c, c) for c in choices],
                 value=self._initial if self._initial in choices else Select.NULL,
                 allow_blank=False,

@@ -18,6 +18,7 @@ from tui.generate_request import (
     GenerateRequest,
     model_choices,
 )
+from tui.widgets.form_select import FormSelect
 from tui.widgets.prompt_input import HistoryInput, PromptHistory
 
 __all__ = ["GenerateForm"]
@@ -33,7 +34,7 @@ class GenerateForm(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="row"):
             yield Label("model", classes="label")
-            yield Select(
+            yield FormSelect(
                 model_choices(None),
                 id="model-source",
                 compact=True,
@@ -73,7 +74,7 @@ class GenerateForm(Vertical):
                 compact=True,
                 placeholder="random",
             )
-            yield Select(
+            yield FormSelect(
                 [(s, s) for s in EVAL_SCHEDULERS],
                 id="scheduler",
                 compact=True,
