@@ -95,7 +95,7 @@ class GenerateScreen(Screen):
         Binding(
             "o",
             "open_image",
-            "Open image",
+            "Enlarge",
             id="generate.open",
             tooltip="Show the selected (or newest) image large",
         ),
