@@ -24,7 +24,9 @@ SLACK = 256 << 10  # left free after filling: enough for events, not for a check
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    with small_disk(tmp_path / "small-disk") as where:
+    # 96 MB: the resume then writes 4 more checkpoints (12 MB each) and final/ beside step 5;
+    # 64 MB held them with 0.5 MB to spare, until the engine kept a disk reserve there
+    with small_disk(tmp_path / "small-disk", size="96m") as where:
         yield where
 
 
