@@ -16,6 +16,9 @@
 #   batch_{lora,full}        bench_batch: images/s and MFU at BATCHES (default 1,4,8)
 #   real_full_8bit_ckpt      bench_real: 8-bit AdamW + gradient checkpointing
 #   recreated_{full,lora}    bench_train: the re-created step (the second, labelled row)
+#   sdxl_lora                bench_train on sdxl-arch (issue 11): 1024 px, bf16, batch 1, LoRA
+#                            rank 16: step time and peak memory (the engine alone). Alone:
+#                            PARTS=sdxl_lora BUDGET=540 bash benchmarks/gpu_bench.sh
 # Whole-run peak memory with sampling and class generation per sample config is helper h9d's
 # benchmarks/gpu_e2e.sh (gpu_e2e.py); it is not repeated here.
 set -uo pipefail
@@ -102,4 +105,6 @@ part recreated_full 50 120 benchmarks.bench_train "${common[@]}" --batch-size 1 
   --warmup 2 --method full --optimizer adamw
 part recreated_lora 45 120 benchmarks.bench_train "${common[@]}" --batch-size 1 --steps 6 \
   --warmup 2 --method lora --lora-rank 4
+part sdxl_lora 240 420 benchmarks.bench_train --model sdxl-arch --resolution 1024 \
+  --mixed-precision bf16 --batch-size 1 --steps 8 --warmup 2 --method lora --lora-rank 16
 say "done in $(elapsed)s"
