@@ -116,7 +116,9 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
         await wait_for(
             pilot, lambda: any(t.loaded for t in grid.tiles), 90, "a sample image in the grid"
         )
-        assert "samples · step 4" in str(grid.border_title)
+        # samples come every 4 steps; a fast machine may already show a later one than step 4
+        shown = re.search(r"samples · step (\d+)", str(grid.border_title))
+        assert shown and int(shown.group(1)) % 4 == 0, grid.border_title
         later = static_text(screen, "#step-label")
         assert later != first  # the step moved on
         await wait_for(
