@@ -20,6 +20,17 @@ from engine.config.errors import ConfigError
 from engine.config.schema import Config
 
 
+def cpu_only_torch() -> bool:
+    """True when the installed torch is a CPU-only build (its version ends in `+cpu`): no GPU
+    can be used, so the checks need not import torch to ask."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch").endswith("+cpu")
+    except PackageNotFoundError:
+        return False
+
+
 @dataclass(frozen=True)
 class Machine:
     """What the checks need to know about this machine."""
@@ -30,6 +41,8 @@ class Machine:
 
     @classmethod
     def here(cls) -> Machine:
+        if cpu_only_torch():
+            return cls(cuda=False, gpus=0, bf16_on_gpu=False)  # without importing torch (~1.5 s)
         import torch
 
         cuda = torch.cuda.is_available()
