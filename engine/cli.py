@@ -119,92 +119,20 @@ def train_overrides(args: argparse.Namespace) -> dict:
     return {"train": train} if train else {}
 
 
-def accelerate_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with `--accelerate-config`, if given (check and train refuse it alike)."""
-    if not args.accelerate_config:
-        return None
-    from engine.launch import accelerate_config_problem
-
-    return accelerate_config_problem(args.accelerate_config)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
+def verb_config(args: argparse.Namespace):
+    """The config of `check` and `train`: the file with the command line's overrides, and its
+    `--accelerate-config` (check and train refuse it alike); None after one error line."""
     cfg = load_cli_config(args.config, train_overrides(args))
     if cfg is None:
-        return 2
-    problem = accelerate_problem(args)
-    if problem:
-        return fail(problem)
-    from engine.buckets import buckets_on
-    from engine.config import summary
-    from engine.doctor.buckets import bucket_lines, class_bucket_line, image_buckets
-    from engine.families import family_of
-    from engine.model_family import bucket_step_of
-    from engine.sources import builtin_path, is_builtin, is_local_path
+        return None
+    if args.accelerate_config:
+        from engine.launch import accelerate_config_problem
 
-    tc = cfg.train
-    family = family_of(tc.model, tc.revision)
-    step = bucket_step_of(tc.model, tc.revision) if buckets_on(tc.aspect_buckets, family) else 0
-    instance_buckets = None
-    folders = [("train.instance_data", tc.instance_data)]
-    if tc.prior_preservation:
-        folders.append(("train.class_data", tc.class_data))
-    num_images = None
-    for key, value in folders:
-        if is_builtin(value):
-            value = str(builtin_path("images"))
-            if not Path(value).is_dir():
-                print(f"{key}: builtin:tiny (built at the first run)")
-                continue
-        if not is_local_path(value) and not Path(value).exists():
-            print(f"{key}: Hub dataset '{value}' (checked when training starts)")
-            continue
-        if key == "train.class_data" and not Path(value).expanduser().is_dir():
-            print(
-                f"{key}: {value} (not there yet: the first run creates it and generates "
-                f"{tc.num_class_images} class images with the base model)"
-            )
-            continue
-        from engine.doctor import check_folder
-
-        report = check_folder(Path(value).expanduser(), resolution=tc.resolution)
-        if key == "train.instance_data":
-            num_images = report.count
-            if report.count == 0:
-                return fail(
-                    f"{value}: no usable image; add .jpg, .jpeg, .png, .webp or .bmp "
-                    "images (see train.instance_data)"
-                )
-            if tc.masked_loss and report.masks and report.masks.bad:
-                mask, why = report.masks.bad[0]
-                return fail(
-                    f"{mask}: bad mask: {why}; fix or remove it, or set train.masked_loss: false"
-                )
-        print(f"{key}: {value}")
-        for line in report.summary_lines():
-            print(f"  {line}")
-        if key == "train.instance_data" and tc.masked_loss and not report.masks.found:
-            print(
-                f"warning: train.masked_loss: no image in {value} has a mask (<name>.mask.png "
-                "or an alpha channel): every image counts fully",
-                file=sys.stderr,
-            )
-        if step and key == "train.instance_data":
-            instance_buckets = image_buckets(report, tc.resolution, step).values()
-            print("\n".join(f"  {line}" for line in bucket_lines(report, tc.resolution, step)))
-        elif step and instance_buckets:
-            folder = Path(value).expanduser()
-            print(f"  {class_bucket_line(folder, list(instance_buckets), tc, step)}")
-    print(f"train.model: {tc.model} ({family.label})")
-    print(summary(cfg, num_images, family))
-    from engine.estimate import report, this_gpu
-
-    lines, warnings = report(cfg, this_gpu())
-    print("\n".join(lines))
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    print("config OK")
-    return 0
+        problem = accelerate_config_problem(args.accelerate_config)
+        if problem:
+            fail(problem)
+            return None
+    return cfg
 
 
 # ---------------------------------------------------------------------------- train
@@ -215,12 +143,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.resume_rules import latest_matching
     from engine.runs import CONFIG_FILE, LOG_FILE
 
-    cfg = load_cli_config(args.config, train_overrides(args))
+    cfg = verb_config(args)
     if cfg is None:
         return 2
-    problem = accelerate_problem(args)
-    if problem:
-        return fail(problem)
     resume = None
     if args.resume:
         if args.resume == "latest":
@@ -430,10 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar, only the result")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("check", help="validate the config and the data; train nothing")
-    p.add_argument("config")
-    p.add_argument("--accelerate-config", help=ACCELERATE_CONFIG_HELP)
-    p.set_defaults(func=cmd_check)
+    from engine import cli_check
+
+    cli_check.register(sub)  # here: `check` keeps its place in the help, after `train`
 
     p = sub.add_parser("runs", help="list runs (live and past)")
     p.add_argument("--output-dir", default="runs")
