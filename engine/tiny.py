@@ -178,6 +178,34 @@ def build_v_prediction(folder: str | Path, cache_dir: str | Path | None = None) 
     return folder
 
 
+def build_sd2(folder: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """The tiny model in SD 2.x's architecture, written to FOLDER (returned): an OpenCLIP-like
+    text encoder (hidden_act gelu, as SD 2.x's OpenCLIP ViT-H; a CLIPTextModel, as diffusers
+    holds it), a UNet with linear transformer projections and a head size per level (as SD 2.x's
+    `use_linear_projection`, `attention_head_dim: [5, 10, 20, 20]`); the tiny VAE, tokenizer and
+    scheduler. Seeded random weights, like the tiny model's."""
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    folder = Path(folder)
+    source = ensure_tiny(cache_dir) / "model"
+    shutil.copytree(source, folder)
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    unet_config = dict(UNet2DConditionModel.load_config(folder / "unet"))
+    unet_config.update(use_linear_projection=True, attention_head_dim=[4, 8])
+    text_config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
+    text_config.hidden_act = "gelu"
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel.from_config(unet_config)
+    torch.manual_seed(SEED)
+    text_encoder = CLIPTextModel(text_config)
+    vae = AutoencoderKL.from_pretrained(folder / "vae")
+    shutil.rmtree(folder)
+    save_pipeline(folder, tokenizer, text_encoder, vae, unet)
+    return folder
+
+
 def concept_image(index: int, size: int = 64, seed: int = SEED) -> Image.Image:
     """The demo concept: an orange ring with a blue dot, at varying places and sizes."""
     rng = random.Random(seed * 1000 + index)

@@ -131,16 +131,15 @@ def test_single_file_export_gives_final_images_through_from_single_file(full_run
 
 def test_single_file_check_refuses_a_layout_diffusers_reads_differently(tiny_dir):
     pipe = base_pipe(tiny_dir)
-    parts = (pipe.unet, pipe.vae, pipe.text_encoder)
-    original = to_original(*parts, torch.float32)
-    verify(original, *parts)  # the right layout passes
+    original = to_original(pipe, torch.float32)
+    verify(original, pipe)  # the right layout passes
     a, b = "model.diffusion_model.out.0.weight", "model.diffusion_model.out.0.bias"
     original[a], original[b] = original[b], original[a]  # two tensors under swapped names
     with pytest.raises(LayoutError):
-        verify(original, *parts)
+        verify(original, pipe)
     del original["first_stage_model.encoder.mid.attn_1.q.weight"]
     with pytest.raises(LayoutError):
-        verify(original, *parts)
+        verify(original, pipe)
 
 
 @pytest.mark.parametrize("fmt", ["diffusers", "single-file"])
@@ -186,15 +185,13 @@ def test_bad_input_is_one_line_exit_2_and_nothing_is_replaced(unet_run, full_run
     assert taken.read_bytes() == b"keep me"
 
 
-def test_sdxl_run_is_refused_in_one_line(full_run, tmp_path, capsys):
-    run = tmp_path / "sdxl-run"
+def test_another_family_is_refused_in_one_line(full_run, tmp_path, capsys):
+    run = tmp_path / "flux-run"
     shutil.copytree(full_run, run)
     index = run / "final" / "model_index.json"
-    index.write_text(
-        json.dumps({**json.loads(index.read_text()), "_class_name": "StableDiffusionXLPipeline"})
-    )
+    index.write_text(json.dumps({**json.loads(index.read_text()), "_class_name": "FluxPipeline"}))
     code, _, err = export(capsys, str(run), "--format", "single-file")
-    assert code == 2 and "SDXL" in err and "not there yet" in err, err
+    assert code == 2 and "Flux" in err and "not there yet" in err and err.count("\n") == 1, err
     assert not (run / "exports").exists()
 
 

@@ -26,6 +26,13 @@ class ExportError(DreamboothError):
         super().__init__(message, kind=kind, exit_code=exit_code)
 
 
+class LayoutError(ExportError):
+    """The pipeline does not map onto the original layout: nothing is written (a bug, exit 1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"single-file export: {message}; nothing written", "internal", 1)
+
+
 @dataclass(frozen=True)
 class ExportRequest:
     """One export, resolved: where the weights are and where the result goes."""
@@ -117,7 +124,6 @@ def resolve_request(
     step = None if checkpoint is None else _checkpoint_step(run, checkpoint)
     if step is not None:
         method = _method_of(run / "checkpoints" / f"step-{step:06d}", method)
-    refuse_unsupported_family(cfg.train.model, run)
     request = ExportRequest(
         run_dir=run,
         method=method,
@@ -129,6 +135,7 @@ def resolve_request(
         checkpoint=step,
     )
     _check_method(request)
+    refuse_unsupported_family(cfg.train.model, run, fmt)
     if fmt == "kohya" and cfg.train.use_dora:
         raise ExportError(
             f"run '{run}' is a DoRA (use_dora: true): the kohya layout has no place for its "
@@ -189,8 +196,10 @@ def _check_source(req: ExportRequest) -> None:
         )
 
 
-def refuse_unsupported_family(model: str, run_dir: Path) -> None:
-    """SDXL (and other families) are not exportable yet: one line, before any weights load."""
+def refuse_unsupported_family(model: str, run_dir: Path, fmt: str) -> None:
+    """Stable Diffusion 1.x/2.x export in every format; SDXL as a single file or diffusers (its
+    two-encoder kohya LoRA is not there yet); other families not at all. One line, before any
+    weights load."""
     from engine.model_family import ModelIndexError, family_name, read_model_index
 
     index = None
@@ -203,8 +212,16 @@ def refuse_unsupported_family(model: str, run_dir: Path) -> None:
     except (ModelIndexError, OSError, ValueError):
         return  # unreadable here: loading the weights says why, in its own line
     cls = str((index or {}).get("_class_name") or "StableDiffusionPipeline")
-    if cls != "StableDiffusionPipeline":
-        raise ExportError(
-            f"run '{run_dir}' is a {family_name(cls)} model: export of it is not there yet "
-            "(Stable Diffusion 1.x/2.x only); use its final/ diffusers folder meanwhile"
-        )
+    if cls == "StableDiffusionPipeline":
+        return
+    if cls == "StableDiffusionXLPipeline":
+        if fmt == "kohya":
+            raise ExportError(
+                f"run '{run_dir}' is an SDXL LoRA: a kohya file of it is not there yet; use "
+                "--format single-file --fuse (A1111, ComfyUI) or --format diffusers meanwhile"
+            )
+        return
+    raise ExportError(
+        f"run '{run_dir}' is a {family_name(cls)} model: export of it is not there yet "
+        "(Stable Diffusion 1.x/2.x and SDXL only); use its final/ diffusers folder meanwhile"
+    )

@@ -57,8 +57,8 @@ def export(req: ExportRequest, log: Callable[[str], None] = print) -> Path:
     if req.format == "single-file":
         from engine.export.single_file import to_original, verify
 
-        original = to_original(pipe.unet, pipe.vae, pipe.text_encoder, dtype)
-        verify(original, pipe.unet, pipe.vae, pipe.text_encoder)
+        original = to_original(pipe, dtype)
+        verify(original, pipe)
         save_safetensors(original, req.output, {"format": "pt"})
     else:
         from diffusers.utils import logging as dlogging

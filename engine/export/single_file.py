@@ -1,6 +1,8 @@
-"""A Stable Diffusion 1.x pipeline as one `.safetensors` in the original checkpoint layout (the
-CompVis names A1111, Forge and ComfyUI read): UNet `model.diffusion_model.*`, VAE
-`first_stage_model.*`, CLIP text encoder `cond_stage_model.transformer.text_model.*`.
+"""A Stable Diffusion pipeline (1.x, 2.x or XL) as one `.safetensors` in the original checkpoint
+layout (the names A1111, Forge and ComfyUI read): UNet `model.diffusion_model.*`, VAE
+`first_stage_model.*`, and the text encoder(s): SD 1.x's CLIP `cond_stage_model.transformer.*`,
+SD 2.x's OpenCLIP `cond_stage_model.model.*`, SDXL's two `conditioner.embedders.{0,1}.*`
+(engine.export.original_clip).
 
 diffusers has only the other direction (diffusers.loaders.single_file_utils). The names below
 are its forward converters' rules read backwards: the flat renames come from its own table
@@ -17,11 +19,13 @@ from typing import Any
 
 import torch
 
-from engine.export.request import ExportError
+from engine.export.original_clip import clip_state, converted_back, text_encoders_original
+from engine.export.request import LayoutError
+
+__all__ = ["LayoutError", "to_original", "unet_key", "vae_key", "verify"]
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
-CLIP_PREFIX = "cond_stage_model.transformer."
 # diffusers' ResnetBlock2D names -> the original ResBlock's (the inverse of
 # update_unet_resnet_ldm_to_diffusers' renames)
 _UNET_RESNET = {
@@ -42,13 +46,6 @@ _VAE_ATTENTION = {
 }
 
 
-class LayoutError(ExportError):
-    """The pipeline does not map onto the original layout: nothing is written (a bug, exit 1)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f"single-file export: {message}; nothing written", "internal", 1)
-
-
 def _resnet(rest: str) -> str:
     head, _, tail = rest.partition(".")
     return f"{_UNET_RESNET.get(head, head)}.{tail}"
@@ -58,7 +55,14 @@ def unet_key(key: str, config: dict[str, Any]) -> str:
     """One diffusers UNet2DConditionModel key -> its original name (without the prefix)."""
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    flat = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
+    mapping = DIFFUSERS_TO_LDM_MAPPING["unet"]
+    flat = dict(mapping["layers"])
+    # SDXL's added conditioning (text_time) and class embeddings: `label_emb.0.*`, as the
+    # forward converter reads them only for these config values
+    if config.get("addition_embed_type") == "text_time":
+        flat.update(mapping["addition_embed_type"])
+    if config.get("class_embed_type") in ("timestep", "projection"):
+        flat.update(mapping["class_embed_type"])
     if key in flat:
         return flat[key]
     per = config["layers_per_block"] + 1  # original blocks per diffusers block (+ the sampler)
@@ -117,57 +121,38 @@ def vae_key(key: str, config: dict[str, Any]) -> str:
     raise LayoutError(f"VAE weight {key!r} has no place in the original layout")
 
 
-def text_encoder_key(key: str) -> str:
-    """CLIPTextModel key -> `text_model.*`: transformers 5 saves CLIP without the `text_model.`
-    level that the original checkpoints (and diffusers' from_single_file) have."""
-    return key if key.startswith("text_model.") else f"text_model.{key}"
-
-
-def to_original(unet, vae, text_encoder, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The three modules' weights under their original names, in `dtype`."""
-    if getattr(text_encoder.config, "hidden_act", "quick_gelu") != "quick_gelu":
-        raise ExportError(
-            "single-file export of an SD 2.x model (OpenCLIP text encoder) is not there yet; "
-            "use --format diffusers"
-        )
+def to_original(pipe, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """The pipeline's UNet, VAE and text encoder(s) under their original names, in `dtype`."""
     out: dict[str, torch.Tensor] = {}
-    for key, value in unet.state_dict().items():
-        out[UNET_PREFIX + unet_key(key, unet.config)] = value
-    for key, value in vae.state_dict().items():
-        name = vae_key(key, vae.config)
+    for key, value in pipe.unet.state_dict().items():
+        out[UNET_PREFIX + unet_key(key, pipe.unet.config)] = value
+    for key, value in pipe.vae.state_dict().items():
+        name = vae_key(key, pipe.vae.config)
         if ".mid.attn_1." in name and value.ndim == 2:
             value = value[:, :, None, None]  # original VAE attention: 1x1 convolutions
         out[VAE_PREFIX + name] = value
-    for key, value in text_encoder.state_dict().items():
-        out[CLIP_PREFIX + text_encoder_key(key)] = value
+    out.update(text_encoders_original(pipe))
     return {
         k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
         for k, v in out.items()
     }
 
 
-def verify(original: dict[str, torch.Tensor], unet, vae, text_encoder) -> None:
+def verify(original: dict[str, torch.Tensor], pipe) -> None:
     """diffusers' forward converters on `original` must give back every weight of each module
     (same names, same values up to `original`'s dtype); LayoutError otherwise."""
     from diffusers.loaders.single_file_utils import (
-        convert_ldm_clip_checkpoint,
         convert_ldm_unet_checkpoint,
         convert_ldm_vae_checkpoint,
     )
 
     back = {
-        "unet": (convert_ldm_unet_checkpoint(original, unet.config), unet),
-        "vae": (convert_ldm_vae_checkpoint(original, vae.config), vae),
-        "text encoder": (
-            {
-                k.removeprefix("text_model."): v
-                for k, v in convert_ldm_clip_checkpoint(original).items()
-            },
-            text_encoder,
-        ),
+        "unet": (convert_ldm_unet_checkpoint(original, pipe.unet.config), pipe.unet.state_dict()),
+        "vae": (convert_ldm_vae_checkpoint(original, pipe.vae.config), pipe.vae.state_dict()),
     }
-    for name, (converted, module) in back.items():
-        expected = {k.removeprefix("text_model."): v for k, v in module.state_dict().items()}
+    for name, (converted, module) in converted_back(original, pipe).items():
+        back[name] = (converted, clip_state(module))
+    for name, (converted, expected) in back.items():
         if set(converted) != set(expected):
             odd = sorted(set(converted) ^ set(expected))
             raise LayoutError(f"{name}: {len(odd)} weights do not round-trip (e.g. {odd[0]})")

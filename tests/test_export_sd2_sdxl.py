@@ -1,0 +1,158 @@
+"""`export --format single-file` and `--fuse` for SD 2.x and SDXL (issue 12): the original layout
+of each (SD 2.x's OpenCLIP text encoder under `cond_stage_model.model.*`; SDXL's two encoders under
+`conditioner.embedders.{0,1}.*` and its added conditioning under `label_emb`), read back by
+diffusers' `from_single_file` and compared image for image with the run's own model.
+
+The SD 2.x model is the tiny model in SD 2.x's architecture (engine.tiny.build_sd2). The SDXL one
+is the tiny SDXL with a second encoder wider than the first (48, not 32), as SDXL's are (768 and
+1280): diffusers' from_single_file tells the two encoders apart by their width, and the tiny
+SDXL's equal widths make it read the first encoder's weights into the second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from engine.generate import load_pipeline
+from tests.test_export import FUSE_TOLERANCE, LORA, SHORT, _train, export, images
+
+SD2_KEYS = (
+    "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight",
+    "cond_stage_model.model.positional_embedding",
+    "cond_stage_model.model.ln_final.weight",
+)
+SDXL_KEYS = (
+    "conditioner.embedders.0.transformer.text_model.encoder.layers.0.self_attn.q_proj.weight",
+    "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight",
+    "conditioner.embedders.1.model.text_projection",
+    "model.diffusion_model.label_emb.0.0.weight",  # the added (text_time) conditioning
+)
+PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner.")
+
+
+@pytest.fixture(scope="module")
+def sd2_model(tiny_dir, tmp_path_factory) -> Path:
+    from engine.tiny import build_sd2
+
+    return build_sd2(tmp_path_factory.mktemp("sd2") / "model")
+
+
+@pytest.fixture(scope="module")
+def sdxl_model(tiny_sdxl_dir, tmp_path_factory) -> Path:
+    from engine.tiny_sdxl import build_pipeline, tiny_configs
+
+    def wider_second_encoder(tokenizer) -> dict:
+        cfg = tiny_configs(tokenizer)
+        width = cfg["text_encoder"]["hidden_size"] + 48
+        cfg["text_encoder_2"] = {**cfg["text_encoder_2"], "hidden_size": 48}
+        cfg["unet"] = {**cfg["unet"], "cross_attention_dim": width}
+        return cfg
+
+    folder = tmp_path_factory.mktemp("sdxl") / "model"
+    build_pipeline(folder, wider_second_encoder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sd2_full(sd2_model, tmp_path_factory) -> Path:
+    return _train(tmp_path_factory.mktemp("sd2-full"), **SHORT, model=str(sd2_model))
+
+
+@pytest.fixture(scope="module")
+def sdxl_full(sdxl_model, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sdxl-full")
+    return _train(root, **SHORT, model=str(sdxl_model), train_text_encoder=True)
+
+
+@pytest.fixture(scope="module")
+def sd2_lora(sd2_model, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sd2-lora")
+    return _train(root, **LORA, model=str(sd2_model), train_text_encoder=True)
+
+
+@pytest.fixture(scope="module")
+def sdxl_lora(sdxl_model, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sdxl-lora")
+    return _train(root, **LORA, model=str(sdxl_model), train_text_encoder=True)
+
+
+def pipeline_class(family: str):
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    return StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+
+
+def single_file(family: str, path: Path, config: Path):
+    """diffusers' reader of the original layout; the tiny models' sizes are not detectable, so
+    their config comes from a diffusers folder of the same architecture (config=)."""
+    extras = {} if family == "sdxl" else {"safety_checker": None}
+    return pipeline_class(family).from_single_file(
+        str(path), config=str(config), local_files_only=True, **extras
+    )
+
+
+@pytest.mark.parametrize("family", ["sd2", "sdxl"])
+def test_single_file_export_gives_final_images_through_from_single_file(
+    family, request, tmp_path, capsys
+):
+    run = request.getfixturevalue(f"{family}_full")
+    out = tmp_path / "model.safetensors"
+    argv = [str(run), "--format", "single-file", "--dtype", "fp32", "--output", str(out)]
+    code, _, err = export(capsys, *argv)
+    assert code == 0, err
+    keys = load_file(out).keys()
+    assert all(k.startswith(PREFIXES) for k in keys)
+    assert all(k in keys for k in (SD2_KEYS if family == "sd2" else SDXL_KEYS))
+    if family == "sd2":  # OpenCLIP names only: no OpenAI-CLIP or q/k/v-split names left
+        assert not any(k.startswith("cond_stage_model.transformer.") for k in keys)
+    assert not any("q_proj" in k for k in keys if ".model." in k)
+    loaded = single_file(family, out, run / "final")
+    own = pipeline_class(family).from_pretrained(run / "final")
+    assert np.array_equal(images(loaded), images(own))  # pixel equality
+
+
+# SD 2.x's fused diffusers folder is SD 1.x's code path (tests/test_export.py): not again here
+@pytest.mark.parametrize(
+    ("family", "fmt"), [("sd2", "single-file"), ("sdxl", "single-file"), ("sdxl", "diffusers")]
+)
+def test_fused_lora_gives_base_plus_lora_images(family, fmt, request, tmp_path, capsys):
+    run = request.getfixturevalue(f"{family}_lora")
+    base = request.getfixturevalue(f"{family}_model")
+    out = tmp_path / ("fused" if fmt == "diffusers" else "fused.safetensors")
+    argv = [str(run), "--format", fmt, "--fuse", "--dtype", "fp32", "--output", str(out)]
+    code, _, err = export(capsys, *argv)
+    assert code == 0, err
+    if fmt == "diffusers":
+        fused = pipeline_class(family).from_pretrained(out)
+    else:
+        fused = single_file(family, out, base)
+    assert not any("lora" in n for n, _ in fused.unet.named_modules())
+    with_lora = images(load_pipeline(run_dir=run, device="cpu", dtype="fp32"))
+    plain = images(pipeline_class(family).from_pretrained(base))
+    got = images(fused)
+    assert np.abs(with_lora - plain).max() > 1e-3  # the LoRA changes the images
+    assert np.abs(got - with_lora).max() <= FUSE_TOLERANCE
+
+
+def test_sdxl_lora_as_kohya_is_refused_in_one_line(sdxl_lora, capsys):
+    code, _, err = export(capsys, str(sdxl_lora), "--format", "kohya")
+    assert code == 2 and "SDXL" in err and "--fuse" in err and err.count("\n") == 1, err
+    assert not (sdxl_lora / "exports").exists()
+
+
+def test_sd2_text_encoder_is_verified_through_open_clip_converter(sd2_model):
+    """A q/k/v order swapped inside the fused in_proj is caught before anything is written."""
+    from engine.export.single_file import LayoutError, to_original, verify
+
+    pipe = pipeline_class("sd2").from_pretrained(sd2_model)
+    original = to_original(pipe, torch.float32)
+    verify(original, pipe)
+    key = SD2_KEYS[0]
+    q, k, v = original[key].chunk(3)
+    original[key] = torch.cat([k, q, v])
+    with pytest.raises(LayoutError, match="text encoder"):
+        verify(original, pipe)
