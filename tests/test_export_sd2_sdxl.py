@@ -156,3 +156,72 @@ def test_sd2_text_encoder_is_verified_through_open_clip_converter(sd2_model):
     original[key] = torch.cat([k, q, v])
     with pytest.raises(LayoutError, match="text encoder"):
         verify(original, pipe)
+
+
+def _full_size(family: str):
+    """SD 2.x's or SDXL's full-size modules on the meta device (no memory, no weights)."""
+    from types import SimpleNamespace
+
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from benchmarks import sd15_arch, sdxl_arch
+
+    ids = SimpleNamespace(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    with torch.device("meta"):
+        if family == "sdxl":
+            cfg = sdxl_arch.configs(ids)
+            return SimpleNamespace(
+                unet=UNet2DConditionModel(**cfg["unet"]),
+                vae=AutoencoderKL(**cfg["vae"]),
+                text_encoder=CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"])),
+                text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**cfg["text_encoder_2"])),
+            )
+        # stable-diffusion-2-1: OpenCLIP ViT-H's first 23 layers, 1024-wide cross-attention
+        unet = {**sd15_arch.unet_config(), "cross_attention_dim": 1024}
+        unet.update(attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
+        text = {**sd15_arch.text_config(ids), "hidden_act": "gelu", "hidden_size": 1024}
+        text.update(intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16)
+        return SimpleNamespace(
+            unet=UNet2DConditionModel(**unet),
+            vae=AutoencoderKL(**sd15_arch.vae_config()),
+            text_encoder=CLIPTextModel(CLIPTextConfig(**text)),
+            text_encoder_2=None,
+        )
+
+
+@pytest.mark.parametrize(("family", "model_type"), [("sd2", "v2"), ("sdxl", "xl_base")])
+def test_names_fit_the_full_size_architecture_and_diffusers_detects_it(family, model_type):
+    """On the full-size architectures (SD 2.x's 4 levels and 23-layer OpenCLIP-H; SDXL's 10-deep
+    transformers and 32-layer bigG): diffusers' forward converters put every original name back
+    on its diffusers weight with its shape, and diffusers infers the model type from the names
+    alone (what from_single_file does without config=, as for a real SD 2.x or SDXL export)."""
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+        infer_diffusers_model_type,
+    )
+
+    from engine.export.original_clip import clip_state, converted_back
+    from engine.export.single_file import original_tensors
+
+    pipe = _full_size(family)
+    original = original_tensors(pipe)
+    assert infer_diffusers_model_type(original) == model_type
+    back = {
+        "unet": (convert_ldm_unet_checkpoint(original, pipe.unet.config), pipe.unet.state_dict()),
+        "vae": (convert_ldm_vae_checkpoint(original, pipe.vae.config), pipe.vae.state_dict()),
+    }
+    for name, (converted, module) in converted_back(original, pipe).items():
+        back[name] = (converted, clip_state(module))
+    assert len(back) == (4 if family == "sdxl" else 3)
+    for name, (converted, expected) in back.items():
+        assert converted.keys() == expected.keys(), name
+        assert all(converted[k].shape == v.shape for k, v in expected.items()), name
+    if family == "sdxl":  # SDXL's depth: transformer 9 of output block 2, bigG's layer 31
+        assert "model.diffusion_model.output_blocks.2.1.transformer_blocks.9.attn2.to_k.weight" in (
+            original
+        )
+        assert "conditioner.embedders.1.model.transformer.resblocks.31.attn.in_proj_weight" in (
+            original
+        )

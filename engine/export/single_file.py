@@ -22,7 +22,7 @@ import torch
 from engine.export.original_clip import clip_state, converted_back, text_encoders_original
 from engine.export.request import LayoutError
 
-__all__ = ["LayoutError", "to_original", "unet_key", "vae_key", "verify"]
+__all__ = ["LayoutError", "original_tensors", "to_original", "unet_key", "vae_key", "verify"]
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -123,6 +123,14 @@ def vae_key(key: str, config: dict[str, Any]) -> str:
 
 def to_original(pipe, dtype: torch.dtype) -> dict[str, torch.Tensor]:
     """The pipeline's UNet, VAE and text encoder(s) under their original names, in `dtype`."""
+    return {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in original_tensors(pipe).items()
+    }
+
+
+def original_tensors(pipe) -> dict[str, torch.Tensor]:
+    """to_original's tensors as the modules hold them (their device and dtype)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in pipe.unet.state_dict().items():
         out[UNET_PREFIX + unet_key(key, pipe.unet.config)] = value
@@ -132,10 +140,7 @@ def to_original(pipe, dtype: torch.dtype) -> dict[str, torch.Tensor]:
             value = value[:, :, None, None]  # original VAE attention: 1x1 convolutions
         out[VAE_PREFIX + name] = value
     out.update(text_encoders_original(pipe))
-    return {
-        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-        for k, v in out.items()
-    }
+    return out
 
 
 def verify(original: dict[str, torch.Tensor], pipe) -> None:
