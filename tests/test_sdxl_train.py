@@ -91,6 +91,16 @@ def test_sdxl_lora_generate_run_equals_the_last_sample(lora_run, tmp_path):
     _assert_same([pixels(p) for p in made], _last_samples(run_dir, events))
 
 
+def test_sdxl_lora_kohya_export_gives_the_runs_images(lora_run, tiny_sdxl_dir, tmp_path, capsys):
+    """The UNet-only LoRA (attention targets) in the kohya layout (test_sdxl_kohya_export)."""
+    from tests.test_sdxl_kohya_export import export_kohya_round_trip
+
+    weights = export_kohya_round_trip(
+        lora_run[0], tiny_sdxl_dir, tmp_path / "x.safetensors", capsys
+    )
+    assert not any(k.startswith("lora_te") for k in weights)  # no text encoder trained
+
+
 def test_sdxl_full_fine_tune_final_loads_and_remakes_the_last_sample(full_run, tmp_path):
     from diffusers import StableDiffusionXLPipeline
 

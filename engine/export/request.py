@@ -8,7 +8,7 @@ and the fix (exit 2), raised before anything is written; an existing output is n
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.errors import DreamboothError
@@ -17,6 +17,9 @@ from engine.runs import LORA_FILE
 FORMATS = ("kohya", "single-file", "diffusers")
 DTYPES = ("fp16", "bf16", "fp32")
 EXPORTS_DIR = "exports"  # RUN_DIR/exports/: where an export goes without --output
+SD_PIPELINE = "StableDiffusionPipeline"
+SDXL_PIPELINE = "StableDiffusionXLPipeline"
+EXPORTABLE = (SD_PIPELINE, SDXL_PIPELINE)  # the families (pipeline classes) export takes
 
 
 class ExportError(DreamboothError):
@@ -45,6 +48,8 @@ class ExportRequest:
     dtype: str  # one of DTYPES
     output: Path
     checkpoint: int | None = None  # a checkpoint's step; None: final/
+    pipeline: str = SD_PIPELINE  # the base model's pipeline class (its family)
+    revision: str | None = None  # the run's train.revision of the base model
 
     @property
     def source_dir(self) -> Path:
@@ -133,9 +138,10 @@ def resolve_request(
         dtype=dtype,
         output=Path(),
         checkpoint=step,
+        revision=cfg.train.revision,
     )
     _check_method(request)
-    refuse_unsupported_family(cfg.train.model, run, fmt)
+    request = replace(request, pipeline=refuse_unsupported_family(cfg.train.model, run))
     if fmt == "kohya" and cfg.train.use_dora:
         raise ExportError(
             f"run '{run}' is a DoRA (use_dora: true): the kohya layout has no place for its "
@@ -196,10 +202,9 @@ def _check_source(req: ExportRequest) -> None:
         )
 
 
-def refuse_unsupported_family(model: str, run_dir: Path, fmt: str) -> None:
-    """Stable Diffusion 1.x/2.x export in every format; SDXL as a single file or diffusers (its
-    two-encoder kohya LoRA is not there yet); other families not at all. One line, before any
-    weights load."""
+def refuse_unsupported_family(model: str, run_dir: Path) -> str:
+    """The base model's pipeline class: Stable Diffusion 1.x/2.x and SDXL export in every
+    format; other families are one line, before any weights load."""
     from engine.model_family import ModelIndexError, family_name, read_model_index
 
     index = None
@@ -210,18 +215,11 @@ def refuse_unsupported_family(model: str, run_dir: Path, fmt: str) -> None:
         else:
             index = read_model_index(model)
     except (ModelIndexError, OSError, ValueError):
-        return  # unreadable here: loading the weights says why, in its own line
-    cls = str((index or {}).get("_class_name") or "StableDiffusionPipeline")
-    if cls == "StableDiffusionPipeline":
-        return
-    if cls == "StableDiffusionXLPipeline":
-        if fmt == "kohya":
-            raise ExportError(
-                f"run '{run_dir}' is an SDXL LoRA: a kohya file of it is not there yet; use "
-                "--format single-file --fuse (A1111, ComfyUI) or --format diffusers meanwhile"
-            )
-        return
-    raise ExportError(
-        f"run '{run_dir}' is a {family_name(cls)} model: export of it is not there yet "
-        "(Stable Diffusion 1.x/2.x and SDXL only); use its final/ diffusers folder meanwhile"
-    )
+        return SD_PIPELINE  # unreadable here: loading the weights says why, in its own line
+    cls = str((index or {}).get("_class_name") or SD_PIPELINE)
+    if cls not in EXPORTABLE:
+        raise ExportError(
+            f"run '{run_dir}' is a {family_name(cls)} model: export of it is not there yet "
+            "(Stable Diffusion 1.x/2.x and SDXL only); use its final/ diffusers folder meanwhile"
+        )
+    return cls

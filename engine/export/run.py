@@ -25,6 +25,32 @@ def load_run_pipeline(req: ExportRequest):
     return pipe
 
 
+def sdxl_unet_config(req: ExportRequest) -> dict | None:
+    """The base model's UNet config for an SDXL run (the kohya names need its block layout),
+    None for SD 1.x/2.x; one line when it cannot be read."""
+    from engine.export.request import SDXL_PIPELINE, ExportError
+
+    if req.pipeline != SDXL_PIPELINE:
+        return None
+    from diffusers import UNet2DConditionModel
+
+    from engine.sources import resolve_model
+
+    try:
+        return dict(
+            UNet2DConditionModel.load_config(
+                resolve_model(req.base_model), subfolder="unet", revision=req.revision
+            )
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(
+            f"cannot read the UNet config of the run's base model {req.base_model!r} ({first}); "
+            "the kohya names of an SDXL LoRA need it: make the model reachable (its folder, or "
+            "the hub cache) and export again"
+        ) from None
+
+
 def _lora_as_diffusers(req: ExportRequest, dtype: torch.dtype) -> None:
     """The run's own LoRA file, in `dtype`, with its adapter metadata kept."""
     from safetensors import safe_open
@@ -46,7 +72,7 @@ def export(req: ExportRequest, log: Callable[[str], None] = print) -> Path:
         if req.format == "kohya":
             from engine.export.kohya import export_kohya
 
-            n = export_kohya(req.lora_file, req.output, dtype)
+            n = export_kohya(req.lora_file, req.output, dtype, sdxl_unet_config(req))
             log(f"kohya LoRA: {n} modules")
         else:
             _lora_as_diffusers(req, dtype)
