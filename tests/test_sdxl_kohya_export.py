@@ -86,7 +86,7 @@ def export_kohya_round_trip(run_dir: Path, tiny_sdxl_dir: Path, out: Path, capsy
     return weights
 
 
-def test_sdxl_kohya_export_with_both_text_encoders_gives_the_runsimages(
+def test_sdxl_kohya_export_with_both_text_encoders_gives_the_runs_images(
     all_te_run, tiny_sdxl_dir, tmp_path, capsys
 ):
     weights = export_kohya_round_trip(all_te_run, tiny_sdxl_dir, tmp_path / "x.safetensors", capsys)
