@@ -138,11 +138,11 @@ def test_fused_lora_gives_base_plus_lora_images(family, fmt, request, tmp_path, 
     assert np.abs(got - with_lora).max() <= FUSE_TOLERANCE
 
 
-def test_sdxl_lora_of_a_local_base_exports_as_kohya(sdxl_lora, capsys):
+def test_sdxl_lora_of_a_local_base_exports_as_kohya(sdxl_lora, tmp_path, capsys):
     """A local-folder SDXL base (its UNet config read from there); the images of the kohya
     round trip: tests/test_sdxl_kohya_export.py. The export reads the file back through diffusers'
     kohya reader before writing it."""
-    out = sdxl_lora / "exports" / "x.safetensors"
+    out = tmp_path / "x.safetensors"
     code, _, err = export(capsys, str(sdxl_lora), "--format", "kohya", "--output", str(out))
     assert code == 0, err
     modules = {k.split(".")[0] for k in load_file(out)}
