@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from engine.generate import load_pipeline
-from tests.test_export import FUSE_TOLERANCE, LORA, SHORT, _train, export, images
+from tests.enginehelpers import of_type, train_in_process
+from tests.test_export import FUSE_TOLERANCE, LORA, SHORT, export, images
 
 SD2_KEYS = (
     "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight",
@@ -31,7 +32,15 @@ SDXL_KEYS = (
     "conditioner.embedders.1.model.text_projection",
     "model.diffusion_model.label_emb.0.0.weight",  # the added (text_time) conditioning
 )
+# the run's own end-of-run sample: one image, one step (these tests make their own images)
+EVALUATION = {"num_images": 1, "num_inference_steps": 1}
 PREFIXES = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner.")
+
+
+def _train(root: Path, **train) -> Path:
+    code, run_dir, events = train_in_process(root, train=train, evaluation=EVALUATION)
+    assert code == 0, of_type(events, "error")
+    return run_dir
 
 
 @pytest.fixture(scope="module")
