@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine import cli
@@ -88,6 +89,8 @@ def test_kohya_export_gives_the_runs_images_through_load_lora_weights(
     assert any(m.startswith("lora_te_") for m in modules) == (kind == "unet+te")
     assert all(weights[f"{m}.alpha"].item() == 8 for m in modules)  # the trained alpha, not rank
     assert all(weights[f"{m}.lora_down.weight"].shape[0] == 4 for m in modules)
+    with safe_open(str(out), framework="pt") as fh:  # A1111 takes it for SD 1.x: no version key
+        assert {"ss_v2", "ss_base_model_version"}.isdisjoint(fh.metadata())
 
     own = images(load_pipeline(run_dir=runs[kind], device="cpu", dtype="fp32"))
     pipe = base_pipe(tiny_dir)

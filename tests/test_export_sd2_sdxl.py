@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from engine.generate import load_pipeline
@@ -145,6 +146,27 @@ def test_fused_lora_gives_base_plus_lora_images(family, fmt, request, tmp_path, 
     got = images(fused)
     assert np.abs(with_lora - plain).max() > 1e-3  # the LoRA changes the images
     assert np.abs(got - with_lora).max() <= FUSE_TOLERANCE
+
+
+def test_sd2_lora_as_kohya_gives_the_runs_images_and_says_v2(sd2_lora, sd2_model, tmp_path, capsys):
+    """SD 2.x's LoRA (UNet and OpenCLIP text encoder) in the kohya layout: `lora_te_` as for
+    SD 1.x, `ss_v2` in the metadata (A1111/Forge list it for SD 2.x checkpoints by that), and
+    load_lora_weights on it gives the run's own images."""
+    out = tmp_path / "x.safetensors"
+    argv = [str(sd2_lora), "--format", "kohya", "--dtype", "fp32", "--output", str(out)]
+    code, _, err = export(capsys, *argv)
+    assert code == 0, err
+    modules = {k.split(".")[0] for k in load_file(out)}
+    assert any(m.startswith("lora_te_text_model_") for m in modules)
+    assert any(m.startswith("lora_unet_down_blocks_") for m in modules)  # diffusers' names
+    with safe_open(str(out), framework="pt") as fh:
+        assert fh.metadata()["ss_v2"] == "True"
+    own = images(load_pipeline(run_dir=sd2_lora, device="cpu", dtype="fp32"))
+    pipe = pipeline_class("sd2").from_pretrained(sd2_model)
+    plain = images(pipe)
+    pipe.load_lora_weights(str(tmp_path), weight_name=out.name)
+    assert np.abs(own - plain).max() > 1e-3  # the LoRA changes the images
+    assert np.array_equal(images(pipe), own)  # pixel equality
 
 
 def test_sdxl_lora_of_a_local_base_exports_as_kohya(sdxl_lora, tmp_path, capsys):

@@ -188,19 +188,27 @@ def _layout_error(what: str) -> ExportError:
 
 
 def export_kohya(
-    lora_file: Path, output: Path, dtype: torch.dtype, sdxl_unet: dict[str, Any] | None = None
+    lora_file: Path,
+    output: Path,
+    dtype: torch.dtype,
+    sdxl_unet: dict[str, Any] | None = None,
+    sd2: bool = False,
 ) -> int:
     """Write the kohya file at `output` (written whole by the caller); returns modules written.
-    `sdxl_unet`: the base's UNet config for an SDXL run, None for SD 1.x/2.x."""
+    `sdxl_unet`: the base's UNet config for an SDXL run, None for SD 1.x/2.x; `sd2`: the base
+    is SD 2.x."""
     from engine.export.files import save_safetensors
 
     state, configs = read_lora(lora_file)
     kohya = to_kohya(state, configs, dtype, sdxl_unet)
     verify(kohya, as_peft(state), sdxl_unet)
     meta = {"format": "pt", "ss_network_module": "networks.lora"}
+    # what sd-scripts writes for SDXL and SD 2.x: A1111/Forge take a file with metadata but
+    # neither key for SD 1.x, and hide it from the Lora tab while an SDXL or SD 2.x checkpoint
+    # is loaded
     if sdxl_unet is not None:
-        # what sd-scripts writes for SDXL; A1111/Forge take a file without it for SD 1.x and
-        # hide it from the Lora tab while an SDXL checkpoint is loaded
         meta["ss_base_model_version"] = SDXL_MODEL_VERSION
+    elif sd2:
+        meta["ss_v2"] = "True"
     save_safetensors(kohya, output, meta)
     return sum(1 for k in kohya if k.endswith(".alpha"))

@@ -25,30 +25,43 @@ def load_run_pipeline(req: ExportRequest):
     return pipe
 
 
-def sdxl_unet_config(req: ExportRequest) -> dict | None:
-    """The base model's UNet config for an SDXL run (the kohya names need its block layout),
-    None for SD 1.x/2.x; one line when it cannot be read."""
-    from engine.export.request import SDXL_PIPELINE, ExportError
-
-    if req.pipeline != SDXL_PIPELINE:
-        return None
+def base_config(req: ExportRequest, subfolder: str) -> dict:
+    """One component's config.json of the run's base model (its folder, or the hub cache);
+    ExportError in one line when it cannot be read."""
     from diffusers import UNet2DConditionModel
 
+    from engine.export.request import ExportError
     from engine.sources import resolve_model
 
     try:
+        # ConfigMixin.load_config reads any component's config.json (it checks no class)
         return dict(
             UNet2DConditionModel.load_config(
-                resolve_model(req.base_model), subfolder="unet", revision=req.revision
+                resolve_model(req.base_model), subfolder=subfolder, revision=req.revision
             )
         )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(
-            f"cannot read the UNet config of the run's base model {req.base_model!r} ({first}); "
-            "the kohya names of an SDXL LoRA need it: make the model reachable (its folder, or "
-            "the hub cache) and export again"
+            f"cannot read {subfolder}/config.json of the run's base model {req.base_model!r} "
+            f"({first}); make the model reachable (its folder, or the hub cache) and export again"
         ) from None
+
+
+def kohya_layout(req: ExportRequest) -> tuple[dict | None, bool]:
+    """(the base's UNet config for an SDXL run, else None; whether the base is SD 2.x). The
+    kohya names of an SDXL LoRA need the UNet's block layout; an SD 2.x file says so in its
+    metadata (only that: when the text encoder's config cannot be read it is left out)."""
+    from engine.export.request import SDXL_PIPELINE, ExportError
+
+    if req.pipeline == SDXL_PIPELINE:
+        return base_config(req, "unet"), False
+    try:
+        text_encoder = base_config(req, "text_encoder")
+    except ExportError:
+        return None, False
+    # OpenCLIP (SD 2.x) is gelu, OpenAI CLIP (SD 1.x) quick_gelu (engine.export.original_clip)
+    return None, text_encoder.get("hidden_act", "quick_gelu") != "quick_gelu"
 
 
 def _lora_as_diffusers(req: ExportRequest, dtype: torch.dtype) -> None:
@@ -72,7 +85,8 @@ def export(req: ExportRequest, log: Callable[[str], None] = print) -> Path:
         if req.format == "kohya":
             from engine.export.kohya import export_kohya
 
-            n = export_kohya(req.lora_file, req.output, dtype, sdxl_unet_config(req))
+            sdxl_unet, sd2 = kohya_layout(req)
+            n = export_kohya(req.lora_file, req.output, dtype, sdxl_unet, sd2)
             log(f"kohya LoRA: {n} modules")
         else:
             _lora_as_diffusers(req, dtype)
