@@ -176,10 +176,19 @@ def make_app(config: Path | None = None, start_mode: str | None = None, **state_
 
 
 async def wait_for(pilot, condition, timeout: float = 10.0, what: str = "") -> None:
-    """Let the app run until `condition()` holds (workers report back in their own time)."""
+    """Let the app run until `condition()` holds (workers report back in their own time); a
+    widget the condition queries that is not mounted yet counts as "not yet"."""
+    from textual.css.query import NoMatches
+
+    def holds() -> bool:
+        try:
+            return bool(condition())
+        except NoMatches:
+            return False
+
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
-    while not condition():
+    while not holds():
         if loop.time() > end:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await pilot.pause(0.05)

@@ -33,6 +33,10 @@ def _train(tmp: Path, report_to: str, monkeypatch) -> tuple[Path, list[dict]]:
         evaluation={**EVAL, "prompts": [f"a photo of sks shape {TOKEN}"]},
     )
     assert code == 0, of_type(events, "error")
+    # a tracker that failed (e.g. W&B's service too slow to start) warns and the run goes on:
+    # say so here rather than as a missing step below
+    warned = [e["message"] for e in of_type(events, "log") if "report_to" in e.get("message", "")]
+    assert not warned, warned
     return run_dir, events
 
 

@@ -158,7 +158,7 @@ async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env
         assert app.focused is samples  # Enter picks at once
         await pilot.press("enter")  # the first: demo.yaml
         await wait_for(pilot, lambda: app.state.config is not None, what="the sample")
-        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        await wait_for(pilot, lambda: screen.form.ready, 30, what="the form")
         assert app.state.config.train.model == "builtin:tiny"
         assert screen.query_one("#field-train-model", Input).value == "builtin:tiny"
         assert not screen.query_one("#config-start").display
@@ -226,7 +226,7 @@ async def test_a_config_that_does_not_load_opens_in_yaml_with_its_error(tui_env)
         await wait_for(pilot, lambda: app.state.config is not None, what="the fixed config")
         assert app.state.config.train.learning_rate == 3e-5
         await pilot.press("f")
-        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        await wait_for(pilot, lambda: screen.form.ready, 30, what="the form")
         assert screen.query_one("#field-train-learning_rate", Input).value == "3e-05"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not app.state.modified, what="the save")
@@ -239,7 +239,7 @@ async def test_find_enter_takes_the_highlighted_suggestion(tui_env):
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="Config")
         screen = app.screen
-        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        await wait_for(pilot, lambda: screen.form.ready, 30, what="the form")
         await pilot.press("slash")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="Find")
         await pilot.press(*"gradient_acc")
@@ -256,7 +256,7 @@ async def test_changing_the_instance_prompt_offers_to_update_the_sample_prompts(
         await pilot.press("2")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="Config")
         screen = app.screen
-        await wait_for(pilot, lambda: screen.form.ready, what="the form")
+        await wait_for(pilot, lambda: screen.form.ready, 30, what="the form")
         old = app.state.config.train.instance_prompt
         assert "sks" in old and any("sks" in p for p in app.state.config.evaluation.prompts)
         field = screen.query_one("#field-train-instance_prompt", Input)
