@@ -54,7 +54,9 @@ ENGINE_ONLY = ("engine.config.checks",)  # preflight: probes the device with tor
 
 
 def _covered(name: str, modules: tuple[str, ...]) -> bool:
-    return any(name == m or name.startswith(m + ".") for m in modules)
+    """`name` is listed, or is a submodule of a listed package (the root `engine` covers only
+    itself: it would cover every engine module)."""
+    return any(name == m or ("." in m and name.startswith(m + ".")) for m in modules)
 
 
 def _allowed(name: str) -> bool:
@@ -113,6 +115,9 @@ def _plant(path: Path, code: str) -> None:
         ("engine/redact.py", "import peft\n"),
         # an engine module outside the contract list, imported lazily by the app
         ("tui/app.py", "def _planted():\n    from engine import train\n"),
+        # a torch-free engine module outside the contract list (the root `engine` entry covers
+        # only the package itself)
+        ("tui/app.py", "def _planted():\n    from engine import cli_sample\n"),
         # the engine-only submodule of a contract package (engine.config.checks imports torch)
         ("tui/screens/config.py", "def _planted():\n    from engine.config import checks\n"),
     ],
