@@ -104,7 +104,7 @@ def check_data(cfg: Any, family: Any) -> tuple[int, int | None]:
 
 def print_estimate(cfg: Any) -> None:
     """The estimate's lines on stdout, a run that would not fit this GPU as a warning."""
-    from engine.estimate import report, this_gpu
+    from engine.fit import report, this_gpu
 
     lines, warnings = report(cfg, this_gpu())
     print("\n".join(lines))

@@ -13,7 +13,9 @@ The memory model follows what engine/training/setup.py puts on the GPU:
 - **gradients**: fp32, one per trained parameter.
 - **optimizer**: AdamW 8 bytes per trained parameter (two fp32 moments); 8-bit AdamW 2
   (bitsandbytes' two 8-bit moments); Prodigy 16 (exp_avg, exp_avg_sq, s, p0: prodigyopt).
-- **activations**: what the forward pass keeps for the backward, ~ batch x pixels.
+- **activations**: what the forward pass keeps for the backward, ~ batch x pixels. Gradient
+  checkpointing's saving is not modelled (see CHECKPOINT_NOTE): with it on, this term is an
+  upper bound.
 
 The gradients appear while the backward frees the activations (and, under mixed precision,
 autocast's half-precision copies of the fp32 weights), so the peak is the static part plus the
@@ -24,6 +26,8 @@ Calibration: one measured peak, LoRA rank 4 on the SD1.5 architecture at 512 px,
 The two other H200 measurements (full AdamW; 8-bit AdamW + checkpointing) are the hold-out that
 tests/test_estimate.py checks the model against. Other UNets, resolutions and batches are
 extrapolations from that one point, and the estimate says so.
+
+engine/fit.py turns an estimate into the lines `check` and the Config screen show.
 """
 
 from __future__ import annotations
@@ -52,10 +56,12 @@ H200_STEP_S = {
     "full_ckpt": 0.2794261119999959,
     "lora": 0.13943105800001376,
 }
-#: What gradient checkpointing keeps of the activations: the bytes the SD1.5 UNet saves for its
-#: backward at 512 px with / without checkpointing, counted on the meta device
-#: (benchmarks/results/activation-bytes-sd15.json).
-CHECKPOINT_FRACTION: float | None = None
+#: Gradient checkpointing's saving is not modelled: no measurement here can check it. The one
+#: measured peak with checkpointing (h200-full_adamw8bit_ckpt.json) is set by the gradients
+#: (3.2 GiB against 2.8 GiB of activations even without checkpointing), so it reads the same
+#: whatever checkpointing keeps. With it on, the activation term is the one without it: an upper
+#: bound on that term (the peak itself is still the model's, 3.6% low on that run).
+CHECKPOINT_NOTE = "activations: upper bound with gradient checkpointing"
 
 #: (method, optimizer, gradient_checkpointing) of the three H200 runs -> H200_STEP_S key (the
 #: LoRA run: rank 4 on the attention projections, no DoRA).
@@ -66,6 +72,8 @@ MEASURED_SETUPS = {
 }
 OPTIMIZER_BYTES = {"adamw": 8, "adamw8bit": 2, "prodigy": 16}
 TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+#: The largest JSON header the safetensors format allows (100 MB).
+MAX_HEADER = 100_000_000
 
 
 @dataclass
@@ -82,11 +90,18 @@ class Counts:
 
 
 def header_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape from a .safetensors file's JSON header (no tensor is read)."""
+    """Tensor name -> shape from a .safetensors file's JSON header (no tensor is read); a
+    ValueError naming the file where it is not one (OSError where it cannot be read)."""
     with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+        head = f.read(8)
+        size = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+        if not 2 <= size <= MAX_HEADER:
+            raise ValueError(f"{path}: not a .safetensors file (header size {size})")
+        try:
+            header = json.loads(f.read(size))
+            return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"{path}: not a .safetensors file ({exc})") from None
 
 
 def _numel(shape: list[int]) -> int:
@@ -121,7 +136,10 @@ def _component_files(folder: Path) -> list[Path]:
                 return [single]
             index = folder / f"{stem}{variant}.safetensors.index.json"
             if index.is_file():
-                shards = set(json.loads(index.read_text())["weight_map"].values())
+                try:
+                    shards = set(json.loads(index.read_text())["weight_map"].values())
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise ValueError(f"{index}: not a safetensors index ({exc})") from None
                 return [folder / s for s in sorted(shards)]
     return []
 
@@ -163,6 +181,21 @@ def read_counts(folder: Path) -> dict[str, Counts] | None:
     return out
 
 
+_COUNTS: dict[tuple[Path, int], dict[str, Counts] | None] = {}
+
+
+def cached_counts(folder: Path) -> dict[str, Counts] | None:
+    """read_counts(folder), read once per folder while its unet/ folder is unchanged (the app
+    asks again on every edit of the form)."""
+    try:
+        key = (folder.resolve(), (folder / "unet").stat().st_mtime_ns)
+    except OSError:
+        return None
+    if key not in _COUNTS:
+        _COUNTS[key] = read_counts(folder)
+    return _COUNTS[key]
+
+
 @dataclass
 class Estimate:
     weights: int  # bytes: trained (fp32) + frozen weights on the GPU (+ an EMA copy)
@@ -172,6 +205,8 @@ class Estimate:
     seconds_per_step: float | None  # on an H200 only
     step_basis: str  # "measured" or "extrapolated"
     notes: list[str] = field(default_factory=list)  # what is extrapolated
+    #: gradient checkpointing is on: the activation term is the one without it (CHECKPOINT_NOTE)
+    activations_bound: bool = False
 
     @property
     def peak(self) -> int:
@@ -226,11 +261,6 @@ def estimate(cfg: Any, counts: dict[str, Counts]) -> Estimate:
     if tc.resolution != 512 or images != 1:
         notes.append("activations scaled from 512 px, batch 1 by pixels x batch")
     activations = _calibrated_activations() * images * pixel_ratio * size_ratio
-    if tc.gradient_checkpointing:
-        if CHECKPOINT_FRACTION is None:
-            notes.append("gradient checkpointing not modelled: activations as without it")
-        else:
-            activations *= CHECKPOINT_FRACTION
     if not lora and half:  # autocast caches a half-precision copy of each fp32 weight
         activations += trained * 2
     if trained_te:
@@ -251,100 +281,9 @@ def estimate(cfg: Any, counts: dict[str, Counts]) -> Estimate:
         seconds,
         "measured" if measured else "scaled from the closest measured step",
         notes,
+        tc.gradient_checkpointing,
     )
 
 
 def _is_sdxl(counts: dict[str, Counts]) -> bool:
     return "text_encoder_2" in counts  # its VAE stays fp32 (engine/families/sdxl.py)
-
-
-# --- this machine's GPU, and the lines `check` prints ---
-
-
-@dataclass
-class Gpu:
-    name: str
-    total: int  # bytes
-
-
-def this_gpu() -> Gpu | None:
-    """The GPU a run would use (the first CUDA_VISIBLE_DEVICES entry) from NVML; None without
-    a driver or a GPU."""
-    import os
-
-    try:
-        import pynvml
-
-        from engine.gpu_select import list_nvml_devices, pick_nvml_device
-
-        pynvml.nvmlInit()
-        try:
-            uuid = pick_nvml_device(
-                list_nvml_devices(pynvml), 0, os.environ.get("CUDA_VISIBLE_DEVICES")
-            )
-            if uuid is None:
-                return None
-            handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
-            name = pynvml.nvmlDeviceGetName(handle)
-            name = name.decode() if isinstance(name, bytes) else str(name)
-            return Gpu(name, int(pynvml.nvmlDeviceGetMemoryInfo(handle).total))
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:
-        return None
-
-
-def _gib(n: float) -> str:
-    return f"{n / GIB:.1f}"
-
-
-def _sizes(e: Estimate) -> tuple[str, list[str]]:
-    """The unit and the peak, weights, optimizer, gradients, activations in it (MiB below a
-    GiB, where 0.0 GiB would say nothing)."""
-    unit, div, fmt = ("GiB", GIB, "{:.1f}") if e.peak >= GIB else ("MiB", 2**20, "{:.0f}")
-    values = (e.peak, e.weights, e.optimizer, e.gradients, e.activations)
-    return unit, [fmt.format(v / div) for v in values]
-
-
-def report(cfg: Any, gpu: Gpu | None) -> tuple[list[str], list[str]]:
-    """(lines, warnings) for `check`: the estimate, and a warning when it would not fit."""
-    from engine.progress import fmt_duration
-
-    tc = cfg.train
-    folder = model_folder(tc.model, tc.revision)
-    counts = read_counts(folder) if folder else None
-    if counts is None:
-        from engine.sources import is_builtin
-
-        why = "not on this machine yet" if folder is None else "not in .safetensors files"
-        if folder is None and is_builtin(tc.model):
-            why = "built at the first run"
-        return [f"estimate: none: the model's weights are {why} (counts come from them)"], []
-    e = estimate(cfg, counts)
-    unit, (peak, weights, optimizer, gradients, activations) = _sizes(e)
-    mem = (
-        f"estimate: peak GPU memory ~{peak} {unit} (weights {weights} + optimizer {optimizer} "
-        f"+ the larger of gradients {gradients} and activations {activations})"
-    )
-    if gpu is None:
-        when = "no GPU on this machine: the estimate is for reference"
-    elif "H200" in gpu.name and e.seconds_per_step is not None:
-        total = e.seconds_per_step * tc.max_train_steps
-        when = (
-            f"~{fmt_duration(total)} for {tc.max_train_steps} steps on this {gpu.name} "
-            f"({e.seconds_per_step:.2f} s/step, {e.step_basis} on an H200; sampling, "
-            "checkpoints and class images not counted)"
-        )
-    else:
-        when = f"time: no measurement exists for a {gpu.name} (only an H200's)"
-    lines = [mem, f"  {when}"]
-    if e.notes:
-        lines.append("  extrapolated: " + "; ".join(e.notes))
-    warnings = []
-    if gpu is not None and e.peak > gpu.total:
-        warnings.append(
-            f"this run needs ~{_gib(e.peak)} GiB of GPU memory, more than the {gpu.name}'s "
-            f"{_gib(gpu.total)} GiB: set train.gradient_checkpointing: true, train.optimizer: "
-            "adamw8bit, train.method: lora, or a smaller train_batch_size / resolution"
-        )
-    return lines, warnings

@@ -131,11 +131,15 @@ SAMPLE_DEMO = Path(__file__).resolve().parent.parent / "sample_configs" / "demo.
 
 @pytest.fixture(name="tui_env")
 def tui_env_fixture(tmp_path, monkeypatch):
-    """A project folder as the working directory, half-cell images, the demo images cached.
+    """A project folder as the working directory, half-cell images, the demo images cached,
+    and no GPU (the Config screen's estimate line reads the same on every machine).
 
     Returns the project folder (tmp_path/project: its name shows in the folder tree).
     """
+    from engine import fit
     from engine.tiny import builtin_path, write_images
+
+    monkeypatch.setattr(fit, "this_gpu", lambda: None)
 
     project = tmp_path / "project"
     project.mkdir()

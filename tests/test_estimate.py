@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine import estimate as est
+from engine import fit
 from engine.config import load_config
 from tests.enginehelpers import DEMO, write_config
 
@@ -119,28 +120,31 @@ def test_check_prints_the_estimate_and_warns_when_it_does_not_fit(
     from engine import cli
 
     cfg = write_config(tmp_path, train={"instance_data": str(tiny_dir / "images")})
-    monkeypatch.setattr(est, "this_gpu", lambda: est.Gpu("NVIDIA H200", 1024))
+    monkeypatch.setattr(fit, "this_gpu", lambda: fit.Gpu("NVIDIA H200", 1024))
     assert cli.main(["check", str(cfg)]) == 0
     out, err = capsys.readouterr()
-    line = next(x for x in out.splitlines() if x.startswith("estimate: peak GPU memory ~"))
-    assert "weights" in line and "optimizer" in line and "activations" in line
-    assert "s/step" in out and "steps on this NVIDIA H200" in out
+    line = next(x for x in out.splitlines() if x.startswith("estimate: ~"))
+    assert "MiB peak of 0.0 GiB (NVIDIA H200) · does not fit: try gradient_checkpointing" in line
+    memory = next(x for x in out.splitlines() if x.startswith("  memory: weights"))
+    assert "optimizer" in memory and "activations" in memory
+    assert "s/step" in out and " steps" in line
     assert "warning: this run needs ~" in err and "NVIDIA H200's 0.0 GiB" in err
 
-    monkeypatch.setattr(est, "this_gpu", lambda: est.Gpu("NVIDIA H200", 200 * 2**30))
+    monkeypatch.setattr(fit, "this_gpu", lambda: fit.Gpu("NVIDIA H200", 200 * 2**30))
     assert cli.main(["check", str(cfg)]) == 0
     out, err = capsys.readouterr()
-    assert "estimate: peak GPU memory" in out and "warning: this run needs" not in err
+    assert "(NVIDIA H200) · fits ·" in out and "warning: this run needs" not in err
 
-    monkeypatch.setattr(est, "this_gpu", lambda: None)
+    monkeypatch.setattr(fit, "this_gpu", lambda: None)
     assert cli.main(["check", str(cfg)]) == 0
     out, _ = capsys.readouterr()
-    assert "no GPU on this machine: the estimate is for reference" in out
+    assert "no GPU here: fit not checked" in out and "steps on an H200" in out
 
-    monkeypatch.setattr(est, "this_gpu", lambda: est.Gpu("NVIDIA A100", 80 * 2**30))
+    monkeypatch.setattr(fit, "this_gpu", lambda: fit.Gpu("NVIDIA A100", 80 * 2**30))
     assert cli.main(["check", str(cfg)]) == 0
     out, _ = capsys.readouterr()
     assert "no measurement exists for a NVIDIA A100" in out and "s/step" not in out
+    assert "time: measured on an H200 only" in out
 
 
 def test_time_is_measured_only_for_the_measured_setups():
@@ -160,5 +164,5 @@ def test_time_is_measured_only_for_the_measured_setups():
 def test_small_models_are_shown_in_mib_not_as_zero_gib():
     tiny = {"unet": est.Counts(2_000_000), "vae": est.Counts(100_000)}
     e = est.estimate(bench_cfg("full_adamw"), tiny)
-    unit, values = est._sizes(e)
+    unit, values = fit._sizes(e)
     assert unit == "MiB" and values[0] == f"{e.peak / 2**20:.0f}" != "0"

@@ -46,6 +46,9 @@ CONTRACT_MODULES = (
     "engine.buckets",  # aspect-ratio bucket rules (pure): the Data screen's bucket column
     "engine.families",  # model families (torch inside methods only): known_family, defaults
     "engine.model_family",  # reading model_index.json (the family of a model)
+    "engine.estimate",  # will it fit: the peak GPU memory and time from the weights' headers
+    "engine.fit",  # the estimate's line on the Config screen (and `check`), this GPU via NVML
+    "engine.gpu_select",  # which NVML device a run uses (engine.fit's lookup, in a worker)
 )
 
 
@@ -158,6 +161,8 @@ folder = Path(tempfile.mkdtemp())
 list_image_files(folder)
 check_folder(folder)
 list_runs(state.runs_dir)
+from engine.fit import fit, this_gpu  # the Config screen's estimate line (NVML in a worker)
+fit(state.config, this_gpu())
 heavy = json.loads(sys.argv[2])
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
@@ -35,6 +36,8 @@ class AppState:
     config_version: int = 0  # bumped on every change, so screens see what changed elsewhere
     modified: bool = False  # the config differs from its file
     picked_data: str | None = None  # a data folder picked on Data, not yet instance_data
+    gpu: Any = None  # engine.fit.Gpu: this machine's GPU (NVML), looked up once per app
+    gpu_checked: bool = False  # the lookup has answered (gpu None then: no GPU here)
 
     def set_config(self, cfg: Config, text: str | None = None) -> None:
         """A config as loaded from a file (or a sample): nothing modified yet."""

@@ -35,7 +35,7 @@ from tui.screens.config_dialogs import (
     prompt_sync_modal,
     save_as_modal,
 )
-from tui.screens.config_head import file_line, paths_line, summary_line
+from tui.screens.config_head import GpuFound, file_line, fit_line, paths_line, summary_line
 from tui.screens.config_io import (
     ConfigSaved,
     PathsChecked,
@@ -123,6 +123,7 @@ class ConfigScreen(Screen):
         with Vertical(id="config-head"):
             yield Static(id="config-file")
             yield Static(id="config-summary")
+            yield Static(id="config-fit")
             yield Static(id="config-paths")
         yield SamplePicker(id="config-start")
         with TabbedContent(id="config-tabs", initial="form"):
@@ -134,6 +135,19 @@ class ConfigScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "Config"
         self._show_state()
+        if not self.app.state.gpu_checked:
+            self.look_up_gpu()
+
+    @work(thread=True, group="config-gpu", exit_on_error=False)
+    def look_up_gpu(self) -> None:
+        """NVML, once per app, off the UI thread (a driver can take seconds to answer)."""
+        from engine.fit import this_gpu
+
+        self.post_message(GpuFound(this_gpu()))
+
+    def on_gpu_found(self, message: GpuFound) -> None:
+        self.app.state.gpu, self.app.state.gpu_checked = message.gpu, True
+        self._update_head()
 
     def on_screen_resume(self) -> None:
         if self.app.state.config_version != self._version:
@@ -208,6 +222,7 @@ class ConfigScreen(Screen):
         head = file_line(state, len(self.form.errors))
         self.query_one("#config-file", Static).update(head)
         self.query_one("#config-summary", Static).update(summary_line(state))
+        self.query_one("#config-fit", Static).update(fit_line(state))
         self.query_one("#config-paths", Static).update(paths_line(state, self._paths_error))
 
     # ------------------------------------------------------------------ samples
