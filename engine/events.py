@@ -247,6 +247,15 @@ class EventTail:
         self._ident: tuple[int, int] | None = None  # (st_dev, st_ino) of the file being read
 
     def poll(self) -> list[dict[str, Any]]:
+        events = []
+        for raw in self.read_lines():
+            event = parse_line(raw)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def read_lines(self) -> list[bytes]:
+        """The complete lines added since the last call, unparsed (see `poll`)."""
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -271,9 +280,4 @@ class EventTail:
         self._partial = lines.pop()
         if len(self._partial) > MAX_LINE:  # a garbage line: keep only enough to know it is one
             self._partial = self._partial[: MAX_LINE + 1]
-        events = []
-        for raw in lines:
-            event = parse_line(raw)
-            if event is not None:
-                events.append(event)
-        return events
+        return lines

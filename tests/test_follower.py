@@ -119,15 +119,15 @@ def test_read_errors_are_posted_and_retried_with_back_off(tmp_path: Path) -> Non
     run_dir = tmp_path / "run"
     write_steps(run_dir / EVENTS_FILE, range(1, 4))
     follower = RunFollower(run_dir)
-    real_poll, failures = follower.tail.poll, [3]
+    real_read, failures = follower.tail.read_lines, [3]
 
-    def flaky_poll():
+    def flaky_read():
         if failures[0]:
             failures[0] -= 1
             raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(follower.tail.path))
-        return real_poll()
+        return real_read()
 
-    follower.tail.poll = flaky_poll
+    follower.tail.read_lines = flaky_read
     posted: list[Batch] = []
     sleeps: list[float] = []
 
@@ -191,3 +191,28 @@ def test_parse_line_reads_nan_literals_and_bad_utf8_as_json_does() -> None:
     assert bad_utf8 is not None and bad_utf8["message"] == "caf\ufffd"
     assert parse_line(b'{"type":"step","step":true,"loss":0.5}') is None  # a bool is no step
     assert parse_line(b"  \n") is None and parse_line(b'{"type":"step"') is None
+
+
+def test_a_finished_run_read_in_batches_is_never_shown_crashed_on_the_way(tmp_path: Path) -> None:
+    # Its `finished` event is at the end of the file: until the reader gets there, a run with
+    # no engine is still being read, not crashed (no red panel, no resume key meanwhile).
+    run_dir = tmp_path / "run"
+    write_steps(run_dir / EVENTS_FILE, range(1, 301))
+    with EventWriter(run_dir / EVENTS_FILE) as w:
+        w.emit("finished", status="completed", step=300, outputs={}, duration_s=9.0)
+    follower = RunFollower(run_dir)
+    follower.tail.max_bytes = 4096  # many batches
+    shown: list[str] = []
+
+    def post(batch: Batch) -> None:
+        apply_batch(follower, batch)
+        shown.append(follower.model.display_status)
+        follower.gate.release()
+
+    follow_loop(follower, post, lambda: bool(shown) and shown[-1] == "completed", sleep=no_wait)
+    assert len(shown) > 5 and "crashed" not in shown, shown
+    assert set(shown[:-1]) == {"loading"} and follower.model.step == 300
+
+
+def no_wait(_: float) -> None:
+    pass

@@ -55,15 +55,15 @@ async def test_a_run_that_cannot_be_read_says_so_and_is_followed_again(tmp_path,
     writer.emit("step", step=1, loss=0.5, lr=1e-4)
     state = AppState(output_dir=tmp_path / "runs", run_dir=run_dir, image_protocol="halfcell")
     app = DreamBoothApp(state)
-    real_poll = EventTail.poll
+    real_read = EventTail.read_lines
     stale = {"on": False}
 
-    def poll(self):
+    def read_lines(self):
         if stale["on"]:
             raise OSError(errno.ESTALE, os.strerror(errno.ESTALE), str(self.path))
-        return real_poll(self)
+        return real_read(self)
 
-    monkeypatch.setattr(EventTail, "poll", poll)
+    monkeypatch.setattr(EventTail, "read_lines", read_lines)
     with RunLock(run_dir):
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.press("3")

@@ -1,7 +1,8 @@
 """Following a run directory: what a worker thread reads, and how it hands it to the UI.
 
 `RunFollower.read()` (worker thread) returns one `Batch`: the complete events added to
-events.jsonl since the last call and what is known about the engine (alive, starting, gone,
+events.jsonl since the last call (runs of step events folded into plot points:
+`tui.step_points`) and what is known about the engine (alive, starting, gone,
 the tail of engine.log once it is gone). `follow_loop` is the worker's loop: it retries a
 failed read with back-off and says what failed, and it never has more than `IN_FLIGHT`
 batches posted and not yet applied (`BatchGate`), so re-attaching to a long history holds a
@@ -27,6 +28,7 @@ from engine.events import EVENTS_FILE, EventTail
 from engine.runs import LOG_FILE, is_locked
 from tui.engine_client import log_tail
 from tui.run_model import TAIL_CHUNK, RunModel
+from tui.step_points import read_events
 
 __all__ = [
     "IN_FLIGHT",
@@ -63,7 +65,7 @@ class Batch:
     runs and none is starting. `reset`: the events file was truncated or replaced, so the
     events start the run's history again. `error`: the read failed (and will be retried)."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)  # dicts and tui.step_points.StepPoints
     alive: bool = False
     gone: bool = False
     reset: bool = False
@@ -137,7 +139,7 @@ class RunFollower:
                 "it is gone (was the run folder deleted or moved?)",
                 str(self.tail.path),
             )
-        events = self.tail.poll()
+        events = read_events(self.tail.read_lines())  # step events folded into plot points
         batch = Batch(events, alive=alive)
         if self.tail.generation != self._generation:
             self._generation = self.tail.generation
@@ -162,7 +164,7 @@ class RunFollower:
         self._log_stamp = stamp
         return log_tail(path, ENGINE_LOG_LINES)
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[Any]:
         """Read and apply in one go (single-threaded use: the headless code and tests)."""
         batch = self.read()
         apply_batch(self, batch)
@@ -176,9 +178,9 @@ def apply_batch(follower: RunFollower, batch: Batch) -> bool:
         follower.model = RunModel(run_dir=old.run_dir, run_id=old.run_id, version=old.version + 1)
     model = follower.model
     changed = model.apply(batch.events)
-    state = (batch.alive, batch.gone, batch.error)
-    if (model.engine_alive, model.engine_gone, model.follow_error) != state:
-        model.engine_alive, model.engine_gone, model.follow_error = state
+    state = (batch.alive, batch.gone, batch.error, batch.behind)
+    if (model.engine_alive, model.engine_gone, model.follow_error, model.reading) != state:
+        model.engine_alive, model.engine_gone, model.follow_error, model.reading = state
         changed = True
     if batch.engine_log is not None and batch.engine_log != model.engine_log:
         model.engine_log = batch.engine_log

@@ -7,10 +7,13 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.events import EVENTS_FILE, iter_events
 from engine.progress import fmt_duration as fmt_duration  # one format, the CLI's too
+
+if TYPE_CHECKING:
+    from tui.step_points import StepPoints
 
 __all__ = [
     "HISTORY_LEN",
@@ -80,7 +83,8 @@ class RunModel:
     finished after it), or the finished event's status. Whether the engine is still alive is not
     in the events: `tui.follower.RunFollower` sets `engine_alive` and `engine_gone`, and
     `display_status` combines them (`live`, or `crashed` for a running status whose engine is
-    gone, or a waiting one whose engine died before its first event).
+    gone, or a waiting one whose engine died before its first event; `loading` while such a
+    run's history is still being read).
     """
 
     run_dir: Path | None = None
@@ -115,6 +119,9 @@ class RunModel:
     engine_gone: bool = False  # no engine runs or is starting (tui.follower)
     engine_log: list[str] = field(default_factory=list)  # engine.log's tail, once it is gone
     follow_error: str | None = None  # the last read of the run failed (retrying)
+    # The reader is behind the file's end (a re-attached history streaming in): a run with no
+    # engine is `loading`, not `crashed`, until all of it is in (its `finished` may be last).
+    reading: bool = False
     stopping: bool = False  # the UI sent SIGTERM and waits for `finished`
     version: int = 0  # bumped by every apply() that changed something
     history_rev: int = 0  # bumped when loss/lr points are taken back (a resume redoes steps)
@@ -122,10 +129,10 @@ class RunModel:
     # -- derived ------------------------------------------------------------------------------
     @property
     def display_status(self) -> str:
-        """live | completed | stopped | failed | crashed | starting | waiting."""
+        """live | completed | stopped | failed | crashed | starting | waiting | loading."""
         if self.status == "running":
             if self.engine_alive is False:
-                return "crashed"
+                return "loading" if self.reading else "crashed"
             return "stopping" if self.stopping else "live"
         if self.status == "waiting" and self.engine_gone:
             return "crashed"  # the engine died before its first event
@@ -150,9 +157,14 @@ class RunModel:
 
     # -- events -------------------------------------------------------------------------------
     def apply(self, events: list[dict[str, Any]]) -> bool:
-        """Fold events into the state. Unknown types and fields are ignored. True if changed."""
+        """Fold events into the state. Unknown types and fields are ignored. True if changed.
+        An event may also be a `tui.step_points.StepPoints` (step events folded by the reader)."""
         changed = False
         for event in events:
+            if type(event) is not dict:
+                self._on_points(event)
+                changed = True
+                continue
             handler = _HANDLERS.get(event.get("type"))  # type: ignore[arg-type]
             if handler is None:
                 continue
@@ -218,6 +230,26 @@ class RunModel:
             self.mem = e["mem"]
         if self.phase is None:
             self.phase = "training"
+
+    def _on_points(self, p: StepPoints) -> None:
+        """What `_on_step` leaves of each of these steps (their newest follows as an event)."""
+        losses, lrs = self.losses, self.lrs
+        if p.plain and not (losses and losses[-1][0] >= p.steps[0]):
+            losses.extend(zip(p.steps, p.losses, strict=True))  # no None, no step twice
+            lrs.extend(zip(p.steps, p.lrs, strict=True))
+        else:
+            for step, loss, lr in zip(p.steps, p.losses, p.lrs, strict=True):
+                if losses and losses[-1][0] >= step:
+                    self._rewind(step - 1)
+                if loss is not None:
+                    losses.append((step, loss))
+                if lr is not None:
+                    lrs.append((step, lr))
+        self.step = p.steps[-1]
+        if p.mem is not None:
+            self.mem = p.mem
+        if p.t is not None:
+            self.last_t = p.t
 
     def _on_gpu(self, e: dict[str, Any]) -> None:
         self.gpu = {k: v for k, v in e.items() if k not in ("v", "t", "type")}

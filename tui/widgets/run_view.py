@@ -28,6 +28,7 @@ STATUS_STYLES = {
     "failed": "bold red",
     "crashed": "bold red",
     "waiting": "dim",
+    "loading": "dim",
 }
 
 
