@@ -148,3 +148,19 @@ def test_run_info_reads_the_end_of_a_long_events_file_in_small_steps(tmp_path, m
     info = run_info(run_dir)
     assert info.step == 30 and info.last_loss is not None
     assert 0 < read[0] <= 32 << 10, read[0]  # not 256 KiB of a 3.5 MB file
+
+
+def test_a_quiet_listing_sorts_and_builds_nothing(tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    dirs = [make_fake_run(runs, f"run-{i:02d}", started=BASE_TIME + i) for i in range(12)]
+    index = RunsIndex()
+    first = index.entries(runs)
+    version = index.version
+    for _ in range(2 * SWEEP):  # every quiet run looked at twice meanwhile
+        assert index.entries(runs) is first  # the same listing: not sorted or built again
+    assert index.version == version
+    _append_steps(dirs[4], range(21, 23))
+    for _ in range(SWEEP):
+        listed = index.entries(runs)
+    assert index.version == version + 1 and listed is not first
+    assert next(e for e in listed if e.info.run_id == "run-04").info.step == 22

@@ -61,6 +61,8 @@ class RunsIndex:
         self._folder: tuple[str, _Stamp] | None = None
         self._paths: list[str] = []
         self._turn = 0
+        self._listed: list[_Entry] | None = None  # the last listing, sorted
+        self.version = 0  # goes up when a listing differs from the one before
         self.reads = 0  # runs read from disk (not from the cache), ever
         self.stats = 0  # run folders whose files were stat'ed, ever
 
@@ -73,6 +75,8 @@ class RunsIndex:
         return [(entry.info, entry.row) for entry in self.entries(output_dir)]
 
     def entries(self, output_dir: str | Path) -> list[_Entry]:
+        """The runs' entries, newest first. When no run's entry changed, the previous listing
+        itself is returned (`version` unchanged): nothing is sorted or built again."""
         folder = (str(output_dir), _stamp(str(output_dir)))
         full = folder != self._folder
         if full:
@@ -82,22 +86,25 @@ class RunsIndex:
                 self._paths = []
             self._folder = folder
         self._turn += 1
-        out: list[_Entry] = []
+        changed = full or self._listed is None
         for n, path in enumerate(self._paths):
             entry = self._cache.get(path)
             quiet = entry is not None and not entry.info.live and entry.info.status not in (
                 RUNNING, "unknown")  # fmt: skip
             if quiet and not full and (n + self._turn) % SWEEP:
-                out.append(entry)  # type: ignore[arg-type]
                 continue
-            entry = self._look(path, entry)
-            if entry is not None:
-                out.append(entry)
+            if self._look(path, entry) is not entry:
+                changed = True
         if full:
             for gone in set(self._cache) - set(self._paths):
                 del self._cache[gone]
-        out.sort(key=lambda e: (e.info.started or 0.0, e.info.run_id), reverse=True)
-        return out
+        if changed or self._listed is None:
+            out = [self._cache[p] for p in self._paths if p in self._cache]
+            out.sort(key=lambda e: (e.info.started or 0.0, e.info.run_id), reverse=True)
+            if out != self._listed:
+                self.version += 1
+            self._listed = out
+        return self._listed
 
     def _look(self, path: str, entry: _Entry | None) -> _Entry | None:
         self.stats += 1

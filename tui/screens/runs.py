@@ -173,7 +173,12 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list", exit_on_error=False)
     def refresh_runs(self, force: bool = False) -> None:
         output_dir = self.output_dir
-        listed_rows = self._index.rows(self.app.state.runs_dir)
+        version = self._index.version
+        entries = self._index.entries(self.app.state.runs_dir)
+        if self._index.version == version and self._listed is not None and not force:
+            if self._listed[0] == output_dir:
+                return  # no run changed: nothing built, compared or posted (idle at 1,000 runs)
+        listed_rows = [(entry.info, entry.row) for entry in entries]
         runs = [info for info, _ in listed_rows]
         rows = {str(info.run_dir): row for info, row in listed_rows}
         details = [(i.error, i.method) for i in runs]
