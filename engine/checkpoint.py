@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from engine import faults
 from engine.ckpt_check import disk_full_error
+from engine.file_modes import usual_modes
 from engine.loss_scaling import load_scaler, save_scaler
 
 CHECKPOINTS = "checkpoints"
@@ -150,6 +151,7 @@ def write_checkpoint(
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        usual_modes(tmp)  # safetensors writes 0600
         final = checkpoint_dir(run_dir, step)
         if final.exists():
             shutil.rmtree(final)

@@ -102,6 +102,26 @@ def test_kohya_export_gives_the_runs_images_through_load_lora_weights(
     assert np.array_equal(images(pipe), own)  # pixel equality
 
 
+def test_runs_outputs_are_readable_as_the_umask_allows_not_owner_only(full_run, te_run):
+    """final/ (a full model and a LoRA), a checkpoint and the exports written at the end of a
+    run: each file the mode a new file gets from the umask (safetensors alone writes 0600)."""
+    import stat
+
+    from engine.file_modes import current_umask
+
+    want = 0o666 & ~current_umask()
+    files = [
+        *(full_run / "final").rglob("*.safetensors"),
+        *(full_run / "checkpoints").rglob("*.safetensors"),
+        te_run / "final" / "pytorch_lora_weights.safetensors",
+        *(te_run / "exports").glob("*.safetensors"),
+    ]
+    assert len(files) >= 7
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
+        f.name: oct(want) for f in files
+    }
+
+
 def test_single_file_export_gives_final_images_through_from_single_file(full_run, tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 

@@ -49,6 +49,7 @@ CONTRACT_MODULES = (
     "engine.estimate",  # will it fit: the peak GPU memory and time from the weights' headers
     "engine.fit",  # the estimate's line on the Config screen (and `check`), this GPU via NVML
     "engine.gpu_select",  # which NVML device a run uses (engine.fit's lookup, in a worker)
+    "engine.file_modes",  # config saves give a new file the umask's mode (mkstemp makes 0600)
 )
 
 

@@ -19,6 +19,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 from engine.config.schema import SECTIONS, Config, TrainConfig, config_to_dict
 from engine.config.tutorial import is_tutorial_format
 from engine.config.yaml_read import plain, round_trip_yaml
+from engine.file_modes import usual_modes
 
 _YAML11_WORDS = {"yes", "no", "on", "off", "y", "n", "true", "false", "null", "~", ""}
 
@@ -232,11 +233,13 @@ def save_config(cfg: Config, path: str | Path, template_text: str | None = None)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        if path.exists():
-            try:
+        try:  # the file's own mode; a new file the umask's (mkstemp makes it 0600)
+            if path.exists():
                 os.chmod(tmp, path.stat().st_mode & 0o777)
-            except OSError:
-                pass
+            else:
+                usual_modes(Path(tmp))
+        except OSError:
+            pass
         os.replace(tmp, path)
     except BaseException:
         try:

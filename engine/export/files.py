@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.export.request import ExportError
+from engine.file_modes import usual_modes
 
 
 def _taken(output: Path) -> ExportError:
@@ -25,6 +26,7 @@ def save_safetensors(tensors: dict, output: Path, metadata: dict[str, str] | Non
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        usual_modes(Path(tmp))  # safetensors and mkstemp write 0600
         try:
             os.link(tmp, output)
         except FileExistsError:
@@ -39,6 +41,7 @@ def save_folder(write: Callable[[Path], None], output: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{output.name}-", dir=output.parent))
     try:
         write(tmp)
+        usual_modes(tmp)  # mkdtemp is 0700, safetensors files 0600
         if output.exists() or output.is_symlink():
             raise _taken(output)
         os.rename(tmp, output)

@@ -9,6 +9,7 @@ import torch
 
 from engine import faults
 from engine.ckpt_check import disk_full_error
+from engine.file_modes import usual_modes
 from engine.outputs import FINAL, fsync_tree, on_cpu_fp32, replace_folder
 from engine.runs import LORA_FILE
 from engine.training.context import RunContext
@@ -50,6 +51,7 @@ def save_final(ctx: RunContext, models: Models) -> dict[str, str | None]:
                     pipe.save_pretrained(tmp, safe_serialization=True)
             faults.hang_in_save(tc.max_train_steps)  # tests: a kill while saving final/
             fsync_tree(tmp)
+            usual_modes(tmp)  # safetensors writes 0600: other users' A1111/ComfyUI could not read
             replace_folder(tmp, final)
         except BaseException as exc:  # no partial .tmp-final left, whatever happened
             full = exc if isinstance(exc, OSError) else disk_full_error(exc, tmp)
