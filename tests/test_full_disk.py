@@ -6,14 +6,11 @@ container without CAP_SYS_ADMIN)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from diskhelpers import fill, small_disk
-from enginehelpers import of_type, prepare
+from enginehelpers import of_type, prepare, train_in_process
 
 from engine.ckpt_check import incomplete_reason
 from engine.events import read_events
@@ -24,8 +21,8 @@ SLACK = 256 << 10  # left free after filling: enough for events, not for a check
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    # 96 MB: the resume then writes 4 more checkpoints (12 MB each) and final/ beside step 5;
-    # 64 MB held them with 0.5 MB to spare, until the engine kept a disk reserve there
+    # 96 MB: the resume then writes another checkpoint (12 MB) and final/ beside step 5, with
+    # the engine's disk reserve; 64 MB once held four more with 0.5 MB to spare, before the reserve
     with small_disk(tmp_path / "small-disk", size="96m") as where:
         yield where
 
@@ -38,11 +35,14 @@ def test_a_disk_that_fills_during_training_fails_in_one_line_and_resumes(tiny_di
         tmp_path,
         train={
             "output_dir": str(tmpfs),
-            "max_train_steps": 30,
+            # 15 steps: the checkpoint of step 10 meets the full disk (the last step writes
+            # final/, not a checkpoint); the resume from 5 writes step 10 again, then final/
+            "max_train_steps": 15,
             "checkpointing_steps": 5,
             "checkpoints_total_limit": None,
             "validation_steps": 1000,
         },
+        evaluation={"num_images": 1, "num_inference_steps": 1},  # the last samples: not the subject
     )
     assert run.parent == tmpfs
     proc = spawn_engine(run, 1, None, None)
@@ -71,15 +71,9 @@ def test_a_disk_that_fills_during_training_fails_in_one_line_and_resumes(tiny_di
     assert incomplete_reason(run / "checkpoints" / "step-000005") is None
 
     filler.unlink()  # room again: the newest whole checkpoint resumes and the run completes
-    resumed = subprocess.run(
-        [sys.executable, "-m", "engine", "run", str(run), "--resume", "latest"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parent.parent,
-        stdin=subprocess.DEVNULL,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    events = read_events(run / "events.jsonl")
+    # (in this process: the engine that met the full disk was the real process above)
+    code, _, events = train_in_process(run.parent, resume="latest", run_dir=run)
+    assert code == 0, of_type(events, "error")
     assert of_type(events, "run_started")[-1]["resumed_from_step"] == 5
+    assert of_type(events, "checkpoint")[-1]["step"] == 10  # the write the full disk refused
     assert of_type(events, "finished")[-1]["status"] == "completed"
