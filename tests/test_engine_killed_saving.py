@@ -115,7 +115,7 @@ def test_killed_while_saving_a_checkpoint_and_then_final_resumes_from_the_whole_
         train={
             "max_train_steps": 6,
             "checkpointing_steps": 2,
-            "checkpoints_total_limit": None,
+            "checkpoints_total_limit": 2,  # a limit in force while a save is cut short
             "validation_steps": 100,
         },
         evaluation=FEW_SAMPLES,
