@@ -57,7 +57,18 @@ def test_the_engine_refuses_a_run_config_edited_by_hand(failed_run):
     assert "'lora'" in error["message"] and "'full'" in error["message"]
 
 
-def test_followable_changes_are_applied_and_logged(failed_run, tmp_path):
+def test_resume_latest_takes_the_run_of_the_same_model_and_data_and_applies_followable_edits(
+    failed_run, tiny_dir, tmp_path
+):
+    # one engine for both: `--resume latest` of an edited config must pick failed_run over a
+    # newer unfinished run of other instance data, then apply and log the followable edits
+    other_images = tmp_path / "other-images"
+    shutil.copytree(tiny_dir / "images", other_images)
+    other = load_config(failed_run / "config.yaml")
+    other.train.instance_data = str(other_images)
+    newer = prepare_run(other)  # a newer unfinished run of other data
+    update_run_json(newer, status="stopped", started=time.time() + 60)
+
     edited = write_config(
         tmp_path, "edited.yaml", train={**RUN, "max_train_steps": 4}, evaluation={"num_images": 1}
     )
@@ -71,22 +82,6 @@ def test_followable_changes_are_applied_and_logged(failed_run, tmp_path):
     assert events[-1]["status"] == "completed" and events[-1]["step"] == 4
     last_sample = of_type(events, "sample")[-1]
     assert len(last_sample["paths"]) == 1  # the new evaluation.num_images
-
-
-def test_resume_latest_takes_only_a_run_of_the_same_model_and_instance_data(
-    failed_run, tiny_dir, tmp_path
-):
-    other_images = tmp_path / "other-images"
-    shutil.copytree(tiny_dir / "images", other_images)
-    other = load_config(failed_run / "config.yaml")
-    other.train.instance_data = str(other_images)
-    newer = prepare_run(other)  # a newer unfinished run of other data
-    update_run_json(newer, status="stopped", started=time.time() + 60)
-
-    cfg = write_config(tmp_path, "same.yaml", train=RUN)
-    out = cli("train", str(cfg), "--resume", "latest")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert read_events(failed_run / "events.jsonl")[-1]["status"] == "completed"
     assert not (newer / "events.jsonl").exists()
 
     out = cli("train", str(write_config(tmp_path / "x", "x.yaml", train={
