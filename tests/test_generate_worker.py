@@ -70,8 +70,10 @@ def wait_gone(pid: int, timeout: float) -> bool:
     return False
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def worker():
+    """One worker for the tests that load models (each asserts its own loads: the model it
+    starts with differs from the one the other leaves loaded)."""
     client = GenerateWorker(idle_s=600)
     yield client
     client.close()
