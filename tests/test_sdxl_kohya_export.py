@@ -44,7 +44,10 @@ ONE_STEP = {
 def all_te_run(tiny_sdxl_dir, tmp_path_factory) -> Path:
     """Every target (attention, feed-forward, convolutions) and both text encoders trained."""
     train = {**ONE_STEP, "lora_targets": "all", "train_text_encoder": True, "export": ["kohya"]}
-    code, run_dir, events = train_in_process(tmp_path_factory.mktemp("sdxl-kohya"), train=train)
+    root = tmp_path_factory.mktemp("sdxl-kohya")
+    # the run's own end-of-run sample: one image, one step (these tests make their own images)
+    evaluation = {"num_images": 1, "num_inference_steps": 1}
+    code, run_dir, events = train_in_process(root, train=train, evaluation=evaluation)
     assert code == 0, of_type(events, "error")
     return run_dir
 
