@@ -1,0 +1,51 @@
+"""The footer's keys are rebuilt only when they change: a screen refreshes its bindings after
+every status change, and each rebuild unmounted and mounted every key (issue 15: ~30 ms, twice
+per re-attached run)."""
+
+from __future__ import annotations
+
+from conftest_tui import (
+    make_app,
+    make_fake_run,
+    settle,
+    tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
+    wait_for,
+)
+from test_tui_train import static_text
+from textual.widgets._footer import FooterKey
+
+from tui.screens.train import TrainScreen
+from tui.widgets.fit_footer import FitFooter
+
+
+def _actions(screen) -> set[str]:
+    return {key.action for key in screen.query_one(FitFooter).query(FooterKey) if not key.disabled}
+
+
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(tui_env, monkeypatch):
+    runs = tui_env / "runs"
+    run_dir = make_fake_run(runs, "20250102-030405-stopped", status="stopped")
+    rebuilt: list[object] = []
+    real_recompose = FitFooter.recompose
+
+    async def recompose(self):
+        rebuilt.append(self.screen)
+        return await real_recompose(self)
+
+    monkeypatch.setattr(FitFooter, "recompose", recompose)
+    app = make_app(None, start_mode="train", run_dir=run_dir, output_dir=runs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TrainScreen)
+        await wait_for(pilot, lambda: "stopped" in static_text(screen, "#run-status"), 10,
+                       "the stopped run")  # fmt: skip
+        await settle(pilot)
+        await wait_for(pilot, lambda: "resume" in _actions(screen), 5, "the resume key")
+        rebuilt.clear()
+        for _ in range(3):  # nothing the keys show changed
+            screen.refresh_bindings()
+            await settle(pilot)
+        assert rebuilt == []
+        screen.detach()  # no run: no resume key
+        await wait_for(pilot, lambda: "resume" not in _actions(screen), 5, "the keys rebuilt")
+        assert rebuilt == [screen]
