@@ -156,26 +156,16 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(tiny_dir, tmp_path)
     first_session = finished["duration_s"]
     time.sleep(2.0)  # the gap between the stop and the resume is not part of the run's duration
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "train",
-            str(cfg),
-            "--resume",
-            "latest",
-            "--max-train-steps",
-            str(stopped_at + 2),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        timeout=240,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    events = read_events(run_dir / "events.jsonl")
+    # `train CFG --resume latest --max-train-steps N` in this process: the CLI's edit of the run's
+    # config, then the engine (the stop above was the real process's; the CLI's own resume with
+    # --max-train-steps after a stop: tests/test_multiprocess.py)
+    from engine.cli import apply_edits
+    from engine.config import load_config
+
+    more = load_config(cfg, {"train": {"max_train_steps": stopped_at + 2}})
+    assert apply_edits(str(cfg), more, run_dir) == 0
+    code, _, events = train_in_process(run_dir.parent, resume="latest", run_dir=run_dir)
+    assert code == 0, of_type(events, "error")
     assert events[-1]["status"] == "completed" and events[-1]["step"] == stopped_at + 2
     # one duration (runs.run_duration): the engine's sessions summed, the same in the event,
     # run.json (the Runs screen) and `dreambooth-tui runs`
