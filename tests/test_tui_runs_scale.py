@@ -33,6 +33,10 @@ def _append_steps(run_dir: Path, steps: range, finished: str | None = None) -> N
 
 
 async def _open_runs(pilot, rows: int) -> tuple[RunsScreen, RunsTable]:
+    # The app's start-up lookup of live runs attaches to one (the Train screen) when it answers:
+    # let it answer first, or it may switch away from Runs after the test got there.
+    await settle(pilot)
+    await pilot.pause()
     await pilot.press("5")
     app = pilot.app
     await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the Runs screen")
