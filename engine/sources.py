@@ -4,7 +4,9 @@ DESIGN's one rule, for `train.model`, `train.instance_data`, `--model` and every
 names a model or a data set:
 
 - ``builtin:tiny`` is the tiny demo (engine/tiny.py): its model folder or its concept images;
-  ``builtin:tiny-sdxl`` the tiny SDXL (engine/tiny_sdxl.py), a model only;
+  ``builtin:tiny-shapes`` the tiny model pre-trained on generic shapes, which the demo teaches
+  (engine/tiny_shapes.py; its images are builtin:tiny's); ``builtin:tiny-sdxl`` the tiny SDXL
+  (engine/tiny_sdxl.py), a model only;
 - a value that names an existing path, or starts with ``/``, ``./``, ``../`` or ``~``, is a
   local path (a relative one looked up under a base folder when one is given);
 - anything else is a hub id (``owner/name``; a bare ``name`` passes the form check).
@@ -24,12 +26,16 @@ from typing import Literal
 BUILTIN_TINY = "builtin:tiny"
 #: ``train.model: builtin:tiny-sdxl`` is the tiny SDXL model (engine/tiny_sdxl.py); a model only.
 BUILTIN_TINY_SDXL = "builtin:tiny-sdxl"
-BUILTINS = (BUILTIN_TINY, BUILTIN_TINY_SDXL)
+#: ``train.model: builtin:tiny-shapes`` is the tiny model pre-trained on generic shapes, the
+#: demo's (engine/tiny_shapes.py); as data, the same concept images as builtin:tiny.
+BUILTIN_TINY_SHAPES = "builtin:tiny-shapes"
+BUILTINS = (BUILTIN_TINY, BUILTIN_TINY_SHAPES, BUILTIN_TINY_SDXL)
 
 #: The tiny model's build version: a new one (engine/tiny.py builds a different model) is a new
 #: cache folder, built once.
 TINY_VERSION = 1
 TINY_SDXL_VERSION = 1
+TINY_SHAPES_VERSION = 1
 
 #: The form of a hub id: `name` or `owner/name`, letters, digits, `_`, `.` and `-`.
 HUB_ID_FORM = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?$")
@@ -102,10 +108,17 @@ def tiny_sdxl_cache_dir() -> Path:
     return cache_root() / f"tiny-sdxl-v{TINY_SDXL_VERSION}"
 
 
+def tiny_shapes_cache_dir() -> Path:
+    """The folder builtin:tiny-shapes is built in (its model in model/)."""
+    return cache_root() / f"tiny-shapes-v{TINY_SHAPES_VERSION}"
+
+
 def builtin_model_path(value: str) -> Path:
     """The model folder a builtin model name points to; nothing is built."""
     if value == BUILTIN_TINY_SDXL:
         return tiny_sdxl_cache_dir() / "model"
+    if value == BUILTIN_TINY_SHAPES:
+        return tiny_shapes_cache_dir() / "model"
     return builtin_path("model")
 
 
@@ -132,6 +145,11 @@ def resolve(value: str, what: What) -> str:
         from engine.tiny_sdxl import ensure_tiny_sdxl
 
         ensure_tiny_sdxl()
+        return str(builtin_model_path(value))
+    if value == BUILTIN_TINY_SHAPES and what == "model":
+        from engine.tiny_shapes import ensure_tiny_shapes
+
+        ensure_tiny_shapes()
         return str(builtin_model_path(value))
     if is_builtin(value):  # builtin:tiny, and the tiny concept images for either
         from engine.tiny import ensure_tiny

@@ -139,7 +139,9 @@ def build_pipeline(folder: Path) -> None:
     shutil.rmtree(tok_dir, ignore_errors=True)
 
 
-def save_pipeline(folder: Path, tokenizer, text_encoder, vae, unet) -> None:
+def save_pipeline(
+    folder: Path, tokenizer, text_encoder, vae, unet, prediction_type: str = "epsilon"
+) -> None:
     """Save the parts as a StableDiffusionPipeline folder with SD1.5's PNDM scheduler."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
@@ -151,6 +153,7 @@ def save_pipeline(folder: Path, tokenizer, text_encoder, vae, unet) -> None:
         skip_prk_steps=True,
         set_alpha_to_one=False,
         steps_offset=1,
+        prediction_type=prediction_type,
     )
     pipe = StableDiffusionPipeline(
         unet=unet,

@@ -126,7 +126,7 @@ def make_live_run(output_dir: Path, run_id: str, *, started: float = BASE_TIME):
 # ---------------------------------------------------------------------------------------------
 # app fixtures
 
-SAMPLE_DEMO = Path(__file__).resolve().parent.parent / "sample_configs" / "demo.yaml"
+SAMPLE_DEMO = Path(__file__).resolve().parent / "base.yaml"  # the demo's settings, builtin:tiny
 
 
 @pytest.fixture(name="tui_env")

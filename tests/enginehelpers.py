@@ -14,7 +14,7 @@ from engine.config import dump_config, load_config
 from engine.events import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "sample_configs" / "demo.yaml"
+DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 
 
 def write_config(tmp: Path, name: str = "cfg.yaml", **sections: dict[str, Any]) -> Path:

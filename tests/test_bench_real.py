@@ -83,7 +83,7 @@ def _cfg(tmp_path: Path, **train):
     from engine.config import load_config
 
     base = {"model": str(tmp_path), "instance_data": str(tmp_path), "instance_prompt": "a sks"}
-    return load_config(ROOT / "sample_configs" / "demo.yaml", {"train": {**base, **train}})
+    return load_config(ROOT / "tests" / "base.yaml", {"train": {**base, **train}})
 
 
 def test_script_argv_sets_the_careful_user_flags(tmp_path: Path):

@@ -148,6 +148,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any], bool]] = {
     "masked_loss": ({"masked_loss": True}, {}, False),  # no mask in the demo images: all count
     "report_to-tensorboard": ({"report_to": "tensorboard"}, {}, not INSTALLED["tensorboard"]),
     "report_to-wandb": ({"report_to": "wandb"}, {}, not INSTALLED["wandb"]),
+    "validation_at_start": ({"validation_at_start": True}, {}, False),  # samples at 0 and 1
     "checkpoints_total_limit-null": (
         {"checkpoints_total_limit": None, "checkpointing_steps": 1, "max_train_steps": 2},
         {},

@@ -33,6 +33,7 @@ from engine.config import (
     summary,
     validate_value,
 )
+from engine.sources import BUILTIN_TINY_SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_configs"
@@ -106,6 +107,7 @@ DESIGN_DEFAULTS = {
         "use_dora": False,
         "lora_targets": "attention",
         "text_encoder_lr": None,
+        "validation_at_start": False,
     },
     "evaluation": {
         "prompts": ["a photo of sks dog on the beach"],
@@ -198,16 +200,16 @@ def test_sample_values():
 
     demo = load_config(SAMPLES / "demo.yaml")
     t, e = demo.train, demo.evaluation
-    assert t.model == BUILTIN_TINY and t.instance_data == BUILTIN_TINY
+    assert t.model == BUILTIN_TINY_SHAPES and t.instance_data == BUILTIN_TINY
     assert t.instance_prompt == "a photo of sks shape"
     assert (t.resolution, t.max_train_steps, t.validation_steps, t.checkpointing_steps) == (
         32,
+        200,
         20,
-        10,
-        10,
+        100,
     )
-    assert (e.num_images, e.num_inference_steps) == (2, 4)
-    assert t.learning_rate == 1e-4 and t.mixed_precision == "no" and t.cache_latents
+    assert t.validation_at_start and (e.num_images, e.num_inference_steps) == (2, 8)
+    assert t.learning_rate == 2e-4 and t.mixed_precision == "no" and t.cache_latents
     assert t.output_dir == "runs"
 
 

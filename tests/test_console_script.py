@@ -51,7 +51,7 @@ def test_a_missing_config_is_one_line_and_exit_2(opened, tmp_path, capsys):
 
 def test_demo_prepares_in_the_engine_then_opens_the_app(opened, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "ensure_tiny_subprocess", lambda: 0)  # the tiny build: its own test
+    monkeypatch.setattr(cli, "ensure_tiny_subprocess", lambda *_: 0)  # the tiny build: its own test
     assert dreambooth_tui.main(["demo", "d.yaml", "--images", "kitty"]) == 0
     assert (tmp_path / "d.yaml").is_file()
     assert opened == [(Path("d.yaml"), True, "kitty")]

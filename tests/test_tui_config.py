@@ -127,7 +127,7 @@ async def test_yaml_tab_follows_the_form_and_the_form_follows_the_yaml(tui_env):
         yaml = screen.query_one("#config-yaml", TextArea)
         assert screen.tabs.active == "yaml"
         assert "  seed: 7" in yaml.text
-        assert "# The offline demo" in yaml.text  # comments kept in the YAML view too
+        assert "# The tests' base config" in yaml.text  # comments kept in the YAML view too
         # an edit of the text shows in the form
         yaml.text = yaml.text.replace("max_train_steps: 20", "max_train_steps: 44")
         await pilot.pause(0.6)  # parsed after a short pause in typing
@@ -159,8 +159,8 @@ async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env
         await pilot.press("enter")  # the first: demo.yaml
         await wait_for(pilot, lambda: app.state.config is not None, what="the sample")
         await wait_for(pilot, lambda: screen.form.ready, 30, what="the form")
-        assert app.state.config.train.model == "builtin:tiny"
-        assert screen.query_one("#field-train-model", Input).value == "builtin:tiny"
+        assert app.state.config.train.model == "builtin:tiny-shapes"
+        assert screen.query_one("#field-train-model", Input).value == "builtin:tiny-shapes"
         assert not screen.query_one("#config-start").display
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="save as")
@@ -169,7 +169,7 @@ async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env
     saved = tui_env / "dreambooth.yaml"
     assert saved.is_file()
     assert "# The offline demo" in saved.read_text()
-    assert read_config(saved)[0].train.model == "builtin:tiny"
+    assert read_config(saved)[0].train.model == "builtin:tiny-shapes"
 
 
 async def test_l_loads_a_sample_over_the_open_config(tui_env):
@@ -187,9 +187,9 @@ async def test_l_loads_a_sample_over_the_open_config(tui_env):
         ]
         assert "demo.yaml" in names and "sd15-lora.yaml" in names
         await pilot.press("enter")  # demo.yaml
-        await wait_for(pilot, lambda: app.state.config.train.max_train_steps == 20)
+        await wait_for(pilot, lambda: app.state.config.train.max_train_steps == 200)
         await pilot.pause()
-        assert screen.query_one("#field-train-max_train_steps", Input).value == "20"
+        assert screen.query_one("#field-train-max_train_steps", Input).value == "200"
         assert app.state.modified  # the open file is not overwritten until ctrl+s
         assert app.state.config_path == path
 

@@ -214,7 +214,7 @@ async def test_quitting_after_picking_a_folder_asks_and_saves_it(tui_env):
         await pilot.press("s")  # save and quit
         await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
     assert read_config(config)[0].train.instance_data == "./photos"
-    assert "# The offline demo" in config.read_text(encoding="utf-8")  # comments kept
+    assert "# The tests' base config" in config.read_text(encoding="utf-8")  # comments kept
 
 
 async def test_quitting_without_saving_leaves_the_file(tui_env):

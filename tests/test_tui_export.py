@@ -22,7 +22,7 @@ from tui.state import AppState
 from tui.widgets.export_dialog import ExportModal
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "sample_configs" / "demo.yaml"
+DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 
 
 def state_for(runs: Path, run_dir: Path | None = None) -> AppState:

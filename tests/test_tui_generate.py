@@ -25,7 +25,7 @@ from tui.widgets.image_grid import ImageGrid, ImageModal
 from tui.widgets.modals import ChoiceModal, PromptModal
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "sample_configs" / "demo.yaml"
+DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 
 
 async def wait_for(pilot, predicate, timeout: float, what: str) -> None:

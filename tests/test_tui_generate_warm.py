@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_generate_worker import running, wait_gone
-from test_tui_generate import demo_state, text_of, wait_for
+from test_tui_generate import DEMO, demo_state, text_of, wait_for
 from test_tui_terminal_restore import _read, spawn_app
 
 import tui.screens.generate as generate_screen
@@ -104,6 +104,9 @@ def _worker_of(parent: int) -> int | None:
 
 @pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
 def test_the_worker_ends_when_the_real_app_gets(tiny_dir, tmp_path, signum):
+    # the demo's own config names builtin:tiny-shapes (built once, a minute): the tests' base
+    # config, on builtin:tiny, stands in as the demo's config
+    (tmp_path / "dreambooth-demo.yaml").write_text(DEMO.read_text(encoding="utf-8"))
     proc, parent = spawn_app(tmp_path, ["demo"], 40, 120)
     try:
         _read(parent, time.monotonic() + 60, stop=b"dreambooth-tui")

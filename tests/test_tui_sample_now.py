@@ -22,7 +22,7 @@ from tui.widgets.modals import ChoiceModal, PromptModal
 
 engines = test_tui_train.engines  # the fixture: kills the engines a test started
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "sample_configs" / "demo.yaml"
+DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 CONFIG_PROMPT = "a [b]sks[/b] shape"  # markup-like: must show as typed
 ASKED = "[red]sks[/red] shape on a table"
 

@@ -21,7 +21,7 @@ from tui.state import AppState
 from tui.widgets.image_grid import ImageGrid, ImageItem
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "sample_configs" / "demo.yaml"
+DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 SIZES = [(80, 24), (120, 40)]
 
 

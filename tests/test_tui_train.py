@@ -33,7 +33,7 @@ from tui.widgets.loss_plot import LossPlot
 from tui.widgets.modals import ChoiceModal
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "sample_configs" / "demo.yaml"
+DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 
 
 async def wait_for(pilot, predicate: Callable[[], object], timeout: float, what: str) -> None:

@@ -91,6 +91,7 @@ FIELD_GROUPS: dict[str, list[tuple[str, str]]] = {
         ("train", k)
         for k in (
             "validation_steps",
+            "validation_at_start",
             "checkpointing_steps",
             "checkpoints_total_limit",
             "output_dir",

@@ -95,7 +95,10 @@ class TrainConfig(_Section):
         return data
 
     model: Text = Field(
-        description="Base model: a hub id, a local diffusers folder, builtin:tiny or builtin:tiny-sdxl."
+        description=(
+            "Base model: a hub id, a local diffusers folder, builtin:tiny, builtin:tiny-shapes "
+            "(the demo's, pre-trained on shapes) or builtin:tiny-sdxl."
+        )
     )
     revision: OptStr = Field(None, description="Hub revision (branch, tag or commit) of the model.")
     instance_data: Text = Field(
@@ -263,6 +266,13 @@ class TrainConfig(_Section):
     )
     validation_steps: PosInt = Field(
         100, description="Generate sample images from evaluation.prompts every N updates."
+    )
+    validation_at_start: bool = Field(
+        False,
+        description=(
+            "Also make samples before the first update (step 0): what the model drew before "
+            "training, to compare the run's samples against. Not on a resume."
+        ),
     )
     num_processes: PosInt = Field(
         1, description="GPUs to train on; more than 1 launches through accelerate."

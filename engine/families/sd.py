@@ -7,7 +7,7 @@ from typing import Any
 
 from engine.families.base import Components, Conditioning, ModelFamily, PromptEmbeds, SampleGeometry
 from engine.families.lora import DEFAULT_TARGETS, TARGETS
-from engine.sources import BUILTIN_TINY
+from engine.sources import BUILTIN_TINY, BUILTIN_TINY_SHAPES
 
 # The attention projections (the default lora_targets; engine.families.lora has every set).
 UNET_LORA_TARGETS, TEXT_LORA_TARGETS = TARGETS[DEFAULT_TARGETS]
@@ -42,7 +42,7 @@ class StableDiffusion(ModelFamily):
         "requires_safety_checker": False,
     }
     card_tags = ("stable-diffusion",)
-    builtin_models = (BUILTIN_TINY,)
+    builtin_models = (BUILTIN_TINY, BUILTIN_TINY_SHAPES)
 
     def module_classes(self) -> dict[str, Any]:
         from diffusers import AutoencoderKL, UNet2DConditionModel

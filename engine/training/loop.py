@@ -52,6 +52,8 @@ class Training:
         cache_before = cache_counters()
         for module in self.models.trained_modules():
             module.train()
+        if tc.validation_at_start and state.start_step == 0:  # the base model, to compare
+            samples.sample_or_warn(self.ctx, self.models, 0)
         for step in range(state.start_step + 1, tc.max_train_steps + 1):
             if self.ctx.should_stop():
                 return STOPPED
