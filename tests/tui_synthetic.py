@@ -41,8 +41,10 @@ def write_finished_run(
     prompt: str = TRICKY_PROMPT,
     device: dict | None = None,
     error: bool = False,
+    before: bool = False,
 ) -> Path:
-    """A run directory whose events.jsonl tells a whole (CPU) run, deterministic to the byte."""
+    """A run directory whose events.jsonl tells a whole (CPU) run, deterministic to the byte;
+    samples every 20 steps, and at step 0 too with BEFORE (validation_at_start)."""
     run_dir = output_dir / name
     run_dir.mkdir(parents=True, exist_ok=True)
     device = device or {"kind": "cpu", "name": "CPU (2 cores)", "total_mem": 8 << 30}
@@ -59,6 +61,11 @@ def write_finished_run(
         )
         w.emit("phase", name="loading_models", detail="builtin:tiny")
         w.emit("phase", name="training", detail="")
+        if before:
+            paths = [f"samples/step-000000/{i:02d}.png" for i in range(2)]
+            for i, rel in enumerate(paths):
+                write_sample_png(run_dir / rel, index=i + 100)
+            w.emit("sample", step=0, prompt=prompt, paths=paths, seed=0)
         for step in range(1, total + 1):
             w.emit(
                 "step",

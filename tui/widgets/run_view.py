@@ -187,12 +187,18 @@ class RunView(Vertical):
             return
         self._samples_seen = len(model.samples)
         newest_step = model.samples[-1].step
-        items: list[ImageItem] = []
-        for sample in model.samples:
-            if sample.step != newest_step:
-                continue
-            for path in sample.paths:
-                items.append(ImageItem(path, sample.prompt))
-        self.query_one("#samples", ImageGrid).set_images(items[-SAMPLE_TILES:])
+        newest = [(p, s.prompt) for s in model.samples if s.step == newest_step for p in s.paths]
+        # validation_at_start: step 0's samples (what the model drew before) stay beside the
+        # newest, so the run's learning shows at a glance
+        before = [(p, s.prompt) for s in model.samples if s.step == 0 for p in s.paths]
+        if before and newest_step:
+            half = SAMPLE_TILES // 2
+            items = [ImageItem(p, f"before · {t}") for p, t in before[:half]]
+            items += [ImageItem(p, f"step {newest_step} · {t}") for p, t in newest[-half:]]
+            title = f"samples · step 0 → {newest_step}"
+        else:
+            items = [ImageItem(p, t) for p, t in newest[-SAMPLE_TILES:]]
+            title = f"samples · step {newest_step}"
         grid = self.query_one("#samples", ImageGrid)
-        grid.border_title = Text(f"samples · step {newest_step}")
+        grid.set_images(items)
+        grid.border_title = Text(title)
