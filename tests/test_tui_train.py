@@ -191,7 +191,7 @@ async def test_real_run_watch_leave_running_reattach_and_stop(tiny_dir, tmp_path
 
 async def test_samples_from_step_0_stay_beside_the_newest_as_before(tmp_path, monkeypatch):
     """validation_at_start: the panel shows what the model drew before the run next to what it
-    draws now, each tile saying which (the prompt still literal)."""
+    draws now (the title says the steps), each tile saying which, its prompt still literal."""
     monkeypatch.setenv("DREAMBOOTH_TUI_IMAGES", "halfcell")
     run_dir = write_finished_run(tmp_path / "runs", total=40, before=True)
     state = AppState(output_dir=tmp_path / "runs", run_dir=run_dir, image_protocol="halfcell")
@@ -204,7 +204,7 @@ async def test_samples_from_step_0_stay_beside_the_newest_as_before(tmp_path, mo
         await wait_for(pilot, lambda: len(grid.tiles) == 4, 10, "four sample tiles")
         assert str(grid.border_title) == "samples · step 0 → 40"
         captions = [static_text(t, ".caption") for t in grid.tiles]
-        assert captions == [f"before · {TRICKY_PROMPT}"] * 2 + [f"step 40 · {TRICKY_PROMPT}"] * 2
+        assert captions == [f"before · {TRICKY_PROMPT}"] * 2 + [f"now · {TRICKY_PROMPT}"] * 2
         shown = [str(item.path) for item in grid.items]
         assert [Path(p).parent.name for p in shown] == ["step-000000"] * 2 + ["step-000040"] * 2
 

@@ -38,7 +38,8 @@ def config_summary(state: Any) -> Text:
         ),
         (
             "samples",
-            f"every {t.validation_steps} steps · {len(e.prompts)} prompt(s) × {e.num_images}",
+            f"every {t.validation_steps} steps{' and at step 0' if t.validation_at_start else ''}"
+            f" · {len(e.prompts)} prompt(s) × {e.num_images}",
         ),
         ("output", str(t.output_dir)),
     ]

@@ -194,7 +194,7 @@ class RunView(Vertical):
         if before and newest_step:
             half = SAMPLE_TILES // 2
             items = [ImageItem(p, f"before · {t}") for p, t in before[:half]]
-            items += [ImageItem(p, f"step {newest_step} · {t}") for p, t in newest[-half:]]
+            items += [ImageItem(p, f"now · {t}") for p, t in newest[-half:]]
             title = f"samples · step 0 → {newest_step}"
         else:
             items = [ImageItem(p, t) for p, t in newest[-SAMPLE_TILES:]]
