@@ -40,6 +40,7 @@ from engine.runs import (
     update_run_json,
 )
 from engine.sample_request import discard_request
+from engine.sources import builtin_model_path, is_builtin
 from engine.training import checkpoints, ema, final, samples, setup
 from engine.training.batches import Batches, bucket_step, load_data
 from engine.training.context import RunContext, RunState, StopSignal, rank
@@ -104,7 +105,10 @@ class Trainer:
     def prepare(self) -> None:
         """Everything between the accelerator and the first step (also used by benchmarks)."""
         ctx = self.ctx
-        ctx.phase("loading_models", self.cfg.train.model)
+        model = self.cfg.train.model
+        if is_builtin(model) and not (builtin_model_path(model) / "model_index.json").exists():
+            ctx.log(f"building {model} once (builtin:tiny-shapes pre-trains for about a minute)")
+        ctx.phase("loading_models", model)
         components = setup.load_models(self.cfg)
         self.models = setup.ready_to_train(components, self.cfg, ctx.device, ctx.weight_dtype)
         step = bucket_step(self.models.vae)

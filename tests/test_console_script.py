@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import dreambooth_tui
-from engine import cli, cli_demo
+from engine import cli_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,8 @@ def test_a_missing_config_is_one_line_and_exit_2(opened, tmp_path, capsys):
 
 def test_demo_prepares_in_the_engine_then_opens_the_app(opened, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli_demo, "ensure_tiny_subprocess", lambda *_: 0)  # the tiny build: its own test
+    # the builds of the builtin models: their own tests
+    monkeypatch.setattr(cli_demo, "ensure_tiny_subprocess", lambda *_: 0)
     assert dreambooth_tui.main(["demo", "d.yaml", "--images", "kitty"]) == 0
     assert (tmp_path / "d.yaml").is_file()
     assert opened == [(Path("d.yaml"), True, "kitty")]
