@@ -23,6 +23,18 @@ from engine.sources import builtin_path, default_cache_dir
 SEED = 0
 RESOLUTION = 32
 NUM_IMAGES = 6
+#: The tiny model's VAE (AutoencoderKL) layout.
+VAE_CONFIG = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "block_out_channels": (32, 64),
+    "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    "latent_channels": 4,
+    "layers_per_block": 1,
+    "norm_num_groups": 32,
+    "sample_size": RESOLUTION,
+}
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -109,17 +121,7 @@ def build_pipeline(folder: Path) -> None:
         norm_num_groups=32,
     )
     torch.manual_seed(SEED)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=32,
-        sample_size=RESOLUTION,
-    )
+    vae = AutoencoderKL(**VAE_CONFIG)
     torch.manual_seed(SEED)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(

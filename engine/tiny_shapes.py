@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from engine.sources import tiny_shapes_cache_dir
-from engine.tiny import RESOLUTION, build_atomically, ensure_tiny, save_pipeline
+from engine.tiny import RESOLUTION, VAE_CONFIG, build_atomically, ensure_tiny, save_pipeline
 
 PRETRAIN_STEPS = 600
 PRETRAIN_BATCH = 8
@@ -71,18 +71,7 @@ def codec_vae():
     import torch
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(32, 64),
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=1,
-        sample_size=RESOLUTION,
-        scaling_factor=1.0,
-    )
+    vae = AutoencoderKL(**{**VAE_CONFIG, "norm_num_groups": 1, "scaling_factor": 1.0})
     enc, dec = vae.encoder, vae.decoder
     rgb, both = range(3), range(6)
 
