@@ -3,7 +3,7 @@
 
 textual-image picks Sixel, then the Kitty graphics protocol (TGP), then half-cells, by asking
 the terminal at import time. Four things go wrong in real terminals (seen in xterm, mlterm,
-kitty 0.26 under Xvfb; see scripts/term_screenshots.sh):
+kitty 0.26 under Xvfb; see benchmarks/term_screenshots.sh):
 
 - kitty before 0.28 answers the TGP query but has no Unicode placeholders, which textual-image
   draws TGP images with: every tile is a grid of missing-glyph boxes. `choose_protocol` asks the
