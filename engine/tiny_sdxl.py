@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.sources import tiny_sdxl_cache_dir as default_cache_dir
-from engine.tiny import build_atomically, write_tokenizer
+from engine.tiny import VAE_CONFIG, build_atomically, write_tokenizer
 
 SEED = 0
 RESOLUTION = 32
@@ -53,16 +53,9 @@ def unet_config() -> dict[str, Any]:
 
 
 def vae_config() -> dict[str, Any]:
+    """The tiny model's VAE layout (engine.tiny.VAE_CONFIG) with SDXL's VAE settings."""
     return {
-        "in_channels": 3,
-        "out_channels": 3,
-        "block_out_channels": (32, 64),
-        "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        "latent_channels": 4,
-        "layers_per_block": 1,
-        "norm_num_groups": 32,
-        "sample_size": RESOLUTION,
+        **VAE_CONFIG,
         "scaling_factor": 0.13025,  # SDXL's VAE
         "force_upcast": True,  # SDXL's VAE overflows in fp16
     }
