@@ -47,17 +47,23 @@ def free_bytes(folder: Path) -> int:
 
 def fill(folder: Path, leave: int, name: str = "filler.bin") -> Path:
     """Fill the filesystem of `folder` until `leave` bytes are free (0: until the kernel says
-    ENOSPC)."""
+    ENOSPC). A running engine may write while this fills: where the kernel says ENOSPC first,
+    the filler gives `leave` bytes back, so the slack is there either way."""
     filler = folder / name
     chunk = b"\0" * (1 << 20)
     with open(filler, "ab", buffering=0) as fh:
-        remaining = free_bytes(folder) - leave if leave else len(chunk) << 20
         try:
-            while remaining > 0:
-                remaining -= fh.write(chunk[: min(len(chunk), remaining)])
+            if not leave:
+                while True:
+                    fh.write(chunk)
+            # free space is read again each time: the engine's own writes count too
+            while (remaining := free_bytes(folder) - leave) > 0:
+                fh.write(chunk[: min(len(chunk), remaining)])
         except OSError as exc:
-            if leave or exc.errno != errno.ENOSPC:
+            if exc.errno != errno.ENOSPC:
                 raise
+            if leave:
+                fh.truncate(max(0, os.fstat(fh.fileno()).st_size - leave))
     return filler
 
 
