@@ -21,23 +21,21 @@ from textual.widgets import DataTable, Header, Static
 from engine.runs import RunInfo
 from tui import engine_client
 from tui.export_command import has_model, source_for
-from tui.runs_index import COLUMNS, RunsIndex, fit_columns, fmt_step
+from tui.runs_index import COLUMNS, RunsIndex, fit_columns
+from tui.screens.runs_table import (
+    RunsTable,
+    cell,
+    delete_modal,
+    detail_text,
+    head_text,
+    mark_cell,
+)
 from tui.widgets import plot_data
 from tui.widgets.export_dialog import open_export
 from tui.widgets.fit_footer import FitFooter
-from tui.widgets.folder_picker import display_path
 from tui.widgets.loss_plot import LossPlot
-from tui.widgets.modals import Choice, ChoiceModal
 
 REFRESH_S = 2.0
-STATE_STYLE = {
-    "live": "bold green",
-    "completed": "cyan",
-    "stopped": "yellow",
-    "failed": "bold red",
-    "crashed": "bold red",
-}
-RIGHT = {"Step", "Loss", "Duration"}
 
 
 class RunsListed(Message):
@@ -62,18 +60,6 @@ class RunActionDone(Message):
         self.text = text
         self.error = error
         self.attach = attach
-
-
-class RunsTable(DataTable):
-    BINDINGS = [
-        Binding(
-            "enter",
-            "select_cursor",
-            "Attach",
-            id="runs.attach",
-            tooltip="Follow this run on the Train screen (its whole history, then live)",
-        ),
-    ]
 
 
 class RunsScreen(Screen):
@@ -204,22 +190,14 @@ class RunsScreen(Screen):
                 for i, (column, value) in enumerate(zip(COLUMNS[1:], row, strict=True)):
                     if column in columns and (before is None or before[i] != value):
                         # update_width: a cell that grows widens its column (not " comple")
-                        table.update_cell(key, column, self._cell(column, value), update_width=True)
+                        table.update_cell(key, column, cell(column, value), update_width=True)
             self._rows = dict(message.rows)
         else:
             self._rows = dict(message.rows)
             self._set_columns(columns)
             if cursor_key in keys:
                 table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
-        head = Text()
-        head.append(f"{len(message.runs)} run{'s' if len(message.runs) != 1 else ''}", "bold")
-        head.append(" in ")
-        head.append(display_path(message.output_dir))
-        live = sum(1 for r in message.runs if r.live)
-        if live:
-            head.append(f" · {live} live", "bold green")
-        if not message.runs:
-            head.append("\nno runs yet: start one on the Train screen (3)", "dim")
+        head = head_text(message.runs, message.output_dir)
         if head != self._head:
             self._head = head
             self.query_one("#runs-head", Static).update(head)
@@ -238,9 +216,9 @@ class RunsScreen(Screen):
         for name in columns:
             table.add_column(name, key=name or "mark")  # (widths follow the cells)
         for key, row in self._rows.items():
-            cells = [self._cell(c, v) for c, v in zip(COLUMNS[1:], row, strict=True)]
-            shown = [cell for c, cell in zip(COLUMNS[1:], cells, strict=True) if c in columns]
-            table.add_row(self._mark_cell(key), *shown, key=key)
+            cells = [cell(c, v) for c, v in zip(COLUMNS[1:], row, strict=True)]
+            shown = [text for c, text in zip(COLUMNS[1:], cells, strict=True) if c in columns]
+            table.add_row(mark_cell(key in self.marked), *shown, key=key)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._refit)  # once the table has its new width
@@ -253,13 +231,6 @@ class RunsScreen(Screen):
             if cursor_key in self._rows:
                 table = self.query_one(RunsTable)
                 table.move_cursor(row=table.get_row_index(cursor_key), animate=False)
-
-    def _cell(self, column: str, value: str) -> Text:
-        style = STATE_STYLE.get(value, "") if column == "Status" else ""
-        return Text(value, style=style, justify="right" if column in RIGHT else "left")
-
-    def _mark_cell(self, key: str) -> Text:
-        return Text("●" if key in self.marked else " ", style="bold magenta")
 
     # ------------------------------------------------------------------ cursor
 
@@ -284,14 +255,7 @@ class RunsScreen(Screen):
 
     def _show_detail(self) -> None:
         info = self.current
-        detail = Text()
-        if info is not None:
-            detail.append(display_path(info.run_dir), "dim")
-            if info.method:
-                detail.append(f" · {info.method}")
-            if info.error:
-                detail.append("\n")
-                detail.append(info.error, "red")
+        detail = detail_text(info)
         if detail != self._detail:
             self._detail = detail
             self.query_one("#runs-detail", Static).update(detail)
@@ -329,9 +293,7 @@ class RunsScreen(Screen):
             return
         key = str(info.run_dir)
         self.marked ^= {key}
-        self.query_one(RunsTable).update_cell(
-            key, "mark", Text("●" if key in self.marked else " ", style="bold magenta")
-        )
+        self.query_one(RunsTable).update_cell(key, "mark", mark_cell(key in self.marked))
         table = self.query_one(RunsTable)
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1, animate=False)
@@ -388,24 +350,7 @@ class RunsScreen(Screen):
             if choice == "delete":
                 self.delete(run_dir)
 
-        self.app.push_screen(
-            ChoiceModal(
-                "Delete run",
-                Text.assemble(
-                    "Delete ",
-                    (info.run_id, "bold"),
-                    f" ({info.state}, step {fmt_step(info)})?\n",
-                    "Its folder goes: checkpoints, samples, final model and all.",
-                ),
-                [
-                    Choice("delete", "Delete", "y", "error"),
-                    Choice("cancel", "Cancel", "n"),
-                ],
-                default="delete",
-                cancel="cancel",
-            ),
-            chosen,
-        )
+        self.app.push_screen(delete_modal(info), chosen)
 
     @work(thread=True, group="runs-action", exit_on_error=False)
     def delete(self, run_dir: Path) -> None:
