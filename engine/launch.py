@@ -18,7 +18,8 @@ from pathlib import Path
 from engine.config import Config, dump_config
 from engine.config.paths import resolve_config_paths
 from engine.redact import redact
-from engine.runs import CONFIG_FILE, LOG_FILE, StopRefusedError, create_run_dir, stop_run
+from engine.runs import CONFIG_FILE, LOG_FILE, create_run_dir
+from engine.runstop import StopRefusedError, stop_run
 
 
 def resolve_local_paths(cfg: Config, base: str | Path | None = None) -> Config:

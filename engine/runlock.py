@@ -73,7 +73,7 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
-        from engine.runs import clear_stop_marks  # (engine.runs imports this module)
+        from engine.runstop import clear_stop_marks  # (engine.runstop imports this module)
 
         clear_stop_marks(self.run_dir)  # stops sent to an earlier engine of this run
         return self

@@ -45,7 +45,7 @@ def _cases() -> list[tuple[DreamboothError, str, str, str, int]]:
     from engine.model_family import ModelIndexError
     from engine.models import ModelLoadError
     from engine.runlock import RunLockedError
-    from engine.runs import StopRefusedError
+    from engine.runstop import StopRefusedError
     from engine.train import EngineError
 
     return [
@@ -90,7 +90,7 @@ ERSTWHILE_RUNTIME_ERRORS = [
     ("engine.train", "EngineError"),
     ("engine.models", "ModelLoadError"),
     ("engine.runlock", "RunLockedError"),
-    ("engine.runs", "StopRefusedError"),
+    ("engine.runstop", "StopRefusedError"),
 ]
 
 

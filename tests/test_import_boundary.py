@@ -36,6 +36,7 @@ CONTRACT_MODULES = (
     "engine.redact",  # token redaction, used by events
     "engine.runs",  # run directories: listing, state
     "engine.runlock",  # a run's lock and stop marks
+    "engine.runstop",  # stopping a live run's engine
     "engine.schedulers",  # the sampler names (diffusers only inside make_scheduler)
     "engine.launch",  # preparing a run directory and spawning the engine process
     "engine.progress",  # progress/ETA/GPU figures from events

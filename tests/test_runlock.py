@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.runlock import LOCK_FILE, is_locked, lock_owner, parse_proc_locks
-from engine.runs import StopRefusedError, create_run_dir, stop_run, write_run_json
+from engine.runs import create_run_dir, write_run_json
+from engine.runstop import StopRefusedError, stop_run
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 
-from engine.runs import RunInfo, StopRefusedError, live_runs, stop_run
+from engine.runs import RunInfo, live_runs
+from engine.runstop import StopRefusedError, stop_run
 from tui import terminal_signals
 from tui.state import AppState, ConfigChanged, RunAttached, build_state
 

@@ -1,7 +1,7 @@
 """The TUI's side of the engine: start, stop, resume and delete runs; follow their event streams.
 
-Torch-free (DESIGN.md): this module imports only engine.events, engine.runs and (lazily)
-engine.launch. Nothing here touches Textual either, so it is unit-tested without an app.
+Torch-free (DESIGN.md): this module imports only engine.events, engine.runs, engine.runstop and
+(lazily) engine.launch. Nothing here touches Textual either, so it is unit-tested without an app.
 
 `RunModel` (tui/run_model.py, re-exported here) is the state of a run as derived from its
 events. `tui.follower.RunFollower` pairs a model with an `EventTail`: a worker thread reads,
@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.runs import StopRefusedError, is_locked, read_run_json
-from engine.runs import stop_run as _stop_run
+from engine.runs import is_locked, read_run_json
+from engine.runstop import StopRefusedError
+from engine.runstop import stop_run as _stop_run
 from tui.run_model import (  # re-exported: the run model lives in tui/run_model.py
     HISTORY_LEN,
     LOG_LEN,
