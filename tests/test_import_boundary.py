@@ -90,7 +90,7 @@ def test_app_reaches_no_ml_library_and_only_contract_engine_modules():
 
 def test_the_graph_sees_the_apps_known_lazy_imports():
     # Guard against a walker that silently sees nothing: these arrows exist only inside
-    # functions today (tui/engine_client.py, tui/screens/data.py).
+    # functions today (tui/engine_client.py, tui/screens/data_jobs.py).
     graph = reachable(ROOT, app_modules(ROOT))
     assert {"engine.launch", "engine.doctor", "engine.config"} <= set(graph)
     assert "engine.launch" in imports_of(ROOT, "tui.engine_client", lazy=True)

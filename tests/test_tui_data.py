@@ -179,7 +179,7 @@ async def test_push_dataset_asks_for_the_repo_and_runs_the_cli_in_a_worker(tui_e
         def wait(self):
             return 0
 
-    monkeypatch.setattr("tui.screens.data.subprocess.Popen", FakePopen)
+    monkeypatch.setattr("tui.screens.data_push.subprocess.Popen", FakePopen)
     app = make_app(write_demo_config(tui_env))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen

@@ -6,7 +6,6 @@ each; the screen never touches the disk on the event loop (the tree loads in its
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,48 +14,29 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Log, Static
 from textual.worker import get_current_worker
 
 from engine.sources import BUILTIN_TINY, is_local_path
-from tui.screens.data_push import PushFinished, PushOutput, push_command, push_modal
-from tui.screens.data_report import bucket_map, bucket_rows, problem_rows, report_text
+from tui.screens.data_jobs import (
+    DatasetChecked,
+    DatasetCheckFailed,
+    ThumbnailsReady,
+    check_dataset,
+    thumbnail_batches,
+)
+from tui.screens.data_push import PushFinished, PushOutput, push_messages, push_modal
+from tui.screens.data_report import bucket_rows, problem_rows, report_text
 from tui.state import ConfigChanged, data_folder
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import FolderPicker, display_path
-from tui.widgets.thumbnail_grid import ThumbnailGrid, make_thumbnail
+from tui.widgets.thumbnail_grid import ThumbnailGrid
 
 if TYPE_CHECKING:
     # engine.doctor (and PIL, which it imports) loads in the check's worker: not before the
     # first frame.
     from engine.doctor import DatasetReport
-
-MAX_THUMBNAILS = 48
-
-
-class DatasetChecked(Message):
-    def __init__(self, folder: Path, report: DatasetReport, buckets: dict | None = None) -> None:
-        super().__init__()
-        self.folder = folder
-        self.report = report
-        self.buckets = buckets  # path -> aspect-ratio bucket, when the config uses buckets
-
-
-class DatasetCheckFailed(Message):
-    def __init__(self, folder: Path, error: str) -> None:
-        super().__init__()
-        self.folder = folder
-        self.error = error
-
-
-class ThumbnailsReady(Message):
-    def __init__(self, folder: Path, items: list, more: int = 0) -> None:
-        super().__init__()
-        self.folder = folder
-        self.items = items  # [(PIL image or None, file name, flagged)]
-        self.more = more  # images left out of the grid
 
 
 class DataScreen(Screen):
@@ -234,39 +214,16 @@ class DataScreen(Screen):
         resolution: int,
         buckets: tuple[str, str, str | None] = ("off", "", None),
     ) -> None:
-        from engine.doctor import check_folder
-
         worker = get_current_worker()
-        try:
-            report = check_folder(folder, resolution=resolution)
-        except OSError as exc:
-            if not worker.is_cancelled:
-                reason = exc.strerror or str(exc)
-                self.post_message(DatasetCheckFailed(folder, f"cannot read the folder: {reason}"))
-            return
-        if not worker.is_cancelled:
-            self.post_message(
-                DatasetChecked(folder, report, bucket_map(report, resolution, *buckets))
-            )
+        message = check_dataset(folder, resolution, buckets, lambda: worker.is_cancelled)
+        if message is not None:
+            self.post_message(message)
 
     @work(thread=True, exclusive=True, group="data-thumbs", exit_on_error=False)
     def load_thumbnails(self, folder: Path) -> None:
-        from engine.images import list_image_files
-
         worker = get_current_worker()
-        try:
-            paths = list_image_files(folder)
-        except OSError:
-            return
-        shown, more = paths[:MAX_THUMBNAILS], max(0, len(paths) - MAX_THUMBNAILS)
-        batch: list = []
-        for n, path in enumerate(shown, 1):
-            if worker.is_cancelled:
-                return
-            batch.append((make_thumbnail(path), path.name, False))
-            if len(batch) == 8 or n == len(shown):
-                self.post_message(ThumbnailsReady(folder, batch, more if n == len(shown) else 0))
-                batch = []
+        for message in thumbnail_batches(folder, lambda: worker.is_cancelled):
+            self.post_message(message)
 
     # ------------------------------------------------------------------ results
 
@@ -377,26 +334,8 @@ class DataScreen(Screen):
 
     @work(thread=True, exclusive=True, group="data-push", exit_on_error=False)
     def push_dataset(self, folder: Path, repo_id: str, dry_run: bool) -> None:
-        cmd = push_command(folder, repo_id, dry_run)
-        self.post_message(PushOutput("$ dreambooth-tui " + " ".join(cmd[3:])))
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                bufsize=1,
-            )
-        except OSError as exc:
-            self.post_message(PushOutput(f"could not start: {exc}"))
-            self.post_message(PushFinished(1, repo_id, dry_run))
-            return
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self.post_message(PushOutput(line.rstrip("\n")))
-        self.post_message(PushFinished(proc.wait(), repo_id, dry_run))
+        for message in push_messages(folder, repo_id, dry_run):
+            self.post_message(message)
 
     def on_push_output(self, message: PushOutput) -> None:
         log = self.query_one("#data-push-log", Log)

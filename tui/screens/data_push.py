@@ -1,9 +1,11 @@
 """Pushing the Data screen's folder to the Hub as a dataset: the command, the dialog asking the
-repo id, and the messages the push worker sends back."""
+repo id, and the push itself as the messages its worker sends back (each line, then the end)."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +16,7 @@ from engine.sources import repo_id_error
 if TYPE_CHECKING:
     from tui.widgets.modals import PromptModal
 
-__all__ = ["PushFinished", "PushOutput", "push_command", "push_modal"]
+__all__ = ["PushFinished", "PushOutput", "push_command", "push_messages", "push_modal"]
 
 
 class PushOutput(Message):
@@ -37,6 +39,30 @@ def push_command(folder: Path, repo_id: str, dry_run: bool) -> list[str]:
     if dry_run:
         cmd.append("--dry-run")
     return cmd
+
+
+def push_messages(folder: Path, repo_id: str, dry_run: bool) -> Iterator[PushOutput | PushFinished]:
+    """Runs the push: the command line, each line it prints, then how it ended."""
+    cmd = push_command(folder, repo_id, dry_run)
+    yield PushOutput("$ dreambooth-tui " + " ".join(cmd[3:]))
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+    except OSError as exc:
+        yield PushOutput(f"could not start: {exc}")
+        yield PushFinished(1, repo_id, dry_run)
+        return
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        yield PushOutput(line.rstrip("\n"))
+    yield PushFinished(proc.wait(), repo_id, dry_run)
 
 
 def push_modal(folder_name: str, default: str) -> PromptModal:
