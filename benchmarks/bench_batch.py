@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from benchmarks import bench_train as bt
+from benchmarks import step_measure as sm
 from benchmarks.common import machine, median, write_json
 
 
@@ -80,18 +81,18 @@ def one_batch_size(args: argparse.Namespace, bs: int, device: torch.device, work
     for _ in range(args.warmup):
         step += 1
         bt.engine_step(trainer, step)
-    bt.sync(device)
+    sm.sync(device)
     warmup_s = time.perf_counter() - t0
-    bt.reset_peak(device)
+    sm.reset_peak(device)
     times = []
     for _ in range(args.steps):
         t0 = time.perf_counter()
         step += 1
         bt.engine_step(trainer, step)
-        bt.sync(device)
+        sm.sync(device)
         times.append(time.perf_counter() - t0)
-    peak = bt.read_peak(device)
-    flops = bt.unet_train_flops(trainer.unet, cfg, device)
+    peak = sm.read_peak(device)
+    flops = sm.unet_train_flops(trainer.unet, cfg, device)
     trainer.accelerator.free_memory()
     trainer.events.close()
     del trainer
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
     measured = measured_bf16_peak(device)
-    datasheet, note = bt.peak_flops(device, args.mixed_precision)
+    datasheet, note = sm.peak_flops(device, args.mixed_precision)
     if measured:
         log(f"measured bf16 matmul peak {measured / 1e12:.0f} TFLOP/s; datasheet: {note}")
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))

@@ -45,6 +45,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from benchmarks import bench_train as bt
+    from benchmarks.step_measure import sync
     from engine.compile import cache_counters, compile_unet, compiled_blocks
 
     args.torch_compile = False  # compiled below, after the eager steps, as the engine does it
@@ -65,7 +66,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 step += 1
                 bt.engine_step(trainer, step)
-                bt.sync(device)
+                sync(device)
                 out.append(time.perf_counter() - t0)
             return out
 

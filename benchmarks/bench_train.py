@@ -37,9 +37,7 @@ is SD 1.x/2.x's script (one text encoder, no added conditioning), so it is skipp
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import re
 import shutil
 import sys
 import tempfile
@@ -50,13 +48,17 @@ from typing import Any
 import torch
 
 from benchmarks.common import ROOT, add_training_args, machine, median, write_json
+from benchmarks.reference_step import PROMPT, ReferenceStep
+from benchmarks.step_measure import (
+    peak_flops,
+    plain_unet,
+    read_peak,
+    reset_peak,
+    sync,
+    unet_train_flops,
+)
 
 DEMO = ROOT / "sample_configs" / "demo.yaml"
-PROMPT = "a photo of sks shape"
-# Dense bf16/fp16 tensor-core peak of an H100/H200 SXM (NVIDIA datasheet: 989.4 TFLOP/s without
-# sparsity); the tf32 peak is half of it. This workplace measured 769-798 TFLOP/s for a large
-# bf16 matmul on an H200 (library/device/KINDS.md): MFU against the datasheet figure is lower.
-PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
 REFERENCE_SKIPPED = "no reference row: the re-created step is SD 1.x/2.x's script"
 
 
@@ -136,37 +138,6 @@ def make_config(args: argparse.Namespace, model_dir: Path, images: Path, out: Pa
     return load_config(DEMO, {"train": train})
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _vm_hwm() -> int:
-    try:
-        text = Path("/proc/self/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) * 1024
-    except (OSError, AttributeError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def reset_peak(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-
-
-def read_peak(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return _vm_hwm()
-
-
 # ------------------------------------------------------------------------------ the engine
 def engine_trainer(cfg, run_dir: Path):
     """A Trainer set up exactly as `dreambooth-tui train` sets it up, events to run_dir."""
@@ -197,155 +168,11 @@ def engine_step(trainer, step: int) -> tuple[float, float]:
     return loss, time.perf_counter() - t1
 
 
-# ------------------------------------------------------------------------------ the reference
-class ReferenceStep:
-    """One update as the reference scripts do it: no caching, everything encoded every step."""
-
-    def __init__(self, cfg, device: torch.device, model_dir: Path, images: Path) -> None:
-        from accelerate import Accelerator
-        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-        from diffusers.optimization import get_scheduler
-        from transformers import CLIPTextModel, CLIPTokenizer
-
-        tc = self.tc = cfg.train
-        if tc.shuffle or tc.random_flip or tc.snr_gamma or tc.offset_noise:
-            raise ValueError("the re-created step covers the benchmark's config only")
-        self.device = device
-        # The engine's Accelerator made the (process-wide) state; this one shares its settings.
-        self.acc = Accelerator(mixed_precision=tc.mixed_precision, cpu=device.type != "cuda")
-        wd = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision, torch.float32)
-        src = str(model_dir)
-        self.tokenizer = CLIPTokenizer.from_pretrained(src, subfolder="tokenizer")
-        self.text_encoder = CLIPTextModel.from_pretrained(src, subfolder="text_encoder")
-        self.vae = AutoencoderKL.from_pretrained(src, subfolder="vae")
-        self.unet = UNet2DConditionModel.from_pretrained(src, subfolder="unet")
-        self.scheduler = DDPMScheduler.from_pretrained(src, subfolder="scheduler")
-        self.vae.requires_grad_(False)
-        self.text_encoder.requires_grad_(False)
-        self.vae.to(device, dtype=wd)
-        self.text_encoder.to(device, dtype=wd)
-        if tc.method == "lora":  # train_dreambooth_lora.py: frozen UNet in weight_dtype + adapters
-            from peft import LoraConfig
-
-            self.unet.requires_grad_(False)
-            self.unet.to(device, dtype=wd)
-            self.unet.add_adapter(
-                LoraConfig(
-                    r=tc.lora_rank,
-                    lora_alpha=tc.lora_alpha,
-                    init_lora_weights="gaussian",
-                    target_modules=["to_k", "to_q", "to_v", "to_out.0"],
-                )
-            )
-            # The script upcasts the adapters for fp16 only; here always, as the engine does,
-            # so both train fp32 adapters (the same precision, the same loss).
-            for p in self.unet.parameters():
-                if p.requires_grad:
-                    p.data = p.data.float()
-        else:  # train_dreambooth.py: the UNet stays fp32; accelerate's autocast does the rest
-            self.unet.to(device)
-        if tc.gradient_checkpointing:
-            self.unet.enable_gradient_checkpointing()
-        self.params = [p for p in self.unet.parameters() if p.requires_grad]
-        if tc.optimizer == "adamw8bit":
-            import bitsandbytes as bnb
-
-            opt_cls = bnb.optim.AdamW8bit
-        else:
-            opt_cls = torch.optim.AdamW  # no fused/foreach flag: torch's default, as the script
-        optimizer = opt_cls(
-            self.params, lr=tc.learning_rate, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8
-        )
-        lr_scheduler = get_scheduler(tc.lr_scheduler, optimizer, num_warmup_steps=0)
-        self.unet, self.optimizer, self.lr_scheduler = self.acc.prepare(
-            self.unet, optimizer, lr_scheduler
-        )
-        self.unet.train()
-        exts = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
-        self.paths = sorted(p for p in images.iterdir() if p.suffix.lower() in exts)
-        self.weight_dtype = wd
-
-    def batch(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """Micro-batch k as the script's Dataset + collate_fn make it, every step.
-
-        Written from the script (torchvision's Resize/CenterCrop/ToTensor/Normalize semantics,
-        its tokenize_prompt), not from the engine's data code; images in folder order (the
-        benchmark's config turns shuffling off), random draws from the engine's step seed."""
-        import numpy as np
-        from PIL import Image, ImageOps
-
-        from engine.recipe import step_seed  # the one shared piece: which random numbers
-
-        tc, size = self.tc, self.tc.resolution
-        dev_gen = torch.Generator(self.device).manual_seed(step_seed(tc.seed, k, 0))
-        bs = tc.train_batch_size
-        pixels = []
-        for i in range(k * bs, (k + 1) * bs):
-            img = ImageOps.exif_transpose(Image.open(self.paths[i % len(self.paths)]))
-            img = img.convert("RGB")
-            w, h = img.size  # Resize(size): the shorter side to size, bilinear
-            nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
-            img = img.resize((nw, nh), Image.Resampling.BILINEAR)
-            left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
-            img = img.crop((left, top, left + size, top + size))  # CenterCrop
-            arr = np.array(img, dtype=np.uint8)  # ToTensor: as torchvision reads a PIL image
-            x = torch.from_numpy(arr).permute(2, 0, 1).float().div(255.0)
-            pixels.append((x - 0.5) / 0.5)  # Normalize([0.5], [0.5])
-        px = torch.stack(pixels).to(self.device, dtype=self.weight_dtype)
-        ids = self.tokenizer(
-            [PROMPT] * bs,
-            truncation=True,
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
-        return px, ids, dev_gen
-
-    def compute_loss(self, k: int):
-        """The script's loss, line for line, with explicit generators for its random draws."""
-        from types import SimpleNamespace
-
-        import torch.nn.functional as F
-
-        pixels, ids, gen = self.batch(k)
-        sched = self.scheduler
-        latents = self.vae.encode(pixels).latent_dist.sample(generator=gen)
-        latents = latents * self.vae.config.scaling_factor
-        embeds = self.text_encoder(ids)[0]
-        noise = torch.randn(
-            latents.shape, generator=gen, device=latents.device, dtype=latents.dtype
-        )
-        bsz = latents.shape[0]
-        n_t = sched.config.num_train_timesteps
-        t = torch.randint(0, n_t, (bsz,), generator=gen, device=latents.device).long()
-        noisy = sched.add_noise(latents, noise, t)
-        pred = self.unet(noisy, t, embeds, return_dict=False)[0]  # prepared: under autocast
-        if sched.config.prediction_type == "epsilon":
-            target = noise
-        else:
-            target = sched.get_velocity(latents, noise, t)
-        loss = F.mse_loss(pred.float(), target.float(), reduction="mean")
-        return SimpleNamespace(total=loss)
-
-    def train_step(self, step: int) -> float:
-        loss = self.compute_loss(step - 1).total
-        self.acc.backward(loss)
-        if self.tc.max_grad_norm:
-            self.acc.clip_grad_norm_(self.params, self.tc.max_grad_norm)
-        self.optimizer.step()
-        self.lr_scheduler.step()
-        self.optimizer.zero_grad(set_to_none=False)
-        return loss.detach().item()
-
-    def release(self) -> None:
-        self.acc.free_memory()
-
-
 def channels_last_ab(engine, args, device: torch.device, step: int) -> dict[str, Any]:
     """Engine steps with the UNet in channels_last vs contiguous format, alternating."""
     if args.method != "lora":  # converting trained weights would desync the optimizer state
         return {"skipped": "LoRA only (its convolutions are frozen)"}
-    unet = _plain_unet(engine.unet)
+    unet = plain_unet(engine.unet)
     times: dict[str, list[float]] = {"channels_last": [], "contiguous": []}
     formats = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
     for i in range(args.ab_channels_last):
@@ -360,68 +187,6 @@ def channels_last_ab(engine, args, device: torch.device, step: int) -> dict[str,
             times[name].append(time.perf_counter() - t0)
     unet.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     return {f"{k}_ms": median(v) * 1000 for k, v in times.items()}
-
-
-# ------------------------------------------------------------------------------ FLOPs
-def _plain_unet(unet):
-    unet = getattr(unet, "_orig_mod", unet)
-    return getattr(unet, "module", unet)
-
-
-def unet_train_flops(unet, cfg, device: torch.device) -> int:
-    """FLOPs of one UNet forward + backward at the benchmark's shapes (no recomputation)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    tc = cfg.train
-    unet = _plain_unet(unet)
-    ckpt = bool(getattr(unet, "is_gradient_checkpointing", False))
-    if ckpt:
-        unet.disable_gradient_checkpointing()
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(tc.mixed_precision)
-    bs, side = tc.train_batch_size, tc.resolution // 8
-    gen = torch.Generator(device).manual_seed(0)
-    x = torch.randn((bs, unet.config.in_channels, side, side), generator=gen, device=device)
-    ctx = torch.randn((bs, 77, unet.config.cross_attention_dim), generator=gen, device=device)
-    t = torch.randint(0, 1000, (bs,), generator=gen, device=device)
-    added = added_conditioning(unet.config, bs, tc.resolution, gen, device)
-    autocast = (
-        torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    )
-    counter = FlopCounterMode(display=False)
-    with counter:
-        with autocast:
-            out = unet(x, t, ctx, added_cond_kwargs=added, return_dict=False)[0]
-        out.float().square().mean().backward()
-    for p in unet.parameters():
-        p.grad = None
-    if ckpt:
-        unet.enable_gradient_checkpointing()
-    return int(counter.get_total_flops())
-
-
-def added_conditioning(config, bs: int, resolution: int, gen, device) -> dict | None:
-    """SDXL's added conditioning (pooled text embedding, six time ids) for a UNet that takes
-    it (`addition_embed_type: text_time`), else None."""
-    if config.addition_embed_type != "text_time":
-        return None
-    pooled = config.projection_class_embeddings_input_dim - 6 * config.addition_time_embed_dim
-    ids = [resolution, resolution, 0, 0, resolution, resolution]
-    return {
-        "text_embeds": torch.randn((bs, pooled), generator=gen, device=device),
-        "time_ids": torch.tensor([ids] * bs, dtype=torch.float32, device=device),
-    }
-
-
-def peak_flops(device: torch.device, mixed_precision: str) -> tuple[float | None, str]:
-    if device.type != "cuda":
-        return None, "no peak figure for a CPU"
-    name = torch.cuda.get_device_name(device)
-    for key, value in PEAK_FLOPS.items():
-        if key in name:
-            if mixed_precision == "no":
-                return value / 2, f"{key} dense tf32 datasheet peak {value / 2e12:.1f} TFLOP/s"
-            return value, f"{key} dense bf16/fp16 datasheet peak {value / 1e12:.1f} TFLOP/s"
-    return None, f"no peak figure known for {name}"
 
 
 # ------------------------------------------------------------------------------ the run
@@ -468,9 +233,7 @@ def run(args: argparse.Namespace, log=print) -> dict[str, Any]:
     if not args.no_flops:
         flops = unet_train_flops(engine.unet, cfg, device)
         log(f"UNet forward+backward: {flops / 1e9:.4g} GFLOP")
-    attention = sorted(
-        {type(p).__name__ for p in _plain_unet(engine.unet).attn_processors.values()}
-    )
+    attention = sorted({type(p).__name__ for p in plain_unet(engine.unet).attn_processors.values()})
     log(f"attention processors: {', '.join(attention)}")
     peak_f, peak_note = peak_flops(device, args.mixed_precision)
 
