@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fakehub import FakeHub
 from fakeruns import make_full_run
 from huggingface_hub import constants
-from test_hub import FakeHub
 
 from engine.hub import HubError, push_model
 
