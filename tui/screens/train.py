@@ -23,16 +23,22 @@ from textual.widgets import Header, Static
 from textual.worker import get_current_worker
 
 from tui import engine_client
-from tui.config_edits import first_problem
 from tui.follower import Batch, RunFollower, apply_batch, follow_loop, launched_process
 from tui.run_model import RunModel
-from tui.screens.train_sample import sample_now_dialog, send_request
+from tui.screens.train_control import (
+    RunLaunched,
+    RunStartFailed,
+    resume_message,
+    start_message,
+    start_refusal,
+    stop_modal,
+)
+from tui.screens.train_sample import sample_answer, sample_now_dialog
 from tui.screens.train_summary import config_summary
 from tui.state import RunAttached
 from tui.widgets import plot_data
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.image_grid import ImageGrid
-from tui.widgets.modals import Choice, ChoiceModal
 from tui.widgets.run_view import RunView
 
 __all__ = ["EventsArrived", "RunStartFailed", "TrainScreen", "config_summary"]
@@ -53,19 +59,6 @@ class EventsArrived(Message):
         self.run_dir = follower.run_dir
         self.batch = batch
         self.events = batch.events
-
-
-class RunStartFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
-
-
-class RunLaunched(Message):
-    def __init__(self, run_dir: Path, resumed: bool = False) -> None:
-        super().__init__()
-        self.run_dir = run_dir
-        self.resumed = resumed
 
 
 class TrainScreen(Screen):
@@ -297,26 +290,18 @@ class TrainScreen(Screen):
 
     def action_start(self) -> None:
         state = getattr(self.app, "state", None)
-        cfg = getattr(state, "config", None)
-        error = getattr(state, "config_error", None) or first_problem(cfg)
-        if error or cfg is None:
-            problem = error or "no config is loaded (open or create one on the Config screen)"
+        if (problem := start_refusal(state)) is not None:
             self.notify(f"Cannot start: {problem}", title="Config", severity="error", markup=False)
             return
         self._starting = True
         self.refresh_bindings()
         self.notify("Starting the engine…", title="Train")
-        self._launch(cfg, getattr(state, "config_text", None))
+        self._launch(state.config, getattr(state, "config_text", None))
 
     @work(thread=True, group="train-launch", exit_on_error=False)
     def _launch(self, cfg: Any, template_text: str | None) -> None:
-        try:
-            base = getattr(getattr(self.app, "state", None), "base_dir", None)
-            run_dir = engine_client.start_run(cfg, template_text, base)
-        except Exception as exc:  # shown to the user, never a crash
-            self.post_message(RunStartFailed(f"{type(exc).__name__}: {exc}"))
-        else:
-            self.post_message(RunLaunched(run_dir))
+        base = getattr(getattr(self.app, "state", None), "base_dir", None)
+        self.post_message(start_message(cfg, template_text, base))
 
     @on(RunLaunched)
     def _on_launched(self, message: RunLaunched) -> None:
@@ -346,19 +331,7 @@ class TrainScreen(Screen):
         if self.model is None or not self.model.is_live:
             return
         name = self.run_dir.name if self.run_dir else "the run"
-        self.app.push_screen(
-            ChoiceModal(
-                "Stop the run?",
-                Text(
-                    f"{name} finishes its current step, saves a checkpoint and stops. "
-                    "It can be resumed later."
-                ),
-                [Choice("stop", "Stop and save", variant="error"), Choice("cancel", "Cancel")],
-                default="stop",
-                cancel="cancel",
-            ),
-            self._stop_answered,
-        )
+        self.app.push_screen(stop_modal(name), self._stop_answered)
 
     def _stop_answered(self, answer: str | None) -> None:
         if answer != "stop" or self.follower is None:
@@ -387,10 +360,8 @@ class TrainScreen(Screen):
 
     @work(thread=True, group="train-sample", exit_on_error=False)
     def _ask_samples(self, run_dir: Path, prompt: str) -> None:
-        try:  # a file write: off the UI thread (the run folder may be on shared storage)
-            said, severity = send_request(run_dir, prompt), "information"
-        except Exception as exc:  # shown to the user, never a crash
-            said, severity = str(exc), "error"
+        # a file write: off the UI thread (the run folder may be on shared storage)
+        said, severity = sample_answer(run_dir, prompt)
         self.app.call_from_thread(
             self.notify, said, title="Sample now", severity=severity, markup=False
         )
@@ -402,12 +373,7 @@ class TrainScreen(Screen):
 
     @work(thread=True, group="train-launch", exit_on_error=False)
     def _resume(self, run_dir: Path) -> None:
-        try:
-            engine_client.resume_run(run_dir)
-        except Exception as exc:
-            self.post_message(RunStartFailed(f"{type(exc).__name__}: {exc}"))
-        else:
-            self.post_message(RunLaunched(run_dir, resumed=True))
+        self.post_message(resume_message(run_dir))
 
     def action_open_sample(self) -> None:
         self.query_one("#samples", ImageGrid).open_selected()

@@ -51,3 +51,11 @@ def send_request(run_dir: Path, prompt: str) -> str:
     request_samples(run_dir, [prompt] if prompt else [])
     what = "the config's prompts" if not prompt else "your prompt"
     return f"Asked for samples with {what}: they come at the next step"
+
+
+def sample_answer(run_dir: Path, prompt: str) -> tuple[str, str]:
+    """Sends the request: what to tell the user and its severity (the error, where it failed)."""
+    try:
+        return send_request(run_dir, prompt), "information"
+    except Exception as exc:  # shown to the user, never a crash
+        return str(exc), "error"
