@@ -52,6 +52,17 @@ def machine(device: str = "cpu") -> dict[str, Any]:
     return out
 
 
+def peak_rss() -> int:
+    """The process's peak resident set in bytes (VmHWM; getrusage where /proc is absent)."""
+    try:
+        text = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) * 1024
+    except (OSError, AttributeError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

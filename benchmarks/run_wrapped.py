@@ -33,6 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import peak_rss
+
 
 def progress_pattern(desc: str) -> re.Pattern[str]:
     """tqdm's line for the bar named desc: `Steps:  23%|##3      | 3/13 [00:01<...`."""
@@ -87,16 +89,6 @@ def install_stop(target: str, hits: list[str]) -> tuple[Any, str, Any]:
     return owner, name, original
 
 
-def _vm_hwm() -> int:
-    try:
-        text = Path("/proc/self/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) * 1024
-    except (OSError, AttributeError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def peak_memory() -> dict[str, Any]:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -107,7 +99,7 @@ def peak_memory() -> dict[str, Any]:
             "peak_reserved": int(torch.cuda.max_memory_reserved()),
             "gpu": torch.cuda.get_device_name(),
         }
-    return {"device": "cpu", "peak_mem": _vm_hwm(), "peak_reserved": None}
+    return {"device": "cpu", "peak_mem": peak_rss(), "peak_reserved": None}
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import re
 from pathlib import Path
 
 import torch
+
+from benchmarks.common import peak_rss
 
 # Dense bf16/fp16 tensor-core peak of an H100/H200 SXM (NVIDIA datasheet: 989.4 TFLOP/s without
 # sparsity); the tf32 peak is half of it. This workplace measured 769-798 TFLOP/s for a large
@@ -21,16 +22,6 @@ PEAK_FLOPS = {"H100": 989.4e12, "H200": 989.4e12}
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _vm_hwm() -> int:
-    try:
-        text = Path("/proc/self/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) * 1024
-    except (OSError, AttributeError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def reset_peak(device: torch.device) -> None:
@@ -46,7 +37,7 @@ def reset_peak(device: torch.device) -> None:
 def read_peak(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device)
-    return _vm_hwm()
+    return peak_rss()
 
 
 # ------------------------------------------------------------------------------ FLOPs
