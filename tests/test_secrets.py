@@ -131,13 +131,13 @@ async def test_app_masks_a_token_pasted_as_a_repo_id_and_pushes_nothing(
 ):
     from textual.widgets import Input
 
-    import tui.screens.generate as generate_screen
+    import tui.screens.generate_push as generate_push
     from tui.app import DreamBoothApp
     from tui.state import AppState
     from tui.widgets.modals import TOKEN_PASTED, PromptModal
 
     started: list[list[str]] = []
-    monkeypatch.setattr(generate_screen, "push_command", lambda *a: started.append(a) or ["true"])
+    monkeypatch.setattr(generate_push, "push_command", lambda *a: started.append(a) or ["true"])
     monkeypatch.setenv("DREAMBOOTH_TUI_IMAGES", "halfcell")
     run_dir = write_finished_run(tmp_path / "runs")
     (run_dir / "final").mkdir()

@@ -145,7 +145,7 @@ async def test_push_asks_repo_runs_a_dry_run_then_pushes_when_confirmed(tmp_path
             out = "pushed to https://huggingface.co/me/sks-shape"
         return 0, out
 
-    monkeypatch.setattr(generate_screen, "run_polled", fake_run)
+    monkeypatch.setattr(generate_push, "run_polled", fake_run)
     app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("4")
@@ -220,7 +220,7 @@ async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tm
 
 
 def test_generated_images_follow_the_one_rule(tmp_path):
-    from tui.screens.generate import output_dir_for
+    from tui.generate_request import output_dir_for
 
     run_dir = tmp_path / "runs" / "20240101-000000-x"
     assert output_dir_for(run_dir).parent == run_dir / "generated"  # as `generate --run`

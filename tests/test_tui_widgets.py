@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tui.screens.generate import (
-    GenerateRequest,
-    PromptHistory,
-    generate_args,
-    model_choices,
-)
+from tui.generate_request import GenerateRequest, generate_args, model_choices
 from tui.widgets.gpu_meter import bar, fmt_bytes, meter_lines
 from tui.widgets.log_view import log_text
 from tui.widgets.loss_plot import Series, ema, fmt_value, render_plot
+from tui.widgets.prompt_input import PromptHistory
 
 BRAILLE = range(0x2800, 0x2900)
 

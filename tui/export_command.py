@@ -11,6 +11,7 @@ from pathlib import Path
 
 from engine.config import load_config
 from engine.runs import CONFIG_FILE, read_run_json
+from tui.generate_request import SOURCE_FINAL
 
 __all__ = [
     "DTYPES",
@@ -23,6 +24,7 @@ __all__ = [
     "newest_checkpoint",
     "run_method",
     "source_for",
+    "source_for_choice",
     "written_path",
 ]
 
@@ -91,6 +93,18 @@ def source_for(run_dir: Path, checkpoint: int | None = None) -> ExportSource | N
         if checkpoint is None:
             return None
     return ExportSource(run_dir, checkpoint, run_method(run_dir))
+
+
+def source_for_choice(run_dir: Path | None, choice: str) -> ExportSource | None:
+    """The source for the Generate screen's model choice: the run's final model ("final") or a
+    checkpoint ("ckpt:STEP"); None for the other choices (a hub id, a LoRA) or no run."""
+    if run_dir is None:
+        return None
+    if choice == SOURCE_FINAL:
+        return source_for(run_dir)
+    if choice.startswith("ckpt:"):
+        return source_for(run_dir, int(choice.removeprefix("ckpt:")))
+    return None
 
 
 def formats_for(method: str) -> list[tuple[str, str]]:

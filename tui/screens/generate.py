@@ -11,6 +11,7 @@ written. The form is tui/widgets/generate_form.py, the request it makes tui/gene
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,9 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Select, Static
 from textual.worker import get_current_worker
 
-from engine.redact import redact
-from tui import engine_client
-from tui.child_process import run_polled
-from tui.export_command import ExportSource, source_for
+from tui.export_command import ExportSource, source_for_choice
 from tui.generate_request import (
     SOURCE_CUSTOM,
-    SOURCE_FINAL,
     GenerateRequest,
     generate_args,
     model_choices,
@@ -36,32 +33,14 @@ from tui.generate_request import (
     output_dir_for,
 )
 from tui.generate_worker import GenerateWorker
-from tui.screens.generate_follow import (
-    CANCEL_GRACE_S,
-    GenDone,
-    GenEvents,
-    GenNote,
-    follow_request,
-)
-from tui.screens.generate_push import PushResult, confirm_modal, push_command, repo_modal
+from tui.screens.generate_follow import CANCEL_GRACE_S, GenDone, GenEvents, GenNote, follow_request
+from tui.screens.generate_push import PushResult, confirm_modal, push_status, repo_modal, run_push
+from tui.screens.generate_status import done_status, read_events
 from tui.widgets.export_dialog import open_export
 from tui.widgets.fit_footer import FitFooter
 from tui.widgets.generate_form import GenerateForm
 from tui.widgets.image_grid import ImageGrid
-from tui.widgets.prompt_input import HistoryInput, PromptHistory, history_path
-
-__all__ = [
-    "GenerateRequest",
-    "GenerateScreen",
-    "HistoryInput",
-    "PromptHistory",
-    "generate_args",
-    "model_choices",
-    "newest_run_with_model",
-    "output_dir_for",
-]
-
-# -- the screen -------------------------------------------------------------------------------
+from tui.widgets.prompt_input import PromptHistory, history_path
 
 
 class GenerateScreen(Screen):
@@ -274,32 +253,17 @@ class GenerateScreen(Screen):
     def _on_gen_events(self, message: GenEvents) -> None:
         if message.out_dir != self.out_dir:
             return
+        read = read_events(message.events, message.out_dir, self.made, self.expected)
         grid = self.query_one("#images", ImageGrid)
-        for event in message.events:
-            kind = event.get("type")
-            if kind == "sample":
-                paths = event.get("paths") or []
-                seed = event.get("seed")
-                prompt = str(event.get("prompt") or "")
-                for rel in paths if isinstance(paths, list) else [paths]:
-                    path = Path(rel) if Path(rel).is_absolute() else message.out_dir / rel
-                    caption = f"seed {seed} · {prompt}" if seed is not None else prompt
-                    grid.add_image(path, caption)
-                    self.made += 1
-                self._set_status(
-                    Text(f"generating: {self.made}/{self.expected} made", style="bold")
-                )
-            elif kind == "phase" and self.made == 0:
-                phase = str(event.get("name") or "").replace("_", " ")
-                detail = str(event.get("detail") or "")
-                self._set_status(Text(f"{phase}: {detail}…" if detail else f"{phase}…"))
-            elif kind == "error":
-                msg = f"{event.get('kind', 'error')}: {event.get('message', '')}"
-                if event.get("hint"):
-                    msg += f"\n→ {event['hint']}"
-                self._show_error(msg)
-            elif kind == "log" and str(event.get("level")) in ("warning", "error"):
-                self.notify(str(event.get("message", "")), markup=False, severity="warning")
+        for path, caption in read.images:
+            grid.add_image(path, caption)
+        self.made += len(read.images)
+        if read.status is not None:
+            self._set_status(read.status)
+        if read.error is not None:
+            self._show_error(read.error)
+        for warning in read.warnings:
+            self.notify(warning, markup=False, severity="warning")
         self.refresh_bindings()
 
     @on(GenDone)
@@ -308,21 +272,10 @@ class GenerateScreen(Screen):
             return
         took = time.monotonic() - self._t0
         self.request_id, self._cancel_at = None, None
-        if message.status == "completed":
-            text = Text(f"{self.made} image(s) in {took:.1f}s · ", style="bold")
-            loaded = (
-                "model already loaded" if self._load_s is None else f"loaded in {self._load_s:.1f}s"
-            )
-            text.append(f"{loaded} · ", style="bold")
-            text.append(str(message.out_dir), style="dim")
-            self._set_status(text)
-        elif message.status == "stopped":
-            self._set_status(Text("cancelled", style="yellow"))
-        else:
-            tail = [line for line in message.log if line.strip()][-6:]
-            if message.error or tail:
-                self._show_error("\n".join([message.error, *tail]).strip())
-            self._set_status(Text(f"failed · {self.made} image(s) made", style="red"))
+        status, error = done_status(message, self.made, took, self._load_s)
+        if error is not None:
+            self._show_error(error)
+        self._set_status(status)
         self.refresh_bindings()
 
     def action_cancel(self) -> None:
@@ -358,11 +311,7 @@ class GenerateScreen(Screen):
     def _export_source(self) -> ExportSource | None:
         """The run model the picker shows (final or a checkpoint); None for other sources."""
         source = self._form().request(self._run_dir).source if self._run_dir else ""
-        if source == SOURCE_FINAL:
-            return source_for(self._run_dir)
-        if source.startswith("ckpt:"):
-            return source_for(self._run_dir, int(source.removeprefix("ckpt:")))
-        return None
+        return source_for_choice(self._run_dir, source)
 
     @on(Select.Changed, "#model-source")
     def _source_changed(self) -> None:
@@ -392,48 +341,33 @@ class GenerateScreen(Screen):
 
     @work(thread=True, group="generate-push", exit_on_error=False)
     def _push(self, run_dir: Path, repo: str, private: bool, dry_run: bool) -> None:
-        cmd = push_command(run_dir, repo, private, dry_run)
         worker = get_current_worker()
-        try:  # polled: quitting the app stops the upload instead of waiting up to an hour for it
-            code, output = run_polled(
-                cmd,
-                lambda: worker.is_cancelled,
-                env=engine_client.engine_env(),
-                timeout_s=3600,
-            )
-            output = redact(output.strip())  # the engine masks tokens too; never show one
-        except OSError as exc:
-            output, code = str(exc), 1
-        if worker.is_cancelled:
-            return
-        self.post_message(PushResult(repo, private, dry_run, code, output))
+        result = run_push(run_dir, repo, private, dry_run, lambda: worker.is_cancelled)
+        if result is not None:
+            self.post_message(result)
 
     @on(PushResult)
     def _on_push_result(self, message: PushResult) -> None:
+        status, error = push_status(message)
+        self._set_status(status)
+        if error is not None:
+            self._show_error(error)
         lines = message.output.splitlines()
-        if message.returncode != 0:
-            self._pushing = False
-            self.refresh_bindings()
-            last = next((ln for ln in reversed(lines) if ln.strip()), "failed")
-            self._show_error(f"push-model{' --dry-run' if message.dry_run else ''}: {last}")
-            self._set_status(Text("push failed", style="red"))
-            return
-        if not message.dry_run:
-            self._pushing = False
-            self.refresh_bindings()
-            self._set_status(Text(f"pushed to {message.repo}", style="bold green"))
-            self.notify(
-                lines[-1] if lines else f"pushed to {message.repo}", title="Hub", markup=False
+        if message.returncode == 0 and message.dry_run:  # push for real once confirmed
+            self.app.push_screen(
+                confirm_modal(message.repo, lines), partial(self._push_confirmed, message)
             )
             return
-        self._set_status(Text(f"dry run done for {message.repo}"))
+        self._pushing = False
+        self.refresh_bindings()
+        if message.returncode == 0:
+            notice = lines[-1] if lines else f"pushed to {message.repo}"
+            self.notify(notice, title="Hub", markup=False)
 
-        def answered(choice: str | None) -> None:
-            if choice == "push" and self._run_dir is not None:
-                self._set_status(Text(f"pushing to {message.repo}…", style="bold"))
-                self._push(self._run_dir, message.repo, message.private, dry_run=False)
-            else:
-                self._pushing = False
-                self.refresh_bindings()
-
-        self.app.push_screen(confirm_modal(message.repo, lines), answered)
+    def _push_confirmed(self, message: PushResult, choice: str | None) -> None:
+        if choice == "push" and self._run_dir is not None:
+            self._set_status(Text(f"pushing to {message.repo}…", style="bold"))
+            self._push(self._run_dir, message.repo, message.private, dry_run=False)
+        else:
+            self._pushing = False
+            self.refresh_bindings()
