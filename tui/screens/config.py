@@ -3,6 +3,7 @@
 Each field is validated as typed and its error shown under it; the summary line says what the
 run will do; ctrl+s saves (keeping the file's comments) and refuses while a field is invalid;
 `l` starts from a sample config. Paths are checked, and files written, in worker threads.
+What the screen shows (layout, head lines, the GPU and paths checks) is config_view.py's.
 """
 
 from __future__ import annotations
@@ -10,24 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual import on, work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.css.query import NoMatches
-from textual.screen import Screen
-from textual.widgets import (
-    Header,
-    Input,
-    Static,
-    TabbedContent,
-    TabPane,
-    TextArea,
-)
+from textual.widgets import Input, TabbedContent, TextArea
 
-from engine.config import (
-    Config,
-    ConfigError,
-)
+from engine.config import Config
 from tui.config_edits import ValidationError, problems, with_field
 from tui.screens.config_dialogs import (
     find_field_modal,
@@ -35,31 +23,23 @@ from tui.screens.config_dialogs import (
     prompt_sync_modal,
     save_as_modal,
 )
-from tui.screens.config_head import GpuFound, file_line, fit_line, paths_line, summary_line
-from tui.screens.config_io import (
-    ConfigSaved,
-    PathsChecked,
-    config_text,
-    paths_checked,
-    why_not_saved,
-    write_config,
-)
+from tui.screens.config_io import ConfigSaved, config_text, why_not_saved, write_config
 from tui.screens.config_samples import (
     SampleLoaded,
     SamplePicker,
     read_sample,
     sample_pick_modal,
 )
-from tui.state import ConfigChanged
+from tui.screens.config_view import ConfigView
 from tui.widgets.config_form import ConfigForm
-from tui.widgets.fit_footer import FitFooter
 from tui.widgets.folder_picker import display_path
-from tui.widgets.yaml_pane import YamlPane
 
 PATH_FIELDS = {"model", "instance_data", "class_data", "prior_preservation"}
 
 
-class ConfigScreen(Screen):
+class ConfigScreen(ConfigView):
+    """The Config screen: what it shows is ConfigView's; its keys and edits are here."""
+
     CSS_PATH = "config.tcss"
     AUTO_FOCUS = None
 
@@ -110,87 +90,6 @@ class ConfigScreen(Screen):
         ),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._version = -1  # the state.config_version the form shows
-        self._paths_error: ConfigError | None = None
-        self._prompt_base: str | None = None  # the instance prompt the sample prompts follow
-
-    # ------------------------------------------------------------------ layout
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Vertical(id="config-head"):
-            yield Static(id="config-file")
-            yield Static(id="config-summary")
-            yield Static(id="config-fit")
-            yield Static(id="config-paths")
-        yield SamplePicker(id="config-start")
-        with TabbedContent(id="config-tabs", initial="form"):
-            with TabPane("Form", id="form"):
-                yield ConfigForm(self.app.state.config, id="config-form")
-            yield YamlPane("YAML", id="yaml")
-        yield FitFooter()
-
-    def on_mount(self) -> None:
-        self.sub_title = "Config"
-        self._show_state()
-        if not self.app.state.gpu_checked:
-            self.look_up_gpu()
-
-    @work(thread=True, group="config-gpu", exit_on_error=False)
-    def look_up_gpu(self) -> None:
-        """NVML, once per app, off the UI thread (a driver can take seconds to answer)."""
-        from engine.fit import this_gpu
-
-        self.post_message(GpuFound(this_gpu()))
-
-    def on_gpu_found(self, message: GpuFound) -> None:
-        self.app.state.gpu, self.app.state.gpu_checked = message.gpu, True
-        self._update_head()
-
-    def on_screen_resume(self) -> None:
-        if self.app.state.config_version != self._version:
-            self._show_state()
-        self.refresh_bindings()
-
-    def on_config_changed(self, message: ConfigChanged) -> None:
-        """Changed on another screen: show it now, so the form is right when we come back."""
-        if self.app.state.config_version != self._version:
-            self._show_state()
-
-    @property
-    def form(self) -> ConfigForm:
-        return self.query_one(ConfigForm)
-
-    @property
-    def tabs(self) -> TabbedContent:
-        return self.query_one(TabbedContent)
-
-    @property
-    def yaml(self) -> YamlPane:
-        return self.query_one(YamlPane)
-
-    def _show_state(self) -> None:
-        """Show the app's config (after a load, a sample, or an edit on another screen)."""
-        state = self.app.state
-        self._version = state.config_version
-        has_any = state.config is not None or state.config_text is not None
-        self.query_one("#config-start").display = not has_any
-        self.tabs.display = has_any
-        if state.config is not None:
-            self._prompt_base = state.config.train.instance_prompt
-            self.form.set_config(state.config)
-            self.yaml.show(config_text(self.app.state))
-            self.check_paths_soon()
-        elif state.config_text is not None:
-            # the file did not load: its text goes to the YAML tab to be fixed there
-            self.yaml.show(state.config_text)
-            self.tabs.active = "yaml"
-            self.yaml.error = state.config_error
-        self._update_head()
-        self.refresh_bindings()
-
     @on(Input.Blurred, "#field-train-instance_prompt")
     def _instance_prompt_left(self) -> None:
         """Offer to carry a changed instance prompt over to the sample prompts."""
@@ -216,14 +115,6 @@ class ConfigScreen(Screen):
         self.app.push_screen(
             prompt_sync_modal(old, cfg.train.instance_prompt, new_prompts), answered
         )
-
-    def _update_head(self) -> None:
-        state = self.app.state
-        head = file_line(state, len(self.form.errors))
-        self.query_one("#config-file", Static).update(head)
-        self.query_one("#config-summary", Static).update(summary_line(state))
-        self.query_one("#config-fit", Static).update(fit_line(state))
-        self.query_one("#config-paths", Static).update(paths_line(state, self._paths_error))
 
     # ------------------------------------------------------------------ samples
 
@@ -335,29 +226,6 @@ class ConfigScreen(Screen):
                     markup=False,
                 )
         self.refresh_bindings()
-
-    def check_paths_soon(self) -> None:
-        if hasattr(self, "_paths_timer"):
-            self._paths_timer.stop()
-        self._paths_timer = self.set_timer(0.3, self._start_paths_check)
-
-    def _start_paths_check(self) -> None:
-        state = self.app.state
-        if state.config is not None:
-            self.run_paths_check(state.config, state.config_version)
-
-    @work(thread=True, exclusive=True, group="config-paths", exit_on_error=False)
-    def run_paths_check(self, cfg: Config, version: int) -> None:
-        self.post_message(paths_checked(cfg, version))
-
-    def on_paths_checked(self, message: PathsChecked) -> None:
-        previous = self._paths_error
-        self._paths_error = message.error
-        if previous is not None and previous.key:
-            self.form.set_external_error(previous.key, None)
-        if message.error is not None and message.error.key:
-            self.form.set_external_error(message.error.key, message.error.problem)
-        self._update_head()
 
     # ------------------------------------------------------------------ actions
 
