@@ -11,8 +11,8 @@ from conftest_tui import (
     tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
     wait_for,
 )
-from test_tui_train import static_text
 from textual.widgets._footer import FooterKey
+from trainscreenhelpers import static_text
 
 from tui.screens.train import TrainScreen
 from tui.widgets.fit_footer import FitFooter

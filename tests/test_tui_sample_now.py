@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import test_tui_train
 from rich.text import Text
-from test_tui_train import shown_keys, train_screen, wait_for
 from textual.widgets import Input, Static
+from trainscreenhelpers import (  # noqa: F401 - the fixture `engines`
+    engines_fixture,
+    shown_keys,
+    train_screen,
+    wait_for,
+)
 
 from engine.config import parse_config_text
 from engine.sample_request import REQUEST_FILE, SampleRequestError
@@ -20,7 +24,6 @@ from tui.state import AppState
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.modals import ChoiceModal, PromptModal
 
-engines = test_tui_train.engines  # the fixture: kills the engines a test started
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
 CONFIG_PROMPT = "a [b]sks[/b] shape"  # markup-like: must show as typed

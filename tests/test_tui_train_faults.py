@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from test_tui_train import demo_state, static_text, train_screen, wait_for
+from trainscreenhelpers import demo_state, static_text, train_screen, wait_for
 
 import engine.launch
 from engine.events import EVENTS_FILE, EventTail, EventWriter
