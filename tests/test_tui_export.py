@@ -132,8 +132,12 @@ async def test_runs_screen_exports_a_real_lora_run_then_refuses_to_overwrite(tin
         assert dialog.query_one("#export-fuse", Checkbox).disabled  # kohya is the LoRA alone
         assert dialog.query_one("#export-go", Button).region.bottom <= 24  # fits at 80x24
 
-        await pilot.click("#export-go")
-        await wait_for(pilot, lambda: not dialog.running, 180, "the export")
+        before = status_of(app)
+        await pilot.click("#export-go")  # its press may be handled after the click returns:
+        # the status changes when it starts, and the export has ended when running is off again
+        await wait_for(
+            pilot, lambda: status_of(app) != before and not dialog.running, 180, "the export"
+        )
         assert status_of(app).startswith("wrote "), status_of(app)
         out = run_dir / "exports" / "run-lora-kohya-fp16.safetensors"
         assert str(out) in status_of(app)
