@@ -219,6 +219,38 @@ async def test_without_an_attached_run_the_newest_run_with_a_model_is_offered(tm
         assert any("20240201-000000" in label for label in labels)  # its start time
 
 
+async def test_the_picker_moves_to_the_final_model_the_attached_run_writes(tmp_path):
+    # the app went to Generate while the run was saving: its newest model was a checkpoint
+    run_dir = write_finished_run(tmp_path / "runs")
+    (run_dir / "checkpoints" / "step-000100").mkdir(parents=True)
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        select = app.screen.query_one("#model-source", Select)
+        await wait_for(pilot, lambda: select.value == "ckpt:100", 10, "the checkpoint")
+        (run_dir / "final").mkdir()  # the engine writes final/ while the screen shows
+        await wait_for(pilot, lambda: select.value == "final", 10, "the final model picked")
+
+
+async def test_a_model_picked_by_hand_stays_when_the_run_writes_more(tmp_path):
+    run_dir = write_finished_run(tmp_path / "runs")
+    for step in (100, 200):
+        (run_dir / "checkpoints" / f"step-{step:06d}").mkdir(parents=True)
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        select = screen.query_one("#model-source", Select)
+        await wait_for(pilot, lambda: select.value == "ckpt:200", 10, "the newest checkpoint")
+        select.value = "ckpt:100"  # the user compares an earlier one
+        (run_dir / "checkpoints" / "step-000300").mkdir()
+        (run_dir / "final").mkdir()
+        offered = lambda: [v for _, v in screen._choices]  # noqa: E731
+        await wait_for(pilot, lambda: "final" in offered(), 10, "the new models offered")
+        assert offered()[:4] == ["final", "ckpt:300", "ckpt:200", "ckpt:100"]
+        assert select.value == "ckpt:100"
+
+
 def test_generated_images_follow_the_one_rule(tmp_path):
     from tui.generate_request import output_dir_for
 

@@ -42,6 +42,8 @@ from tui.widgets.generate_form import GenerateForm
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.prompt_input import PromptHistory, history_path
 
+FOLLOW_MODELS_S = 2.0  # how often the attached run's models are looked at again
+
 
 class GenerateScreen(Screen):
     CSS_PATH = "generate.tcss"
@@ -138,6 +140,8 @@ class GenerateScreen(Screen):
         self.query_one("#images").border_title = "images"
         self._fill_defaults()
         self._sync_models()
+        # a live run's checkpoints and final model appear in the picker while the screen shows
+        self.set_interval(FOLLOW_MODELS_S, self._follow_models)
         self._set_status(Text("ctrl+g (or g) generates · / types a prompt", style="dim"))
 
     def on_screen_resume(self) -> None:
@@ -166,11 +170,27 @@ class GenerateScreen(Screen):
         if run_dir is None and state is not None:
             run_dir = newest_run_with_model(state.runs_dir)
         choices = model_choices(run_dir)
-        if run_dir == self._run_dir and choices == self._choices:
+        same_run = run_dir == self._run_dir
+        if same_run and choices == self._choices:
             return
+        # the pick was the run's newest model: it moves to the one the run just wrote
+        newest = (
+            same_run and bool(self._choices) and self._form().picked_model() == self._choices[0][1]
+        )
         self._run_dir, self._choices = run_dir, choices
-        self._form().set_model_choices(choices, keep_current=run_dir is None)
+        self._form().set_model_choices(
+            choices, keep_current=run_dir is None or same_run, follow_newest=newest
+        )
         self.refresh_bindings()
+
+    def _follow_models(self) -> None:
+        """The attached run's models, looked at again (a directory listing) while this screen
+        is the one shown, nothing generates and the picker is closed."""
+        state = self._state()
+        if not self.is_current or self.generating or getattr(state, "run_dir", None) is None:
+            return
+        if not self._form().model_picker_open():
+            self._sync_models()
 
     # -- generating -----------------------------------------------------------------------------
     @property
