@@ -38,6 +38,29 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
+def event_line(e: dict[str, Any], run_dir: Path | None = None) -> str | None:
+    """What a phase, sample, checkpoint or finished event says, in one line, as the CLI prints
+    it and the app's log shows it (paths under `run_dir`; relative to the run without one).
+    None for the other events (steps draw a bar or a plot; logs and errors say themselves)."""
+    base = run_dir or Path()
+    kind = e.get("type")
+    if kind == "phase":
+        return f"· {e.get('name')} {e.get('detail') or ''}".rstrip()
+    if kind == "sample":
+        paths = e.get("paths") or []
+        if not paths or not isinstance(paths, list):
+            return None
+        where = base / Path(str(paths[0])).parent
+        return f"samples at step {e.get('step')}: {len(paths)} image(s) for {e.get('prompt')!r} in {where}"
+    if kind == "checkpoint":
+        return f"checkpoint {base / str(e.get('path', ''))}"
+    if kind == "finished":
+        line = f"{e.get('status')} at step {e.get('step')} in {fmt_duration(e.get('duration_s'))}"
+        final = (e.get("outputs") or {}).get("final")
+        return line + (f"; model: {base / str(final)}" if final else "")
+    return None
+
+
 class ProgressRenderer:
     """Follows RUN_DIR/events.jsonl; prints phases, logs, samples, errors; a live bar for steps."""
 
@@ -93,24 +116,16 @@ class ProgressRenderer:
             else:
                 self.progress.update(self.task, total=total, completed=resumed or 0)
         elif kind == "phase":
-            self.say(f"· {e.get('name')} {e.get('detail') or ''}".rstrip(), "cyan")
+            self.say(event_line(e, self.run_dir) or "", "cyan")
         elif kind == "step" and self.task is not None:
             mem = (e.get("mem") or {}).get("peak")
             loss = e.get("loss")
             stats = f"loss {loss:.4f}" if isinstance(loss, (int, float)) else f"loss {loss}"
             stats += f"  {e.get('it_s') or 0:.2f} it/s  mem {fmt_bytes(mem)}"
             self.progress.update(self.task, completed=e.get("step", 0), stats=stats)
-        elif kind == "sample":
-            paths = e.get("paths") or []
-            self.say(
-                f"  samples at step {e.get('step')}: {len(paths)} image(s) for "
-                f"{e.get('prompt')!r} in {self.run_dir / Path(paths[0]).parent}"
-                if paths
-                else "",
-                "green",
-            )
-        elif kind == "checkpoint":
-            self.say(f"  checkpoint {self.run_dir / e.get('path', '')}", "green")
+        elif kind in ("sample", "checkpoint"):
+            line = event_line(e, self.run_dir)
+            self.say(f"  {line}" if line else "", "green")
         elif kind == "log":
             level = e.get("level", "info")
             if level in ("warning", "error"):
@@ -128,10 +143,7 @@ class ProgressRenderer:
                 self.progress.remove_task(self.task)  # nothing trained: no empty bar
                 self.task = None
             status = e.get("status")
-            outputs = e.get("outputs") or {}
-            line = f"{status} at step {e.get('step')} in {fmt_duration(e.get('duration_s'))}"
-            if outputs.get("final"):
-                line += f"; model: {self.run_dir / outputs['final']}"
+            line = event_line(e, self.run_dir) or ""
             style = {"completed": "bold green", "stopped": "bold yellow"}.get(status, "bold red")
             self.progress.console.print(Text(line, style=style))
             if status == "stopped":

@@ -45,8 +45,21 @@ def test_apply_whole_run(tmp_path: Path) -> None:
     assert [c[0] for c in model.checkpoints] == [20, 40]
     assert model.errors[0].kind == "oom" and "gradient_checkpointing" in model.errors[0].hint
     assert model.finished is not None and model.finished["duration_s"] == 12.5
-    # logs: two sample lines, a pruned checkpoint (debug), the error, the final save
-    assert model.log_count == 5
+    # the log: the CLI's lines for phases, samples, checkpoints and the end, the engine's log
+    # lines (a pruned checkpoint, debug) and the error, in the order they happened
+    assert [msg.split(" ", 2)[:2] for _, msg in model.log] == [
+        ["·", "loading_models"],
+        ["·", "training"],
+        ["samples", "at"],
+        ["checkpoint", "checkpoints/step-000020"],
+        ["samples", "at"],
+        ["checkpoint", "checkpoints/step-000040"],
+        ["removed", "old"],
+        ["oom:", "CUDA"],
+        ["·", "saving"],
+        ["completed", "at"],
+    ]
+    assert model.log_count == 10
     assert any(TRICKY_PROMPT in msg for _, msg in model.log)
 
 

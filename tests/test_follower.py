@@ -49,7 +49,8 @@ def test_a_replaced_events_file_starts_a_fresh_model(tmp_path: Path) -> None:
         pass
     assert [s for s, _ in follower.model.losses] == list(range(1, 31))
     assert {v for _, v in follower.model.losses} == {0.25}
-    assert follower.model.log_count == 1
+    # the new file's log line and its three checkpoints' lines, not the old file's as well
+    assert follower.model.log_count == 4
     assert [s for s, _ in follower.model.checkpoints] == [10, 20, 30]
 
 

@@ -152,8 +152,8 @@ async def test_app_shows_a_garbled_run_in_full(tmp_path, monkeypatch):
             "CUDA out of memory [tried to allocate 2.00 GiB]"
         ]
         messages = [message for _, message in model.log]
-        assert "saving the final model" in messages
-        assert sum(m.startswith("samples for step ") for m in messages) == 2
+        assert "· saving final model" in messages
+        assert sum(m.startswith("samples at step ") for m in messages) == 2
         assert not any("{'a': 1}" in m or "None" in m for m in messages)  # no garbage logged
 
 

@@ -58,7 +58,10 @@ async def test_finished_run_shows_progress_errors_log_and_samples(tmp_path, monk
         assert "gradient_checkpointing" in errors  # the hint
         assert screen.query_one("#errors").display
         log = "\n".join(screen.query_one(LogView).plain_lines())
-        assert f"samples for step 40: {TRICKY_PROMPT}" in log  # literal, not markup
+        # the CLI's lines for samples, checkpoints and the end; the prompt literal, not markup
+        assert f"samples at step 40: 2 image(s) for {TRICKY_PROMPT!r}" in log
+        assert "checkpoint checkpoints/step-000040" in log
+        assert "completed at step 40 in 12s; model: final" in log
         assert "removed old checkpoint" not in log  # debug-level housekeeping: hidden
         assert str(grid.border_title) == "samples · step 40"
         captions = [static_text(t, ".caption") for t in grid.tiles]

@@ -85,7 +85,6 @@ def write_finished_run(
                     write_sample_png(run_dir / rel / f"{i:02d}.png", index=i + step)
                     paths.append(f"{rel}/{i:02d}.png")
                 w.emit("sample", step=step, prompt=prompt, paths=paths, seed=0)
-                w.log(f"samples for step {step}: {prompt}")
             if step % 20 == 0:
                 w.emit("checkpoint", step=step, path=f"checkpoints/step-{step:06d}")
                 if step > 20:
@@ -97,7 +96,7 @@ def write_finished_run(
                 message="CUDA out of memory [tried to allocate 2.00 GiB]",
                 hint="lower train_batch_size or turn on gradient_checkpointing",
             )
-        w.log("saving the final model", level="info")
+        w.emit("phase", name="saving", detail="final model")
         w.emit(
             "finished",
             status=status,

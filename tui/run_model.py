@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.events import EVENTS_FILE, iter_events
+from engine.progress import event_line
 from engine.progress import fmt_duration as fmt_duration  # one format, the CLI's too
 
 if TYPE_CHECKING:
@@ -209,6 +210,14 @@ class RunModel:
     def _on_phase(self, e: dict[str, Any]) -> None:
         self.phase = str(e.get("name") or "")
         self.phase_detail = str(e.get("detail") or "")
+        self._say(e)
+
+    def _say(self, e: dict[str, Any], level: str = "info") -> None:
+        """The log line the CLI prints for this event (paths relative to the run)."""
+        line = event_line(e)
+        if line:
+            self.log.append((level, line))
+            self.log_count += 1
 
     def _on_step(self, e: dict[str, Any]) -> None:
         step = _int(e.get("step"))
@@ -266,11 +275,13 @@ class RunModel:
                 seed=_int(e.get("seed")),
             )
         )
+        self._say(e)
 
     def _on_checkpoint(self, e: dict[str, Any]) -> None:
         step = _int(e.get("step"))
         if step is not None:
             self.checkpoints.append((step, str(e.get("path") or "")))
+        self._say(e)
 
     def _on_log(self, e: dict[str, Any]) -> None:
         self.log.append((str(e.get("level") or "info"), str(e.get("message") or "")))
@@ -294,6 +305,7 @@ class RunModel:
             self.step = step
         self.stopping = False
         self.eta_s = None
+        self._say(e, "info" if self.status in ("completed", "stopped") else "warning")
 
 
 _HANDLERS = {
