@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest_tui import wait_for
 from rich.cells import cell_len
 from rich.text import Text
 from test_generate_worker import running as _running
@@ -26,15 +27,6 @@ from tui.widgets.modals import ChoiceModal, PromptModal
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
-
-
-async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def text_of(widget) -> str:

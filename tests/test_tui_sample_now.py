@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest_tui import wait_for
 from rich.text import Text
 from textual.widgets import Input, Static
 from trainscreenhelpers import (  # noqa: F401 - the fixture `engines`
     engines_fixture,
     shown_keys,
     train_screen,
-    wait_for,
 )
 
 from engine.config import parse_config_text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 
+from conftest_tui import wait_for
 from textual.widgets import ProgressBar
 from trainscreenhelpers import (  # noqa: F401 - the fixture `engines`
     demo_state,
@@ -14,7 +15,6 @@ from trainscreenhelpers import (  # noqa: F401 - the fixture `engines`
     shown_keys,
     static_text,
     train_screen,
-    wait_for,
 )
 
 from engine.events import EVENTS_FILE, read_events

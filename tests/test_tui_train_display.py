@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest_tui import wait_for
 from textual.widgets import ProgressBar
-from trainscreenhelpers import shown_keys, static_text, train_screen, wait_for
+from trainscreenhelpers import shown_keys, static_text, train_screen
 from tui_synthetic import TRICKY_PROMPT, write_finished_run
 
 from engine.events import EVENTS_FILE, EventWriter

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from trainscreenhelpers import demo_state, static_text, train_screen, wait_for
+from conftest_tui import wait_for
+from trainscreenhelpers import demo_state, static_text, train_screen
 
 import engine.launch
 from engine.events import EVENTS_FILE, EventTail, EventWriter

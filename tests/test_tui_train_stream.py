@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 
+from conftest_tui import wait_for
 from textual import events
 from textual.widgets import Input
-from trainscreenhelpers import ROOT, static_text, train_screen, wait_for
+from trainscreenhelpers import ROOT, static_text, train_screen
 
 from engine.events import EVENTS_FILE, EventWriter
 from engine.runs import RunLock

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from tui.state import AppState
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "tests" / "base.yaml"  # the demo's settings on builtin:tiny
-
-
-async def wait_for(pilot, predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def static_text(screen, selector: str) -> str:
