@@ -128,3 +128,18 @@ async def test_status_line_keeps_the_loss_at_80_columns(tmp_path, monkeypatch):
             assert "ETA" in shown and "loss 0.1235" in shown, shown
     finally:
         lock.release()
+
+
+async def test_status_line_keeps_a_finished_runs_time_at_80_columns(tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMBOOTH_TUI_IMAGES", "halfcell")
+    run_dir = write_finished_run(tmp_path / "runs", total=200)
+    state = AppState(output_dir=tmp_path / "runs", run_dir=run_dir, image_protocol="halfcell")
+    app = DreamBoothApp(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        screen = train_screen(app)
+        await wait_for(pilot, lambda: screen.model and screen.model.finished, 5, "the end")
+        await pilot.pause(0.5)
+        rate = screen.query_one("#rate")
+        shown = "".join(seg.text for seg in rate.render_lines(rate.region.reset_offset)[0])
+        assert "loss " in shown and "took 12s" in shown, shown

@@ -127,12 +127,13 @@ class RunView(Vertical):
             rate.append(f"loss {fmt_value(model.loss)}")
         if model.eta_s is not None and status == "live":
             rate.append(("  · " if rate else "") + f"ETA {fmt_duration(model.eta_s)}")
-        if model.it_s is not None:
-            rate.append(("  · " if rate else "") + f"{model.it_s:.2f} it/s")
         if model.finished and model.finished.get("duration_s") is not None:
+            # before the speed: a finished run's time is what 80 columns keep
             rate.append(
                 ("  · " if rate else "") + f"took {fmt_duration(model.finished['duration_s'])}"
             )
+        if model.it_s is not None:
+            rate.append(("  · " if rate else "") + f"{model.it_s:.2f} it/s")
         self.query_one("#rate", Static).update(rate, layout=False)
         self.query_one("#gpu-meter", GpuMeter).update_values(model.device, model.mem, model.gpu)
         self._draw_errors(model)
