@@ -220,6 +220,27 @@ def test_bad_usage_is_one_line_and_exit_2(argv, message, capsys, tmp_path):
     assert message in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("bogus", "--device 'bogus' is not a device; use cpu, cuda, cuda:N or mps"),
+        ("cuda", "--device cuda: this machine has no CUDA GPU"),
+        ("cuda:1", "--device cuda:1: this machine has no CUDA GPU"),
+    ],
+)
+def test_a_device_the_machine_lacks_is_one_line_and_exit_2(device, message, capsys, tmp_path):
+    """`--device cuda` on a CPU box said "AssertionError: Torch not compiled with CUDA enabled"
+    (exit 1), a typo torch's list of every device type."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    argv = ["--model", "builtin:tiny", "--prompt", "x", "--device", device]
+    assert cli.main(["generate", *argv, "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
 def test_show_prints_each_image(tmp_path, pipe, capsys):
     generate(opts_for(tmp_path, show=True, prompts=["[red]x[/red]"]), pipe=pipe)
     out = capsys.readouterr().out

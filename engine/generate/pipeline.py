@@ -22,6 +22,35 @@ def default_device() -> str:
     return "cpu"
 
 
+def check_device(device: str) -> str:
+    """`device` if this machine has it, else a one-line usage error (exit 2) saying which it
+    has: torch's own errors are an AssertionError for CUDA on a CPU build, and a list of every
+    device type torch knows for a typo."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise usage_error(
+            f"--device '{device}' is not a device", "use cpu, cuda, cuda:N or mps"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise usage_error(
+                f"--device {device}: this machine has no CUDA GPU", "use --device cpu"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise usage_error(
+                f"--device {device}: this machine has {count} CUDA GPU(s)",
+                f"use cuda:0 to cuda:{count - 1}",
+            )
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps and mps.is_available()):
+        raise usage_error(f"--device {device}: this machine has no MPS device", "use --device cpu")
+    return device
+
+
 def default_dtype(device: str):
     """bf16 where the GPU has it, else fp16 on a GPU; fp32 on the CPU."""
     import torch

@@ -20,7 +20,7 @@ from engine.generate.files import (
     write_image,
 )
 from engine.generate.options import GenerateOptions
-from engine.generate.pipeline import default_device, load_source
+from engine.generate.pipeline import check_device, default_device, load_source
 from engine.generate.source import Source, resolve_source
 
 
@@ -85,7 +85,10 @@ def generate(
     outputs: list[Path] = []
     try:
         source = resolve_source(opts.model, opts.lora, opts.run_dir, opts.checkpoint)
-        device = opts.device or (str(pipe.device) if pipe is not None else default_device())
+        if opts.device:
+            device = check_device(opts.device)
+        else:
+            device = str(pipe.device) if pipe is not None else default_device()
         events.emit(
             "run_started",
             kind="generate",
