@@ -297,3 +297,37 @@ async def test_generated_images_grow_to_fill_the_grid(tmp_path, size):
         assert grid.rows > 8 or lines * (bigger + grid.caption_lines) > height
         if size == (120, 40):
             assert grid.rows >= 14  # was 8: most of the screen stayed empty
+
+
+async def test_a_lora_on_a_base_model_writes_to_the_images_folder_not_the_attached_run(
+    tmp_path, monkeypatch
+):
+    """The images of a LoRA file on a base model come from no run: they go to
+    evaluation.output_dir (./images) like a typed model's, as `generate --model --lora` does;
+    they went into the attached run's generated/ folder, filed with a run that never made them."""
+    run_dir = write_finished_run(tmp_path / "runs")
+    (run_dir / "final").mkdir()
+    submitted: list[list[str]] = []
+
+    def submit(self, argv: list[str]) -> int:
+        submitted.append(argv)
+        return 1
+
+    monkeypatch.setattr(generate_screen.GenerateWorker, "submit", submit)
+    monkeypatch.chdir(tmp_path)
+    app = DreamBoothApp(demo_state(tmp_path, run_dir=run_dir))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        select = screen.query_one("#model-source", Select)
+        assert select.value == "final"
+        select.focus()
+        await pilot.press("enter", "down", "down", "enter")  # final, hub id, LoRA file
+        assert select.value == "lora"
+        screen.query_one("#lora-file", Input).focus()
+        await type_into(pilot, "my.safetensors")
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: submitted, 5, "the request")
+        assert "--lora" in submitted[0] and "--run" not in submitted[0]
+        assert screen.out_dir is not None
+        assert screen.out_dir.parent == tmp_path / "images"

@@ -17,6 +17,7 @@ __all__ = [
     "SOURCE_LORA",
     "GenerateRequest",
     "generate_args",
+    "images_run",
     "model_choices",
     "newest_run_with_model",
     "output_dir_for",
@@ -48,6 +49,15 @@ def _int_field(name: str, value: str, minimum: int | None = 1) -> int:
     if minimum is not None and number < minimum:
         raise ValueError(f"{name}: at least {minimum} (got {number})")
     return number
+
+
+def images_run(req: GenerateRequest) -> Path | None:
+    """The run whose generated/ folder the images go to: the run whose final model or checkpoint
+    makes them. A typed model or a LoRA file on a base model has no run (evaluation.output_dir),
+    as with `generate --model [--lora]`."""
+    if req.source == SOURCE_FINAL or req.source.startswith("ckpt:"):
+        return req.run_dir
+    return None
 
 
 def generate_args(req: GenerateRequest) -> list[str]:

@@ -25,9 +25,9 @@ from textual.worker import get_current_worker
 
 from tui.export_command import ExportSource, source_for_choice
 from tui.generate_request import (
-    SOURCE_CUSTOM,
     GenerateRequest,
     generate_args,
+    images_run,
     model_choices,
     newest_run_with_model,
     output_dir_for,
@@ -233,8 +233,7 @@ class GenerateScreen(Screen):
         state = self._state()
         config = getattr(state, "config", None)
         images_dir = config.evaluation.output_dir if config is not None else "images"
-        run_dir = self._run_dir if req.source != SOURCE_CUSTOM else None
-        out_dir = output_dir_for(run_dir, images_dir)
+        out_dir = output_dir_for(images_run(req), images_dir)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             request_id = self.worker.submit([*args, "--output-dir", str(out_dir)])
