@@ -128,7 +128,9 @@ class SamplePicker(Vertical):
         else:
             options.highlighted = 0
         if self.display and self.screen.is_current:
-            options.focus()  # not a text input: the keys still work
+            # not a text input: the keys still work. At once (focus() would wait a turn): the
+            # screen drops it when it hides the list for a config shown meanwhile.
+            self.screen.set_focus(options)
 
     @on(OptionList.OptionSelected, "#config-samples")
     def _selected(self, event: OptionList.OptionSelected) -> None:

@@ -92,7 +92,12 @@ class ConfigView(Screen):
         state = self.app.state
         self._version = state.config_version
         has_any = state.config is not None or state.config_text is not None
-        self.query_one("#config-start").display = not has_any
+        picker = self.query_one("#config-start")
+        picker.display = not has_any
+        if has_any and picker.has_focus_within:
+            # the sample list, hidden now (it may have taken the focus before this config was
+            # shown), must not keep the keys: Enter would load a sample over this config
+            self.set_focus(None)
         self.tabs.display = has_any
         if state.config is not None:
             self._prompt_base = state.config.train.instance_prompt
