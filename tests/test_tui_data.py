@@ -236,3 +236,20 @@ async def test_quitting_without_saving_leaves_the_file(tui_env):
         await pilot.press("d")  # quit without saving
         await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
     assert config.read_text(encoding="utf-8") == before
+
+
+async def test_a_file_name_too_long_for_its_thumbnail_ends_in_an_ellipsis(tui_env):
+    photos = _photos(tui_env)
+    long_name = "[best] my cat (2).png"
+    (photos / long_name).write_bytes((photos / "shape-00.png").read_bytes())
+    app = make_app(write_demo_config(tui_env, instance_data="./photos"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: len(screen.query(Thumbnail)) == 8, what="thumbnails")
+        await settle(pilot)
+        thumb = next(t for t in screen.query(Thumbnail) if t._label == long_name)
+        label = thumb.query_one(".thumb-label", Static)
+        assert 0 < label.size.width < len(long_name)  # it does not fit
+        shown = label.render_line(0).text.rstrip()
+        assert shown.endswith("…") and long_name.startswith(shown[:-1])  # cut, and says so
+        assert len(shown) == label.size.width

@@ -74,7 +74,7 @@ class Thumbnail(Vertical):
             yield Static(Text("unreadable", style="bold"), classes="thumb-missing")
         else:
             yield image_widget_class(self._protocol)(self._image, classes="thumb-image")
-        yield Static(Text(self._label, overflow="ellipsis", no_wrap=True), classes="thumb-label")
+        yield Static(Text(self._label), classes="thumb-label")  # literal; cut with … (CSS)
 
     def on_mount(self) -> None:
         self.size_to(self.rows)
@@ -113,6 +113,8 @@ class ThumbnailGrid(VerticalScroll):
     }
     ThumbnailGrid Thumbnail .thumb-label {
         height: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
         color: $text-muted;
     }
     ThumbnailGrid Thumbnail.-flagged .thumb-label {
