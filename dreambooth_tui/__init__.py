@@ -44,5 +44,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = Path(args.config) if args.config else None
     if config is not None and not config.exists():
-        return fail(f"{config}: config file not found")
+        if config.suffix or any(sep in args.config for sep in "/\\"):  # a path, not a word
+            return fail(f"{config}: config file not found")
+        return fail(not_a_verb(args.config, VERBS))
     return open_app(config, images=args.images)
+
+
+INTERNAL_VERBS = ("run", "generate-worker")  # what the app launches, not for users
+
+
+def not_a_verb(word: str, verbs: tuple[str, ...]) -> str:
+    """The error for a bare word that is neither a verb nor a file (`dreambooth-tui init`):
+    the closest verb, or the verbs and how a config is made."""
+    import difflib
+
+    from engine import sample_configs_dir
+
+    public = [v for v in verbs if v not in INTERNAL_VERBS]
+    close = difflib.get_close_matches(word, public, n=1)
+    if close:
+        return f"{word}: no such verb or config file; did you mean '{close[0]}'?"
+    return (
+        f"{word}: no such verb or config file (verbs: {', '.join(public)}). A new config: "
+        f"open the app (`dreambooth-tui`), l picks a sample config, ctrl+s saves it; or copy "
+        f"one from {sample_configs_dir()}"
+    )

@@ -49,6 +49,22 @@ def test_a_missing_config_is_one_line_and_exit_2(opened, tmp_path, capsys):
     assert opened == []
 
 
+def test_a_word_that_is_no_verb_nor_a_file_lists_the_verbs_and_how_to_make_a_config(
+    opened, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert dreambooth_tui.main(["init"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("error: init: no such verb or config file")
+    assert "verbs: demo, train, check," in err[0] and "generate-worker" not in err[0]
+    assert "l picks a sample config, ctrl+s saves it" in err[0] and "sample_configs" in err[0]
+    assert dreambooth_tui.main(["trian"]) == 2  # a typo of a verb: the verb
+    assert capsys.readouterr().err == (
+        "error: trian: no such verb or config file; did you mean 'train'?\n"
+    )
+    assert opened == []
+
+
 def test_demo_prepares_in_the_engine_then_opens_the_app(opened, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # the builds of the builtin models: their own tests
