@@ -131,7 +131,7 @@ async def test_yaml_tab_follows_the_form_and_the_form_follows_the_yaml(tui_env):
         # an edit of the text shows in the form
         yaml.text = yaml.text.replace("max_train_steps: 20", "max_train_steps: 44")
         await pilot.pause(0.6)  # parsed after a short pause in typing
-        await pilot.press("f")
+        await pilot.press("escape", "f")  # escape leaves the text (y put the cursor there)
         await pilot.pause()
         assert screen.tabs.active == "form"
         assert screen.query_one("#field-train-max_train_steps", Input).value == "44"
@@ -144,6 +144,27 @@ async def test_yaml_tab_follows_the_form_and_the_form_follows_the_yaml(tui_env):
         error = str(screen.query_one("#config-yaml-error").render())
         assert "learnig_rate" in error and "learning_rate" in error
         assert app.state.config.train.learning_rate == 1e-4
+
+
+async def test_y_puts_the_cursor_in_the_yaml_text_and_escape_gives_the_keys_back(tui_env):
+    path = write_demo_config(tui_env)
+    app = make_app(path, "config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_config(pilot)
+        await pilot.press("escape", "y")
+        await pilot.pause()
+        yaml = screen.query_one("#config-yaml", TextArea)
+        assert screen.tabs.active == "yaml" and app.focused is yaml
+        await pilot.press(*"# my lora notes", "enter")  # typed into the text: l is no key here
+        assert isinstance(app.screen, ConfigScreen)  # no sample dialog
+        assert yaml.text.startswith("# my lora notes\n# The tests' base config")
+        await pilot.pause(0.6)  # parsed after a short pause in typing
+        await pilot.press("escape", "f")
+        await pilot.pause()
+        assert screen.tabs.active == "form"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.state.modified, what="the save")
+    assert path.read_text().startswith("# my lora notes\n# The tests' base config")
 
 
 async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env):

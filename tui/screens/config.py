@@ -242,6 +242,8 @@ class ConfigScreen(ConfigView):
 
     def action_show_tab(self, tab: str) -> None:
         self.tabs.active = tab
+        if tab == "yaml":  # y edits the text at once (escape leaves it: f and the keys work)
+            self.yaml.editor.focus()
 
     def action_leave_input(self) -> None:
         self.set_focus(None)
