@@ -27,3 +27,26 @@ async def test_a_long_path_keeps_the_file_name_at_80_columns(tmp_path, monkeypat
         await pilot.pause()
         shown = screen_text(app)
         assert f"/{path.parent.name}/{path.name}" in shown, shown
+
+
+async def test_the_generate_done_line_keeps_the_images_folder_at_80_columns(tmp_path):
+    """The line a finished request leaves names the folder the images went to; at 80 columns
+    the line wrapped onto a second row the status has no room for, so the folder vanished."""
+    from test_tui_generate import demo_state
+
+    from tui.screens.generate import GenerateScreen
+    from tui.screens.generate_follow import GenDone
+
+    out_dir = tmp_path / "a-project-folder" / "runs" / "20240101-000000-sks-shape" / "generated"
+    out_dir = out_dir / "20261129-203655"
+    app = DreamBoothApp(demo_state(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, GenerateScreen)
+        screen.out_dir, screen.made = out_dir, 2
+        screen.post_message(GenDone(out_dir, "completed"))
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert "2 image(s) in" in shown
+        assert "/generated/20261129-203655" in shown, shown

@@ -38,6 +38,7 @@ from tui.screens.generate_push import PushResult, confirm_modal, push_status, re
 from tui.screens.generate_status import done_status, read_events
 from tui.widgets.export_dialog import open_export
 from tui.widgets.fit_footer import FitFooter
+from tui.widgets.fit_line import FitLine
 from tui.widgets.generate_form import GenerateForm
 from tui.widgets.image_grid import ImageGrid
 from tui.widgets.prompt_input import PromptHistory, history_path
@@ -129,7 +130,7 @@ class GenerateScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield GenerateForm(self.history, id="form")
-        yield Static(id="gen-status", markup=False)
+        yield FitLine(id="gen-status", tail_style="dim")
         yield Static(id="gen-error", markup=False)
         yield ImageGrid(
             id="images", rows=40, grow=True, empty="images appear here as they are made"
@@ -294,7 +295,8 @@ class GenerateScreen(Screen):
         status, error = done_status(message, self.made, took, self._load_s)
         if error is not None:
             self._show_error(error)
-        self._set_status(status)
+        folder = str(message.out_dir) if message.status == "completed" else ""
+        self._set_status(status, folder)
         self.refresh_bindings()
 
     def action_cancel(self) -> None:
@@ -303,8 +305,10 @@ class GenerateScreen(Screen):
             self._cancel_at = time.monotonic() + CANCEL_GRACE_S
             self._set_status(Text("cancelling…", style="yellow"))
 
-    def _set_status(self, text: Text) -> None:
-        self.query_one("#gen-status", Static).update(text)
+    def _set_status(self, text: Text, folder: str = "") -> None:
+        """The status line; `folder` (the images' folder) keeps its end where the line is
+        too long."""
+        self.query_one("#gen-status", FitLine).show(text, folder)
 
     def _show_error(self, message: str | None) -> None:
         panel = self.query_one("#gen-error", Static)

@@ -60,13 +60,13 @@ def done_status(
     message: GenDone, made: int, took: float, load_s: float | None
 ) -> tuple[Text, str | None]:
     """The status line for a request that ended, and the error to show (None: none to show):
-    images made, time taken and load time; cancelled; or failed with the log's last lines."""
+    images made, time taken and load time (the screen adds the folder); cancelled; or failed
+    with the log's last lines."""
     if message.status == "completed":
         text = Text(f"{made} image(s) in {took:.1f}s · ", style="bold")
         loaded = "model already loaded" if load_s is None else f"loaded in {load_s:.1f}s"
         text.append(f"{loaded} · ", style="bold")
-        text.append(str(message.out_dir), style="dim")
-        return text, None
+        return text, None  # the screen adds the images' folder (its end kept at 80 columns)
     if message.status == "stopped":
         return Text("cancelled", style="yellow"), None
     tail = [line for line in message.log if line.strip()][-6:]

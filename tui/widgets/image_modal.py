@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PIL import Image as PILImage
-from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,44 +10,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widget import Widget
 from textual.widgets import Static
 
+from tui.widgets.fit_line import FitLine
 from tui.widgets.image_decode import ImageItem, decode_thumbnail, protocol_for
 from tui.widgets.image_protocol import image_widget_class
 
-__all__ = ["ImageModal", "PathLine", "keep_tail"]
-
-
-def keep_tail(text: str, width: int) -> str:
-    """`text` in `width` cells: as it is where it fits, else "…" and its end."""
-    if cell_len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    tail = text[-(width - 1) :]
-    while cell_len(tail) > width - 1:  # wide characters
-        tail = tail[1:]
-    return "…" + tail
-
-
-class PathLine(Widget):
-    """A file's path on one line: where it is too long, its start gives way ("…" and the
-    end), so the file's name, the part that tells which image it is, stays."""
-
-    DEFAULT_CSS = """
-    PathLine {
-        height: 1;
-        color: $text-muted;
-    }
-    """
-
-    def __init__(self, path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.path = path
-
-    def render(self) -> Text:
-        return Text(keep_tail(self.path, self.content_size.width), no_wrap=True)
+__all__ = ["ImageModal"]
 
 
 class ImageModal(ModalScreen[None]):
@@ -82,6 +48,7 @@ class ImageModal(ModalScreen[None]):
     }
     ImageModal .path {
         height: 1;
+        color: $text-muted;
     }
     """
 
@@ -99,7 +66,7 @@ class ImageModal(ModalScreen[None]):
         with Vertical(id="frame"):
             yield Static("…", id="big")
             yield Static(Text(self.item.caption), classes="caption", markup=False)
-            yield PathLine(str(self.item.path), classes="path")
+            yield FitLine(tail=str(self.item.path), classes="path")
 
     def on_mount(self) -> None:
         frame = self.query_one("#frame")
