@@ -123,8 +123,8 @@ def model_choices(run_dir: Path | None) -> list[tuple[str, str]]:
                     steps.append(int(tail))
         for step in sorted(steps, reverse=True):
             choices.append((f"checkpoint step {step} · {name}", f"ckpt:{step}"))
-    choices.append(("hub id or local folder (type it)", SOURCE_CUSTOM))
-    choices.append(("LoRA file on a base model (type both)", SOURCE_LORA))
+    choices.append(("hub id or local folder", SOURCE_CUSTOM))  # typed beside it
+    choices.append(("LoRA file on a base model", SOURCE_LORA))
     return choices
 
 

@@ -125,7 +125,9 @@ class GenerateForm(Vertical):
     @on(Select.Changed, "#model-source")
     def update_model_fields(self) -> None:
         """Show the typed-model and LoRA fields only for the sources that need them."""
-        source = self.query_one("#model-source", Select).value
+        select = self.query_one("#model-source", Select)
+        source = select.value
+        select.set_class(source in (SOURCE_CUSTOM, SOURCE_LORA), "-typed")
         self.query_one("#model-id").display = source in (SOURCE_CUSTOM, SOURCE_LORA)
         self.query_one("#lora-file").display = source == SOURCE_LORA
 

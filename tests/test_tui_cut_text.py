@@ -1,8 +1,9 @@
-"""The large image (o on the Train and Generate screens) at 80 columns: its path ends in the
-file's name, the part that tells which image it is, so that is the part that stays."""
+"""Text that was cut at 80 columns: the large image's path, the Generate done line's folder,
+the model picker's typed sources. Each keeps the part that tells the user what it is."""
 
 from __future__ import annotations
 
+import pytest
 from conftest_tui import screen_text, wait_for
 from tui_synthetic import write_finished_run
 
@@ -50,3 +51,24 @@ async def test_the_generate_done_line_keeps_the_images_folder_at_80_columns(tmp_
         shown = screen_text(app)
         assert "2 image(s) in" in shown
         assert "/generated/20261129-203655" in shown, shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_the_typed_model_choices_show_whole_in_the_picker(tmp_path, size):
+    """The model picker's typed sources share their row with the fields they open; their
+    labels were cut ('hub id or local folder (type', 'LoRA file on a base model (type')."""
+    from test_tui_generate import demo_state
+    from textual.widgets import Select
+
+    from tui.generate_request import SOURCE_CUSTOM, SOURCE_LORA, model_choices
+
+    labels = dict((value, label) for label, value in model_choices(None))
+    app = DreamBoothApp(demo_state(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("4")
+        select = app.screen.query_one("#model-source", Select)
+        for source in (SOURCE_CUSTOM, SOURCE_LORA):
+            select.value = source
+            await pilot.pause(0.1)
+            row = screen_text(app).split("model", 1)[1]
+            assert labels[source] in row, (labels[source], row[:120])
