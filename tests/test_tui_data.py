@@ -3,6 +3,8 @@ literally; hub dataset ids; "Use this folder"."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest_tui import (
     make_app,
     notifications,
@@ -253,3 +255,22 @@ async def test_a_file_name_too_long_for_its_thumbnail_ends_in_an_ellipsis(tui_en
         shown = label.render_line(0).text.rstrip()
         assert shown.endswith("…") and long_name.startswith(shown[:-1])  # cut, and says so
         assert len(shown) == label.size.width
+
+
+async def test_the_tree_starts_by_the_users_folders_and_follows_a_typed_one(tui_env):
+    elsewhere = _photos(tui_env.parent / "elsewhere")
+    app = make_app(write_demo_config(tui_env))  # the demo's images: builtin:tiny, in the cache
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        tree = screen.query_one("#folder-tree")
+        assert Path(tree.path).resolve() == tui_env.resolve()  # not the cache's tiny-v1/
+        await _type_path(pilot, str(elsewhere))
+        await wait_for(
+            pilot,
+            lambda: screen.report is not None and screen.report.folder == elsewhere,
+            what="the dataset check",
+        )
+        await settle(pilot)
+        assert Path(tree.path).resolve() == elsewhere.parent.resolve()
+        labels = [str(node.label) for node in tree.root.children]
+        assert "photos" in labels

@@ -97,7 +97,8 @@ class DataScreen(Screen):
         state = self.app.state
         start = data_folder(state.instance_data)
         root = Path.cwd()
-        if start is not None and start.parent.is_dir():
+        # builtin:tiny's images live in the cache: the tree starts here, by the user's folders
+        if start is not None and state.instance_data != BUILTIN_TINY and start.parent.is_dir():
             root = start.parent.resolve()
         value = "" if start is None else state.instance_data or ""
         with Horizontal(id="data-main"):
@@ -235,6 +236,7 @@ class DataScreen(Screen):
         if self._config_value() == self.app.state.instance_data:
             self.app.state.num_images = report.count  # the summary line on Config counts them
         self.query_one("#data-summary", Static).update(report_text(report))
+        self._tree_follows(message.folder)
         table = self.query_one("#data-problems", DataTable)
         table.clear(columns=True)
         flagged = {i.name for i in report.images if i.problems}
@@ -249,6 +251,14 @@ class DataScreen(Screen):
         table.display = bool(table.row_count)
         self.query_one(ThumbnailGrid).flag(flagged)
         self.refresh_bindings()
+
+    def _tree_follows(self, folder: Path) -> None:
+        """A folder outside the tree (typed, or set on Config) moves the tree to its parent, so
+        the tree shows where it is (not the demo's images in the cache)."""
+        tree = self.query_one(FolderPicker).tree
+        if self.chosen == BUILTIN_TINY or folder.is_relative_to(Path(tree.path).absolute()):
+            return
+        tree.path = folder.parent
 
     def on_dataset_check_failed(self, message: DatasetCheckFailed) -> None:
         if message.folder != self.folder:
