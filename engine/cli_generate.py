@@ -76,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output-dir",
         metavar="DIR",
-        help="where images go (default: <evaluation.output_dir>/<yyyymmdd-hhmmss>)",
+        help="where images go (default: RUN_DIR/generated/<yyyymmdd-hhmmss> with --run, "
+        "else <evaluation.output_dir>/<yyyymmdd-hhmmss>)",
     )
     p.add_argument("--device", help="cuda, cuda:1, cpu, mps (default: the GPU if any)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="default: bf16/fp16 on GPU")

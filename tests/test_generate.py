@@ -293,3 +293,14 @@ def test_cli_modules_do_not_import_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_help_says_where_a_runs_images_go(capsys, monkeypatch):
+    """`generate --run`'s images go to RUN_DIR/generated/<stamp>; the help named only
+    evaluation.output_dir (where a model without a run writes)."""
+    monkeypatch.setenv("COLUMNS", "300")  # argparse wraps at hyphens too
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "RUN_DIR/generated/<yyyymmdd-hhmmss>" in help_text
+    assert "<evaluation.output_dir>/<yyyymmdd-hhmmss>" in help_text
