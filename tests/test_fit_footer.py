@@ -10,7 +10,9 @@ from conftest_tui import (
     settle,
     tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
     wait_for,
+    write_demo_config,
 )
+from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 from trainscreenhelpers import static_text
 
@@ -49,3 +51,22 @@ async def test_the_footer_is_rebuilt_only_when_its_keys_change(tui_env, monkeypa
         screen.detach()  # no run: no resume key
         await wait_for(pilot, lambda: "resume" not in _actions(screen), 5, "the keys rebuilt")
         assert rebuilt == [screen]
+
+
+async def test_a_text_input_with_the_cursor_takes_slash_out_of_the_footer(tui_env):
+    app = make_app(write_demo_config(tui_env))
+    async with app.run_test(size=(120, 40)) as pilot:
+        data = app.screen
+        await wait_for(pilot, lambda: "focus_path" in _actions(data), 5, "the path key")
+        await pilot.press("slash")  # the path input: / types there
+        await wait_for(pilot, lambda: isinstance(app.focused, Input), 5, "the path input")
+        await wait_for(pilot, lambda: "focus_path" not in _actions(data), 5, "/ Path gone")
+        await pilot.press("escape", "2")
+        config = app.screen
+        await wait_for(pilot, lambda: config.form.ready, 30, "the form")
+        await wait_for(pilot, lambda: "find_field" in _actions(config), 5, "the find key")
+        await pilot.press("slash", *"seed", "enter")  # find the field: its input has the cursor
+        await wait_for(pilot, lambda: isinstance(app.focused, Input), 5, "the seed field")
+        await wait_for(pilot, lambda: "find_field" not in _actions(config), 5, "/ Find gone")
+        await pilot.press("slash")
+        assert app.focused.value.endswith("/")  # what / does there: types

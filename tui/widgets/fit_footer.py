@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import keys
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.events import Resize
@@ -13,6 +14,11 @@ from textual.widgets import Footer
 __all__ = ["COMPACT_BELOW", "FitFooter"]
 
 COMPACT_BELOW = 100  # columns: below this the keys lose their padding so that they fit
+
+# Textual leaves out of the footer the keys the focused widget types (an Input takes "l") by
+# the key's character, which it cannot find for "slash" (its table lacks the name SOLIDUS): so
+# "/ Find" stayed in the footer while a field had the cursor, where / types a slash.
+keys.KEY_TO_UNICODE_NAME.setdefault("slash", "SOLIDUS")
 
 
 class FitFooter(Footer):
