@@ -271,6 +271,25 @@ async def test_find_enter_takes_the_highlighted_suggestion(tui_env):
         assert app.focused is screen.query_one("#field-train-gradient_accumulation_steps")
 
 
+async def test_find_names_the_fields_a_name_that_is_none_was_meant_for(tui_env):
+    app = make_app(write_demo_config(tui_env), "config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_config(pilot)
+        for typed, meant in [
+            ("lerning", "did you mean 'learning_rate'?"),  # a typo
+            ("rate", "did you mean 'learning_rate'?"),  # part of a name
+            ("train.lora_rnk", "did you mean 'lora_rank'"),
+        ]:
+            await pilot.press("escape", "slash")
+            await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="find")
+            await pilot.press(*typed, "enter")
+            await pilot.pause()
+            error = str(app.screen.query_one("#prompt-error", Static).render())
+            assert error.startswith(f"no field {typed!r}; ") and meant in error
+            await pilot.press("escape")  # cancel
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfigScreen), what="closed")
+
+
 async def test_changing_the_instance_prompt_offers_to_update_the_sample_prompts(tui_env):
     app = make_app(write_demo_config(tui_env))
     async with app.run_test(size=(120, 40)) as pilot:

@@ -3,6 +3,8 @@ changed instance prompt over to the sample prompts."""
 
 from __future__ import annotations
 
+import difflib
+
 from textual.suggester import SuggestFromList
 
 from engine.config import FIELD_GROUPS
@@ -23,6 +25,17 @@ def full_field_name(value: str) -> str | None:
     return value if value in names else by_key.get(value)
 
 
+def not_a_field(value: str) -> str:
+    """The error for a name that is no field: with the fields it is part of, or the closest."""
+    _, by_key = _field_names()
+    key = value.rpartition(".")[2]
+    close = [k for k in by_key if key and key in k][:3]
+    close = close or difflib.get_close_matches(key, list(by_key), n=3)
+    if not close:
+        return f"no field {value!r}"
+    return f"no field {value!r}; did you mean {' or '.join(repr(k) for k in close)}?"
+
+
 def find_field_modal() -> PromptModal:
     """Asks a field's name, suggesting the known ones."""
     names, by_key = _field_names()
@@ -30,7 +43,7 @@ def find_field_modal() -> PromptModal:
         "Find a field",
         "Field name (e.g. learning_rate):",
         placeholder="key or section.key",
-        validate=lambda v: None if full_field_name(v) else f"no field {v!r}",
+        validate=lambda v: None if full_field_name(v) else not_a_field(v),
         suggester=SuggestFromList([*by_key, *names], case_sensitive=False),
         submit_label="Go",
     )
