@@ -10,6 +10,7 @@ from conftest_tui import (
     make_app,
     make_fake_run,
     make_live_run,
+    screen_text,
     settle,
     tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
     wait_for,
@@ -192,3 +193,37 @@ async def test_runs_footer_at_80_columns_shows_every_key_whole(tui_env):
         await wait_for(pilot, lambda: screen.query_one("#runs-plot").display, what="the plot")
         await settle(pilot)
         assert not cut_keys()
+
+
+async def test_deleting_the_attached_run_lets_go_of_it(tui_env):
+    """The Train screen kept showing a deleted run ('not updating: cannot read the run') and
+    the Generate picker offered no run model; now Train is idle and Generate offers the newest
+    run that is left."""
+    from textual.widgets import Select
+
+    old, new = _two_runs(tui_env)
+    (old / "final").mkdir()
+    (new / "checkpoints" / "step-000012").mkdir(parents=True)
+    app = make_app(None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen, table = await _open_runs(pilot, 2)
+        await pilot.press("enter")  # attach the newest: the Train screen follows it
+        await wait_for(pilot, lambda: app.current_mode == "train", what="the Train screen")
+        train = app.screen
+        await wait_for(pilot, lambda: train.follower is not None, what="the run followed")
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.screen is screen, what="the Runs screen")
+        table.move_cursor(row=0)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 1, what="the refresh")
+        assert not new.exists()
+        await pilot.press("3")
+        await wait_for(pilot, lambda: app.screen is train, what="the Train screen")
+        await pilot.pause()
+        assert train.follower is None and train.query_one("#idle").display
+        await pilot.press("4")
+        picker = app.screen.query_one("#model-source", Select)
+        await wait_for(pilot, lambda: picker.value == "final", what="the old run's model")
+        assert f"final model · {OLD[:15]}" in screen_text(app)

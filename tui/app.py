@@ -175,6 +175,13 @@ class DreamBoothApp(App):
         if notify:
             self.notify(f"Attached to run {run_dir.name}", markup=False)
 
+    def forget_run(self, run_dir: Path) -> None:
+        """`run_dir` is gone (deleted): where it was the followed run, no run is (the Train
+        screen lets go of it, the Generate screen offers the newest run left)."""
+        followed = self.state.run_dir
+        if followed is not None and Path(followed).absolute() == Path(run_dir).absolute():
+            self.state.run_dir = None
+
     # ------------------------------------------------------------------ keys
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

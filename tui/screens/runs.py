@@ -55,11 +55,18 @@ class LossesLoaded(Message):
 
 
 class RunActionDone(Message):
-    def __init__(self, text: str, error: bool = False, attach: Path | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        error: bool = False,
+        attach: Path | None = None,
+        deleted: Path | None = None,
+    ) -> None:
         super().__init__()
         self.text = text
         self.error = error
         self.attach = attach
+        self.deleted = deleted
 
 
 class RunsScreen(Screen):
@@ -359,7 +366,7 @@ class RunsScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self.post_message(RunActionDone(f"{run_dir.name}: not deleted: {exc}", error=True))
             return
-        self.post_message(RunActionDone(f"Deleted {run_dir.name}"))
+        self.post_message(RunActionDone(f"Deleted {run_dir.name}", deleted=run_dir))
 
     def on_run_action_done(self, message: RunActionDone) -> None:
         self.notify(
@@ -369,5 +376,7 @@ class RunsScreen(Screen):
             markup=False,
         )
         self.refresh_runs()
+        if message.deleted is not None:
+            self.app.forget_run(message.deleted)
         if message.attach is not None:
             self.app.attach_run(message.attach, notify=False)

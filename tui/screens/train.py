@@ -146,6 +146,8 @@ class TrainScreen(Screen):
         run_dir = getattr(state, "run_dir", None)
         if run_dir and (self.follower is None or Path(run_dir) != self.follower.run_dir):
             self.attach(Path(run_dir))
+        elif self.follower is not None and not self.follower.run_dir.exists():
+            self.detach()  # its folder was deleted (Runs screen, d)
         elif self.follower is None:
             self._show_idle()
         self._drawn_version = -1  # redraw at once: the timer skipped while hidden
