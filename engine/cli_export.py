@@ -45,7 +45,12 @@ def register(subparsers) -> argparse.ArgumentParser:
         default="fp16",
         help="weights' precision (default fp16)",
     )
-    p.add_argument("--output", metavar="PATH", help="the file (or folder) to write")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="the file (or folder) to write; a file given an existing folder goes into it, "
+        "under its default name",
+    )
     p.set_defaults(func=run)
     return p
 

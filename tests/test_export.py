@@ -283,3 +283,17 @@ def test_train_export_kohya_of_a_full_run_is_refused_by_check(tiny_dir, tmp_path
     err = capsys.readouterr().err
     assert code == 2
     assert "train.export: kohya is a LoRA format and method is full" in err, err
+
+
+def test_an_existing_folder_as_output_receives_the_file_under_its_default_name(
+    unet_run, tmp_path, capsys
+):
+    """`--output DIR` for a file format wrote DIR.safetensors beside the folder; the file goes
+    into it, named as in RUN_DIR/exports/."""
+    folder = tmp_path / "loras"
+    folder.mkdir()
+    code, out, err = export(capsys, str(unet_run), "--format", "kohya", "--output", str(folder))
+    assert code == 0, err
+    expected = folder / f"{unet_run.name}-kohya-fp16.safetensors"
+    assert out.strip().splitlines()[-1] == f"wrote {expected}"
+    assert expected.is_file() and not (tmp_path / "loras.safetensors").exists()

@@ -148,7 +148,10 @@ def resolve_request(
             "magnitude vectors; use --format single-file --fuse (or diffusers)"
         )
     _check_source(request)
-    out = Path(output).expanduser() if output else default_output(run, fmt, fuse, dtype, step)
+    out = default_output(run, fmt, fuse, dtype, step)
+    if output:  # an existing folder receives the export under its default name
+        given = Path(output).expanduser()
+        out = given / out.name if given.is_dir() and not request.writes_folder else given
     if not request.writes_folder and out.suffix != ".safetensors":
         out = out.with_name(out.name + ".safetensors")
     if out.exists() or out.is_symlink():
