@@ -193,6 +193,29 @@ async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env
     assert read_config(saved)[0].train.model == "builtin:tiny-shapes"
 
 
+async def test_saving_a_new_config_never_replaces_a_file_that_is_there(tui_env):
+    mine = tui_env / "mine.yaml"
+    mine.write_text("my notes: keep them\n", encoding="utf-8")
+    app = make_app(None)  # mine.yaml is not the default name: no config opens
+    async with app.run_test(size=(80, 24)) as pilot:
+        samples = app.screen.query_one("#config-samples")
+        await wait_for(pilot, lambda: samples.option_count >= 3, what="the samples")
+        await pilot.press("enter")  # demo.yaml
+        await wait_for(pilot, lambda: app.state.config is not None, what="the sample")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="save as")
+        await pilot.press("ctrl+u", *"mine.yaml", "enter")
+        await wait_for(pilot, lambda: notifications(app), what="the refusal")
+        assert "Not saved: mine.yaml exists already" in notifications(app)[-1]
+        assert app.state.config_path is None  # still a new config
+        await pilot.press("ctrl+s")  # another name: saved
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptModal), what="save as")
+        await pilot.press("ctrl+u", *"other.yaml", "enter")
+        await wait_for(pilot, lambda: app.state.config_path is not None, what="the save")
+    assert mine.read_text(encoding="utf-8") == "my notes: keep them\n"
+    assert (tui_env / "other.yaml").read_text().startswith("# The offline demo")
+
+
 async def test_l_loads_a_sample_over_the_open_config(tui_env):
     path = write_demo_config(tui_env, max_train_steps="99")
     app = make_app(path, "config")

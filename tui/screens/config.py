@@ -291,13 +291,20 @@ class ConfigScreen(ConfigView):
         def chosen(result: tuple[str, bool] | None) -> None:
             if result and result[0]:
                 path = Path(result[0]).expanduser()
-                self.save_to(path, state.config, state.config_text, text)
+                self.save_to(path, state.config, state.config_text, text, new_file=True)
 
         self.app.push_screen(save_as_modal(), chosen)
 
     @work(thread=True, exclusive=True, group="config-save", exit_on_error=False)
-    def save_to(self, path: Path, cfg: Config, template: str | None, text: str | None) -> None:
-        self.post_message(write_config(path, cfg, template, text))
+    def save_to(
+        self,
+        path: Path,
+        cfg: Config,
+        template: str | None,
+        text: str | None,
+        new_file: bool = False,
+    ) -> None:
+        self.post_message(write_config(path, cfg, template, text, new_file))
 
     def on_config_saved(self, message: ConfigSaved) -> None:
         if message.error:

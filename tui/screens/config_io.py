@@ -55,9 +55,16 @@ def paths_checked(cfg: Config, version: int) -> PathsChecked:
     return PathsChecked(version, None)
 
 
-def write_config(path: Path, cfg: Config, template: str | None, text: str | None) -> ConfigSaved:
+def write_config(
+    path: Path, cfg: Config, template: str | None, text: str | None, new_file: bool = False
+) -> ConfigSaved:
     """Write the YAML tab's `text` as typed, else `cfg` keeping `template`'s comments; the
-    message carries the file as written, or one line saying why it was not."""
+    message carries the file as written, or one line saying why it was not. A `new_file` (a
+    name typed for a config not saved yet) never replaces a file that is there."""
+    if new_file and path.exists():
+        return ConfigSaved(
+            path, None, f"{path} exists already (kept as it is); ctrl+s again with another name"
+        )
     try:
         if text is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
