@@ -72,3 +72,20 @@ async def test_the_typed_model_choices_show_whole_in_the_picker(tmp_path, size):
             await pilot.pause(0.1)
             row = screen_text(app).split("model", 1)[1]
             assert labels[source] in row, (labels[source], row[:120])
+
+
+async def test_the_push_dataset_dry_run_option_shows_whole_at_80_columns():
+    """A checkbox's label does not wrap: the dry run's said 'upload' where it ended at 80."""
+    from textual.app import App
+    from textual.widgets import Checkbox
+
+    from tui.screens.data_push import push_modal
+
+    modal = push_modal("my-cat", "")
+    app = App()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(modal)
+        await pilot.pause()
+        label = str(modal.query_one(Checkbox).label)
+        assert label.startswith("Dry run") and "nothing" in label  # says what it does
+        assert label in screen_text(app)

@@ -74,7 +74,7 @@ def push_modal(folder_name: str, default: str) -> PromptModal:
         f"Repo id for {folder_name}:",
         value=default,
         placeholder="owner/name",
-        option="Dry run: write what would be uploaded into a folder, upload nothing",
+        option="Dry run: upload nothing, write the files into a folder",
         option_value=True,
         validate=repo_id_error,
         submit_label="Push",
