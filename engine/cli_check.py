@@ -78,8 +78,7 @@ def check_data(cfg: Any, family: Any) -> tuple[int, int | None]:
         if key == "train.instance_data":
             num_images = report.count
             if report.count == 0:
-                why = "no usable image; add .jpg, .jpeg, .png, .webp or .bmp images"
-                return fail(f"{value}: {why} (see train.instance_data)"), None
+                return fail(f"{value}: {no_usable_image(report)} (see train.instance_data)"), None
             if tc.masked_loss and report.masks and report.masks.bad:
                 mask, why = report.masks.bad[0]
                 fix = "fix or remove it, or set train.masked_loss: false"
@@ -100,6 +99,16 @@ def check_data(cfg: Any, family: Any) -> tuple[int, int | None]:
             folder = Path(value).expanduser()
             print(f"  {class_bucket_line(folder, list(instance_buckets), tc, step)}")
     return 0, num_images
+
+
+def no_usable_image(report: Any) -> str:
+    """Why a folder has nothing to train on: no image file, or those there (named) unreadable."""
+    kinds = ".jpg, .jpeg, .png, .webp or .bmp"
+    bad = [info.name for info in report.images]
+    if not bad:
+        return f"no usable image; add {kinds} images"
+    named = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    return f"no usable image: {len(bad)} unreadable ({named}); add readable {kinds} images"
 
 
 def print_estimate(cfg: Any) -> None:
