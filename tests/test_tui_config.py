@@ -167,6 +167,20 @@ async def test_y_puts_the_cursor_in_the_yaml_text_and_escape_gives_the_keys_back
     assert path.read_text().startswith("# my lora notes\n# The tests' base config")
 
 
+async def test_a_yaml_error_goes_when_the_text_is_put_back(tui_env):
+    app = make_app(write_demo_config(tui_env), "config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_config(pilot)
+        await pilot.press("escape", "y", "ctrl+home", "x")  # 'x# The tests...': not a config
+        await pilot.pause(0.6)  # parsed after a short pause in typing
+        error = screen.query_one("#config-yaml-error", Static)
+        assert error.display and "dreambooth.yaml" in str(error.render())
+        await pilot.press("backspace")  # the text as it was
+        await pilot.pause(0.6)
+        assert not error.display
+        assert not app.state.modified
+
+
 async def test_without_config_a_sample_is_picked_and_saved_as_a_new_file(tui_env):
     app = make_app(None)
     async with app.run_test(size=(120, 40)) as pilot:

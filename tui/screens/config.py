@@ -195,7 +195,9 @@ class ConfigScreen(ConfigView):
 
     def _parse_yaml(self) -> Config | None:
         """Apply the YAML tab's text to the config when it parses; show its error otherwise."""
-        if not self.yaml.edited:
+        if not self.yaml.edited:  # back to the text last shown or parsed
+            if self.app.state.config is not None:  # which loads: the error typed since goes
+                self.yaml.set_error(None)
             return self.app.state.config
         name = self.app.state.config_path.name if self.app.state.config_path else "<yaml>"
         cfg = self.yaml.parse(name)
