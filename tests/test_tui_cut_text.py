@@ -4,7 +4,11 @@ the model picker's typed sources. Each keeps the part that tells the user what i
 from __future__ import annotations
 
 import pytest
-from conftest_tui import screen_text, wait_for
+from conftest_tui import (
+    screen_text,
+    tui_env_fixture,  # noqa: F401 - the fixture `tui_env`
+    wait_for,
+)
 from tui_synthetic import write_finished_run
 
 from tui.app import DreamBoothApp
@@ -89,3 +93,26 @@ async def test_the_push_dataset_dry_run_option_shows_whole_at_80_columns():
         label = str(modal.query_one(Checkbox).label)
         assert label.startswith("Dry run") and "nothing" in label  # says what it does
         assert label in screen_text(app)
+
+
+CRASHED = (
+    "crashed at step 40: the engine ended without a word (killed: most often by the kernel's "
+    "out-of-memory killer when the machine's RAM ran out; `dmesg` says so); free host memory "
+    "or use a smaller train.resolution or train.train_batch_size, then resume (it continues "
+    "from the last checkpoint)"
+)
+
+
+async def test_a_runs_error_shows_to_its_fix_at_80_columns(tui_env):
+    """The Runs detail line gave a run's error two rows at 80 columns: a crashed run's line
+    stopped at '`dmesg` says', before the fix it names (free memory, a smaller batch, resume)."""
+    from conftest_tui import BASE_TIME, make_app, make_fake_run
+
+    make_fake_run(tui_env / "runs", "20250102-040405-crashme", started=BASE_TIME,
+                  status="failed", error=CRASHED)  # fmt: skip
+    app = make_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        await wait_for(pilot, lambda: "crashme · full" in screen_text(app), what="the detail")
+        shown = screen_text(app)
+        assert "train_batch_size" in shown and "checkpoint)" in shown, shown
