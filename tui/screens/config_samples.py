@@ -30,7 +30,8 @@ __all__ = [
 
 
 def sample_configs() -> list[tuple[Path, str]]:
-    """(path, first comment line) of every sample config."""
+    """(path, what it is) of every sample config: its first comment line up to a colon or a
+    parenthesis, so that the card it is sized for stays ("... that fits a 24 GB card")."""
     out = []
     for path in sorted(sample_configs_dir().glob("*.yaml")):
         first = ""
@@ -39,9 +40,7 @@ def sample_configs() -> list[tuple[Path, str]]:
                 if line.startswith("#"):
                     first = line.lstrip("# ").strip()
                     break
-            first = first.split(": ", 1)[0] if len(first) > 60 else first
-            if len(first) > 60:
-                first = first[:59].rstrip() + "…"
+            first = first.split(": ", 1)[0].split(" (", 1)[0]
         except OSError:
             continue
         out.append((path, first))
