@@ -14,6 +14,7 @@ from conftest_tui import (
 )
 
 from tui.screens.config import ConfigScreen
+from tui.widgets.modals import ChoiceModal
 
 
 async def _open_config(pilot) -> ConfigScreen:
@@ -91,3 +92,25 @@ async def test_a_rule_between_keys_blocks_save_and_start_until_fixed(tui_env):
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not app.state.modified, what="the save")
     assert "lr_step_rules: 1:10,0.5" in path.read_text()
+
+
+async def test_a_broken_rule_shows_in_the_head_and_quitting_does_not_save_it(tui_env):
+    path = write_demo_config(tui_env, method="lora", export="[kohya]")
+    before = path.read_text()
+    app = make_app(path, "config")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_config(pilot)
+        assert "invalid" not in str(screen.query_one("#config-file").render())
+        screen.query_one("#field-train-method").focus()
+        await pilot.press("enter", "up", "enter")  # lora -> full: kohya is a LoRA format
+        await pilot.pause()
+        assert app.state.config.train.method == "full"
+        # the error is at train.export, far below: the head says a field is wrong
+        assert "1 invalid field" in str(screen.query_one("#config-file").render())
+        await pilot.press("escape", "q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceModal), what="the question")
+        await pilot.press("s")  # save and quit: refused, as ctrl+s is; the app stays
+        await pilot.pause(0.3)
+        assert app.is_running
+        assert any("Not saved: train.export" in m for m in notifications(app))
+    assert path.read_text() == before  # a config that loads, not one that would not

@@ -52,6 +52,17 @@ def ask_before_quitting(app: Any, then: Callable[[], Any]) -> bool:
 
     def answered(choice: str | None) -> None:
         if choice == "save":
+            from tui.config_edits import first_problem
+
+            rule = first_problem(app.state.config)
+            if rule:  # ctrl+s refuses it too: the file would not load again
+                app.notify(
+                    f"Not saved: {rule}; fix it on Config (2), or quit without saving",
+                    title="Config",
+                    severity="error",
+                    markup=False,
+                )
+                return
             try:
                 path = save_all(app.state)
             except OSError as exc:

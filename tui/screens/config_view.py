@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static, TabbedContent, TabPane
 
 from engine.config import Config, ConfigError
+from tui.config_edits import problems
 from tui.screens.config_head import GpuFound, file_line, fit_line, paths_line, summary_line
 from tui.screens.config_io import PathsChecked, config_text, paths_checked
 from tui.screens.config_samples import SamplePicker
@@ -114,7 +115,10 @@ class ConfigView(Screen):
 
     def _update_head(self) -> None:
         state = self.app.state
-        head = file_line(state, len(self.form.errors))
+        # a rule between keys broken (kohya export with method full) counts too: its error is
+        # at the key to fix, maybe far below the one just edited
+        broken = {p.key for p in problems(state.config)} - set(self.form.errors)
+        head = file_line(state, len(self.form.errors) + len(broken))
         self.query_one("#config-file", Static).update(head)
         self.query_one("#config-summary", Static).update(summary_line(state))
         self.query_one("#config-fit", Static).update(fit_line(state))
