@@ -274,3 +274,24 @@ async def test_the_tree_starts_by_the_users_folders_and_follows_a_typed_one(tui_
         assert Path(tree.path).resolve() == elsewhere.parent.resolve()
         labels = [str(node.label) for node in tree.root.children]
         assert "photos" in labels
+
+
+async def test_every_kind_of_problem_in_the_summary_can_be_scrolled_to_at_80_columns(tui_env):
+    from PIL import Image
+
+    photos = _photos(tui_env)  # + bad.png: unreadable
+    (photos / "shape-00 copy.png").write_bytes((photos / "shape-00.png").read_bytes())
+    Image.new("RGB", (8, 8), (0, 200, 0)).save(photos / "tiny.png")
+    Image.new("RGB", (1600, 300), (200, 0, 0)).save(photos / "panorama.png")
+    Image.new("RGBA", (64, 64), (0, 0, 0, 0)).save(photos / "transparent.png")
+    app = make_app(write_demo_config(tui_env, instance_data="./photos"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.report is not None, what="the dataset check")
+        await settle(pilot)
+        last = screen.report.problem_lines()[-1]
+        assert len(screen.report.problem_lines()) >= 5
+        assert last[:30] not in screen_text(app)  # more kinds than the summary's rows
+        screen.query_one("#data-summary").parent.scroll_end(animate=False)  # as a user scrolls
+        await pilot.pause()
+        assert last[:30] in screen_text(app)

@@ -13,7 +13,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Log, Static
 from textual.worker import get_current_worker
@@ -105,7 +105,8 @@ class DataScreen(Screen):
             yield FolderPicker(root, value=value, id="data-picker")
             with Vertical(id="data-detail"):
                 yield Static(id="data-folder")
-                yield Static(id="data-summary")
+                with VerticalScroll(id="data-summary-box"):  # more kinds than fit: scroll
+                    yield Static(id="data-summary")
                 yield ThumbnailGrid(protocol=state.image_protocol, id="data-thumbs")
                 yield DataTable(id="data-problems", cursor_type="row", zebra_stripes=True)
                 yield Log(id="data-push-log", highlight=False)
