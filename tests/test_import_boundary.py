@@ -48,6 +48,7 @@ CONTRACT_MODULES = (
     "engine.families",  # model families (torch inside methods only): known_family, defaults
     "engine.model_family",  # reading model_index.json (the family of a model)
     "engine.estimate",  # will it fit: the peak GPU memory and time from the weights' headers
+    "engine.export",  # the export's refusals (request.py): the dialog words one for the app
     "engine.fit",  # the estimate's line on the Config screen (and `check`), this GPU via NVML
     "engine.gpu_select",  # which NVML device a run uses (engine.fit's lookup, in a worker)
     "engine.file_modes",  # config saves give a new file the umask's mode (mkstemp makes 0600)
@@ -55,7 +56,14 @@ CONTRACT_MODULES = (
 
 
 # Submodules of a contract package that the app must not import (they reach for torch).
-ENGINE_ONLY = ("engine.config.checks",)  # preflight: probes the device with torch
+ENGINE_ONLY = (
+    "engine.config.checks",  # preflight: probes the device with torch
+    "engine.export.kohya",  # the converters and the export run: torch and safetensors
+    "engine.export.original_clip",
+    "engine.export.run",
+    "engine.export.single_file",
+    "engine.export.at_end",
+)
 
 
 def _covered(name: str, modules: tuple[str, ...]) -> bool:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import load_config
+from engine.export.request import TAKEN_TAIL
 from engine.runs import CONFIG_FILE, read_run_json
 from tui.generate_request import SOURCE_FINAL
 
@@ -25,6 +26,7 @@ __all__ = [
     "run_method",
     "source_for",
     "source_for_choice",
+    "said_in_the_dialog",
     "written_path",
 ]
 
@@ -121,6 +123,17 @@ def export_command(source: ExportSource, choice: ExportChoice) -> list[str]:
     if source.checkpoint is not None:
         cmd += ["--checkpoint", str(source.checkpoint)]
     return cmd
+
+
+def said_in_the_dialog(line: str) -> str:
+    """The export's last line as the app's dialog says it: the dialog has no --output to give,
+    so an output that is there is met by another format or precision."""
+    if line.endswith(TAKEN_TAIL):
+        return (
+            line.removesuffix(TAKEN_TAIL)
+            + "remove it or pick another format or precision (never replaced)"
+        )
+    return line
 
 
 def written_path(output: str) -> Path | None:

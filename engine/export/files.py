@@ -8,12 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.export.request import ExportError
+from engine.export.request import output_taken
 from engine.file_modes import usual_modes
-
-
-def _taken(output: Path) -> ExportError:
-    return ExportError(f"'{output}' exists; remove it or give another --output (never replaced)")
 
 
 def save_safetensors(tensors: dict, output: Path, metadata: dict[str, str] | None = None) -> None:
@@ -30,7 +26,7 @@ def save_safetensors(tensors: dict, output: Path, metadata: dict[str, str] | Non
         try:
             os.link(tmp, output)
         except FileExistsError:
-            raise _taken(output) from None
+            raise output_taken(output) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -43,7 +39,7 @@ def save_folder(write: Callable[[Path], None], output: Path) -> None:
         write(tmp)
         usual_modes(tmp)  # mkdtemp is 0700, safetensors files 0600
         if output.exists() or output.is_symlink():
-            raise _taken(output)
+            raise output_taken(output)
         os.rename(tmp, output)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -29,6 +29,15 @@ class ExportError(DreamboothError):
         super().__init__(message, kind=kind, exit_code=exit_code)
 
 
+TAKEN_TAIL = "remove it or give another --output (never replaced)"
+
+
+def output_taken(output: Path) -> ExportError:
+    """The one error for an output that is already there (checked first, and again where a
+    file appeared while the export ran)."""
+    return ExportError(f"'{output}' exists; {TAKEN_TAIL}")
+
+
 class LayoutError(ExportError):
     """The pipeline does not map onto the original layout: nothing is written (a bug, exit 1)."""
 
@@ -155,7 +164,7 @@ def resolve_request(
     if not request.writes_folder and out.suffix != ".safetensors":
         out = out.with_name(out.name + ".safetensors")
     if out.exists() or out.is_symlink():
-        raise ExportError(f"'{out}' exists; remove it or give another --output (never replaced)")
+        raise output_taken(out)
     if not out.parent.is_dir() and output:
         raise ExportError(f"folder '{out.parent}' of --output does not exist; create it first")
     return ExportRequest(**{**request.__dict__, "output": out})

@@ -25,6 +25,7 @@ from tui.export_command import (
     ExportSource,
     export_command,
     formats_for,
+    said_in_the_dialog,
     written_path,
 )
 from tui.widgets.modals import Dialog
@@ -182,7 +183,7 @@ class ExportModal(Dialog):
             self.query_one("#export-close", Button).focus()
             return
         lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-        last = lines[-1] if lines else f"the export ended with code {code}"
+        last = said_in_the_dialog(lines[-1]) if lines else f"the export ended with code {code}"
         if code == CANCELLED:
             last = "stopped"
         self._status(Text(last, style="red"))
