@@ -52,12 +52,13 @@ def ask_before_quitting(app: Any, then: Callable[[], Any]) -> bool:
 
     def answered(choice: str | None) -> None:
         if choice == "save":
-            from tui.config_edits import first_problem
+            from tui.screens.config_io import why_not_saved
 
-            rule = first_problem(app.state.config)
-            if rule:  # ctrl+s refuses it too: the file would not load again
+            # what ctrl+s refuses (a rule between keys: the file would not load again)
+            refusal = why_not_saved(app.state.config, app.state.config_error, {})
+            if refusal:
                 app.notify(
-                    f"Not saved: {rule}; fix it on Config (2), or quit without saving",
+                    f"Not saved: {refusal}; fix it on Config (2), or quit without saving",
                     title="Config",
                     severity="error",
                     markup=False,

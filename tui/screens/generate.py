@@ -25,6 +25,8 @@ from textual.worker import get_current_worker
 
 from tui.export_command import ExportSource, source_for_choice
 from tui.generate_request import (
+    SOURCE_CUSTOM,
+    SOURCE_LORA,
     GenerateRequest,
     generate_args,
     images_run,
@@ -174,13 +176,14 @@ class GenerateScreen(Screen):
         same_run = run_dir == self._run_dir
         if same_run and choices == self._choices:
             return
-        # the pick was the run's newest model: it moves to the one the run just wrote
-        newest = (
-            same_run and bool(self._choices) and self._form().picked_model() == self._choices[0][1]
-        )
+        # the same run grew a model and the pick was its newest: the pick moves to the one the
+        # run just wrote; a model picked by hand, or a typed one, stays
+        picked = self._form().picked_model()
+        newest = bool(self._choices) and picked == self._choices[0][1]
+        follow = same_run and newest and picked not in (SOURCE_CUSTOM, SOURCE_LORA)
         self._run_dir, self._choices = run_dir, choices
         self._form().set_model_choices(
-            choices, keep_current=run_dir is None or same_run, follow_newest=newest
+            choices, keep_current=(run_dir is None or same_run) and not follow
         )
         self.refresh_bindings()
 

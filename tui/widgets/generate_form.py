@@ -99,19 +99,12 @@ class GenerateForm(Vertical):
             self._input("#prompt").value = ev.prompts[0]
         self._input("#model-id").value = str(cfg.train.model)
 
-    def set_model_choices(
-        self, choices: list[tuple[str, str]], keep_current: bool, follow_newest: bool = False
-    ) -> None:
-        """New options for the model Select; the current one stays if allowed and offered.
-        `follow_newest`: the same run grew a model (a checkpoint, its final model) and the
-        current pick was its newest one, so the pick moves to the new newest; a model the user
-        picked by hand, or one they type, stays."""
+    def set_model_choices(self, choices: list[tuple[str, str]], keep_current: bool) -> None:
+        """New options for the model Select; the current one stays if allowed and offered."""
         select = self.query_one("#model-source", Select)
         current = select.value
         select.set_options(choices)
         values = [v for _, v in choices]
-        if follow_newest and current not in (SOURCE_CUSTOM, SOURCE_LORA):
-            keep_current = False
         select.value = current if current in values and keep_current else values[0]
         self.update_model_fields()
 
